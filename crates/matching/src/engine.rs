@@ -1,0 +1,1636 @@
+//! The engine: books, order manager, risk and funds in one deterministic state machine.
+//!
+//! Layout (docs/matching.md has the costs):
+//! - orders live in a slab (`orders`, free list `order_free`) and are linked into FIFO queues
+//!   by `u32` slot indices;
+//! - engine order ids are sequential; `id_table[id & mask]` holds the slot of a live order;
+//! - levels live in a second slab (`levels`); each side of a book is a `Vec<LevelKey>` sorted so
+//!   that the best level is the last element (key = price for bids, -price for asks).
+
+use crate::config::{Band, EngineConfig, ProductConfig};
+use crate::types::*;
+
+pub(crate) const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Order {
+    pub id: u64,
+    pub client_order_id: u64,
+    pub price: i64,
+    /// Price at which a buy's cash is reserved: the limit, or the collar for a market buy.
+    pub reserve_price: i64,
+    pub leaves: u64,
+    pub cum: u64,
+    pub quantity: u64,
+    pub account: u32,
+    pub session: u32,
+    pub instrument: u32,
+    pub prev: u32,
+    pub next: u32,
+    pub level: u32,
+    pub side: Side,
+    pub tif: TimeInForce,
+    pub stp: StpMode,
+    pub order_type: OrderType,
+}
+
+impl Order {
+    const EMPTY: Order = Order {
+        id: 0,
+        client_order_id: 0,
+        price: 0,
+        reserve_price: 0,
+        leaves: 0,
+        cum: 0,
+        quantity: 0,
+        account: 0,
+        session: 0,
+        instrument: 0,
+        prev: NIL,
+        next: NIL,
+        level: NIL,
+        side: Side::Buy,
+        tif: TimeInForce::Gtc,
+        stp: StpMode::None,
+        order_type: OrderType::Limit,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub price: i64,
+    pub quantity: u64,
+    pub count: u32,
+    pub head: u32,
+    pub tail: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LevelKey {
+    pub key: i64,
+    pub level: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Product {
+    pub config: ProductConfig,
+    pub configured: bool,
+    pub status: TradingStatus,
+    /// Last trade price, or the configured / admin-set reference; 0 = none.
+    pub reference_price: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub open: bool,
+    pub cash_available: i128,
+    pub cash_reserved: i128,
+    pub daily_quantity: u64,
+    pub daily_notional: i128,
+    pub limits: AccountLimits,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub available: i64,
+    pub reserved: i64,
+}
+
+#[inline]
+fn key_of(side: Side, price: i64) -> i64 {
+    match side {
+        Side::Buy => price,
+        Side::Sell => -price,
+    }
+}
+
+#[inline]
+fn crosses(taker_side: Side, limit: i64, level_price: i64) -> bool {
+    match taker_side {
+        Side::Buy => level_price <= limit,
+        Side::Sell => level_price >= limit,
+    }
+}
+
+/// The matching core. Construct with [`Engine::new`], feed with [`Engine::process`].
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) products: Vec<Product>,
+    pub(crate) accounts: Vec<Account>,
+    /// `accounts_max * instruments_max`, index `account * instruments_max + instrument`.
+    pub(crate) positions: Vec<Position>,
+    pub(crate) orders: Vec<Order>,
+    pub(crate) order_free: Vec<u32>,
+    pub(crate) id_table: Vec<u32>,
+    pub(crate) id_mask: u64,
+    pub(crate) levels: Vec<Level>,
+    pub(crate) level_free: Vec<u32>,
+    /// `books[instrument][side]`.
+    pub(crate) books: Vec<[Vec<LevelKey>; 2]>,
+    pub(crate) next_order_id: u64,
+    pub(crate) next_exec_id: u64,
+    pub(crate) next_trade_id: u64,
+    pub(crate) last_sequence: u64,
+    pub(crate) trading_day: u32,
+    /// Deposits minus withdrawals: what the cash of all accounts must add up to.
+    pub(crate) cash_total: i128,
+    /// Likewise per instrument for positions.
+    pub(crate) position_totals: Vec<i128>,
+    pub(crate) seq: u64,
+    pub(crate) ts: u64,
+}
+
+/// Arguments of a new order after decoding, shared by new orders and replaces losing priority.
+struct Taker {
+    order: Order,
+    /// How far the order may walk: its limit, or the collar for market orders.
+    walk_limit: i64,
+}
+
+impl Engine {
+    /// Builds an engine with every table preallocated. Panics on an invalid config
+    /// (see [`EngineConfig::validate`]).
+    pub fn new(config: EngineConfig) -> Engine {
+        if let Err(e) = config.validate() {
+            panic!("invalid engine config: {e}");
+        }
+        let instruments_max = config.instruments_max as usize;
+        let accounts_max = config.accounts_max as usize;
+        let orders_max = config.orders_max as usize;
+        let levels_per_side_max = config.levels_per_side_max as usize;
+        let mut products = vec![
+            Product {
+                config: ProductConfig::simple(0, "", 0),
+                configured: false,
+                status: TradingStatus::Halted,
+                reference_price: 0,
+            };
+            instruments_max
+        ];
+        for p in &config.products {
+            products[p.instrument_id as usize] = Product {
+                config: *p,
+                configured: true,
+                status: p.status,
+                reference_price: p.reference_price,
+            };
+        }
+        let accounts = vec![
+            Account {
+                open: false,
+                cash_available: 0,
+                cash_reserved: 0,
+                daily_quantity: 0,
+                daily_notional: 0,
+                limits: config.default_limits,
+            };
+            accounts_max
+        ];
+        let mut books = Vec::with_capacity(instruments_max);
+        for i in 0..instruments_max {
+            let cap = if products[i].configured {
+                levels_per_side_max
+            } else {
+                0
+            };
+            books.push([Vec::with_capacity(cap), Vec::with_capacity(cap)]);
+        }
+        // Levels: each holds at least one order, so `orders_max` levels always suffice.
+        let levels_max = orders_max;
+        let engine = Engine {
+            products,
+            accounts,
+            positions: vec![Position::default(); accounts_max * instruments_max],
+            orders: vec![Order::EMPTY; orders_max],
+            order_free: (0..orders_max as u32).rev().collect(),
+            id_table: vec![NIL; config.order_id_window as usize],
+            id_mask: u64::from(config.order_id_window) - 1,
+            levels: vec![
+                Level {
+                    price: 0,
+                    quantity: 0,
+                    count: 0,
+                    head: NIL,
+                    tail: NIL,
+                };
+                levels_max
+            ],
+            level_free: (0..levels_max as u32).rev().collect(),
+            books,
+            next_order_id: 1,
+            next_exec_id: 1,
+            next_trade_id: 1,
+            last_sequence: 0,
+            trading_day: 0,
+            cash_total: 0,
+            position_totals: vec![0; instruments_max],
+            seq: 0,
+            ts: 0,
+            config,
+        };
+        engine
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Sequence of the last command processed (0 before the first).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// Processes one sequenced command, writing every resulting output to `sink`.
+    /// Panics if `command.sequence` does not increase (the journal guarantees it does).
+    pub fn process<S: Sink + ?Sized>(&mut self, command: &Command, sink: &mut S) {
+        assert!(
+            command.sequence > self.last_sequence,
+            "sequence {} not above {}",
+            command.sequence,
+            self.last_sequence
+        );
+        self.last_sequence = command.sequence;
+        self.seq = command.sequence;
+        self.ts = command.timestamp_ns;
+        match command.kind {
+            CommandKind::NewOrder {
+                session_id,
+                account_id,
+                client_order_id,
+                instrument_id,
+                side,
+                order_type,
+                price,
+                quantity,
+                time_in_force,
+                stp_mode,
+            } => self.new_order(
+                Order {
+                    id: 0,
+                    client_order_id,
+                    price,
+                    reserve_price: price,
+                    leaves: quantity,
+                    cum: 0,
+                    quantity,
+                    account: account_id,
+                    session: session_id,
+                    instrument: instrument_id,
+                    prev: NIL,
+                    next: NIL,
+                    level: NIL,
+                    side,
+                    tif: time_in_force,
+                    stp: stp_mode,
+                    order_type,
+                },
+                sink,
+            ),
+            CommandKind::Cancel {
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+            } => self.cancel(session_id, account_id, client_order_id, order_id, sink),
+            CommandKind::Replace {
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+            } => self.replace(
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+                sink,
+            ),
+            CommandKind::MassCancel { scope, reason } => self.mass_cancel(scope, reason, sink),
+            CommandKind::SetTradingStatus {
+                instrument_id,
+                status,
+            } => {
+                if !self.instrument_known(instrument_id) {
+                    return self.emit_admin_reject(RejectReason::UnknownInstrument, sink);
+                }
+                self.products[instrument_id as usize].status = status;
+                self.emit(
+                    sink,
+                    Event::TradingStatusChanged {
+                        instrument_id,
+                        status,
+                    },
+                );
+            }
+            CommandKind::SetReferencePrice {
+                instrument_id,
+                price,
+            } => {
+                if !self.instrument_known(instrument_id) {
+                    return self.emit_admin_reject(RejectReason::UnknownInstrument, sink);
+                }
+                let tick = self.products[instrument_id as usize].config.tick_size;
+                if price <= 0 {
+                    return self.emit_admin_reject(RejectReason::PriceNotPositive, sink);
+                }
+                if price % tick != 0 {
+                    return self.emit_admin_reject(RejectReason::PriceOffTick, sink);
+                }
+                self.products[instrument_id as usize].reference_price = price;
+                self.emit(
+                    sink,
+                    Event::ReferencePriceSet {
+                        instrument_id,
+                        price,
+                    },
+                );
+            }
+            CommandKind::Deposit {
+                account_id,
+                asset,
+                amount,
+            } => self.deposit(account_id, asset, amount, sink),
+            CommandKind::Withdraw {
+                account_id,
+                asset,
+                amount,
+            } => self.withdraw(account_id, asset, amount, sink),
+            CommandKind::SetAccountLimits { account_id, limits } => {
+                if !self.account_known(account_id) {
+                    return self.emit_admin_reject(RejectReason::UnknownAccount, sink);
+                }
+                let a = &mut self.accounts[account_id as usize];
+                a.limits = limits;
+                let (available, reserved) = (a.cash_available, a.cash_reserved);
+                self.emit(
+                    sink,
+                    Event::AccountUpdated {
+                        account_id,
+                        asset: Asset::Cash,
+                        available,
+                        reserved,
+                    },
+                );
+            }
+            CommandKind::StartTradingDay { trading_day } => {
+                self.start_trading_day(trading_day, sink)
+            }
+        }
+    }
+
+    // ----- small helpers -------------------------------------------------------------------
+
+    #[inline]
+    fn emit<S: Sink + ?Sized>(&self, sink: &mut S, event: Event) {
+        sink.emit(&Output {
+            sequence: self.seq,
+            timestamp_ns: self.ts,
+            event,
+        });
+    }
+
+    fn emit_admin_reject<S: Sink + ?Sized>(&self, reason: RejectReason, sink: &mut S) {
+        self.emit(sink, Event::AdminRejected { reason });
+    }
+
+    #[inline]
+    fn instrument_known(&self, instrument_id: u32) -> bool {
+        instrument_id < self.config.instruments_max && self.products[instrument_id as usize].configured
+    }
+
+    #[inline]
+    fn account_known(&self, account_id: u32) -> bool {
+        account_id < self.config.accounts_max && self.accounts[account_id as usize].open
+    }
+
+    #[inline]
+    fn pos_index(&self, account: u32, instrument: u32) -> usize {
+        account as usize * self.config.instruments_max as usize + instrument as usize
+    }
+
+    /// The band `[low, high]` around the reference price, or `None` without a reference.
+    pub fn band(&self, instrument: u32) -> Option<(i64, i64)> {
+        let p = &self.products[instrument as usize];
+        let reference = p.reference_price;
+        if reference <= 0 {
+            return None;
+        }
+        let tick = p.config.tick_size;
+        let width = match p.config.band {
+            Band::Ticks(n) => i64::from(n).saturating_mul(tick),
+            Band::Bps(bps) => {
+                let w = i128::from(reference) * i128::from(bps) / 10_000;
+                let w = i64::try_from(w).unwrap_or(i64::MAX);
+                w / tick * tick
+            }
+        };
+        let low = reference.saturating_sub(width).max(tick);
+        let high = reference.saturating_add(width);
+        let high = high - high % tick;
+        Some((low, high))
+    }
+
+    /// Notional in price units (price x quantity); `None` on overflow.
+    #[inline]
+    fn notional(price: i64, quantity: u64) -> Option<i128> {
+        i128::from(price).checked_mul(i128::from(quantity))
+    }
+
+    fn side_book(&self, instrument: u32, side: Side) -> &Vec<LevelKey> {
+        &self.books[instrument as usize][side as usize]
+    }
+
+    pub(crate) fn level_exists_pub(&self, instrument: u32, side: Side, price: i64) -> bool {
+        self.level_exists(instrument, side, price)
+    }
+
+    fn level_exists(&self, instrument: u32, side: Side, price: i64) -> bool {
+        let key = key_of(side, price);
+        self.side_book(instrument, side)
+            .binary_search_by_key(&key, |k| k.key)
+            .is_ok()
+    }
+
+    /// Would a new level be needed at `price` on a side that has no room left?
+    fn level_capacity_exceeded(&self, instrument: u32, side: Side, price: i64) -> bool {
+        let book = self.side_book(instrument, side);
+        book.len() >= self.config.levels_per_side_max as usize
+            && !self.level_exists(instrument, side, price)
+    }
+
+    fn lookup(&self, order_id: u64) -> Result<u32, RejectReason> {
+        if order_id == 0 || order_id >= self.next_order_id {
+            return Err(RejectReason::UnknownOrder);
+        }
+        let slot = self.id_table[(order_id & self.id_mask) as usize];
+        if slot == NIL || self.orders[slot as usize].id != order_id {
+            return Err(RejectReason::AlreadyClosed);
+        }
+        Ok(slot)
+    }
+
+    /// Next order id whose table entry is free. Ids increase strictly; one is skipped only
+    /// when a live order older than the window still holds its entry.
+    fn assign_order_id(&mut self) -> u64 {
+        loop {
+            let id = self.next_order_id;
+            self.next_order_id += 1;
+            if self.id_table[(id & self.id_mask) as usize] == NIL {
+                return id;
+            }
+        }
+    }
+
+    // ----- risk ----------------------------------------------------------------------------
+
+    /// The checks shared by new orders and replaces, in their fixed order.
+    /// `quantity` is the order size, `open_quantity` what would be reserved / counted today.
+    #[allow(clippy::too_many_arguments)]
+    fn check_risk(
+        &self,
+        account: u32,
+        instrument: u32,
+        side: Side,
+        reserve_price: i64,
+        quantity: u64,
+        open_quantity: u64,
+        already_reserved_cash: i128,
+        already_reserved_position: u64,
+    ) -> Result<i128, RejectReason> {
+        let a = &self.accounts[account as usize];
+        if quantity > a.limits.order_quantity_max {
+            return Err(RejectReason::OrderQuantityAboveLimit);
+        }
+        let order_notional =
+            Self::notional(reserve_price, quantity).ok_or(RejectReason::NotionalOverflow)?;
+        if order_notional > a.limits.order_notional_max {
+            return Err(RejectReason::OrderNotionalAboveLimit);
+        }
+        let open_notional =
+            Self::notional(reserve_price, open_quantity).ok_or(RejectReason::NotionalOverflow)?;
+        if a.daily_quantity.saturating_add(open_quantity) > a.limits.daily_quantity_max {
+            return Err(RejectReason::DailyQuantityLimit);
+        }
+        if a.daily_notional.saturating_add(open_notional) > a.limits.daily_notional_max {
+            return Err(RejectReason::DailyNotionalLimit);
+        }
+        match side {
+            Side::Buy => {
+                if open_notional - already_reserved_cash > a.cash_available {
+                    return Err(RejectReason::InsufficientCash);
+                }
+            }
+            Side::Sell => {
+                let pos = &self.positions[self.pos_index(account, instrument)];
+                let extra = open_quantity.saturating_sub(already_reserved_position);
+                if i128::from(extra) > i128::from(pos.available) {
+                    return Err(RejectReason::InsufficientPosition);
+                }
+            }
+        }
+        Ok(open_notional)
+    }
+
+    /// Moves funds between available and reserved for an order's open quantity.
+    /// `sign = 1` reserves, `-1` releases.
+    fn reserve(&mut self, o: &Order, open: u64, sign: i64) {
+        match o.side {
+            Side::Buy => {
+                let n = i128::from(o.reserve_price) * i128::from(open) * i128::from(sign);
+                let a = &mut self.accounts[o.account as usize];
+                a.cash_available -= n;
+                a.cash_reserved += n;
+                debug_assert!(a.cash_available >= 0 && a.cash_reserved >= 0);
+            }
+            Side::Sell => {
+                let q = open as i64 * sign;
+                let i = self.pos_index(o.account, o.instrument);
+                let p = &mut self.positions[i];
+                p.available -= q;
+                p.reserved += q;
+                debug_assert!(p.available >= 0 && p.reserved >= 0);
+            }
+        }
+    }
+
+    // ----- new order -----------------------------------------------------------------------
+
+    fn validate_new(&self, o: &mut Order) -> Result<i64, RejectReason> {
+        if !self.instrument_known(o.instrument) {
+            return Err(RejectReason::UnknownInstrument);
+        }
+        if !self.account_known(o.account) {
+            return Err(RejectReason::UnknownAccount);
+        }
+        let p = &self.products[o.instrument as usize];
+        if p.status == TradingStatus::Halted {
+            return Err(RejectReason::InstrumentHalted);
+        }
+        Self::check_quantity(&p.config, o.quantity)?;
+        let band = self.band(o.instrument);
+        let walk_limit = match o.order_type {
+            OrderType::Limit => {
+                Self::check_price(&p.config, band, o.price)?;
+                o.reserve_price = o.price;
+                o.price
+            }
+            OrderType::Market => {
+                let (low, high) = band.ok_or(RejectReason::NoReferencePrice)?;
+                let edge = match o.side {
+                    Side::Buy => high,
+                    Side::Sell => low,
+                };
+                o.price = 0;
+                o.reserve_price = edge;
+                edge
+            }
+        };
+        self.check_risk(
+            o.account,
+            o.instrument,
+            o.side,
+            o.reserve_price,
+            o.quantity,
+            o.quantity,
+            0,
+            0,
+        )?;
+        if o.order_type == OrderType::Limit && o.tif.may_rest() {
+            if self.order_free.is_empty() {
+                return Err(RejectReason::OrderCapacity);
+            }
+            if self.level_capacity_exceeded(o.instrument, o.side, o.price) {
+                return Err(RejectReason::LevelCapacity);
+            }
+        }
+        Ok(walk_limit)
+    }
+
+    fn check_quantity(p: &ProductConfig, quantity: u64) -> Result<(), RejectReason> {
+        if quantity == 0 {
+            return Err(RejectReason::ZeroQuantity);
+        }
+        if quantity % p.lot_size != 0 {
+            return Err(RejectReason::QuantityOffLot);
+        }
+        if quantity > p.quantity_max {
+            return Err(RejectReason::QuantityAboveInstrumentMax);
+        }
+        Ok(())
+    }
+
+    fn check_price(
+        p: &ProductConfig,
+        band: Option<(i64, i64)>,
+        price: i64,
+    ) -> Result<(), RejectReason> {
+        if price <= 0 {
+            return Err(RejectReason::PriceNotPositive);
+        }
+        if price % p.tick_size != 0 {
+            return Err(RejectReason::PriceOffTick);
+        }
+        if let Some((low, high)) = band {
+            if price < low || price > high {
+                return Err(RejectReason::PriceOutsideBand);
+            }
+        }
+        Ok(())
+    }
+
+    fn new_order<S: Sink + ?Sized>(&mut self, mut o: Order, sink: &mut S) {
+        let walk_limit = match self.validate_new(&mut o) {
+            Ok(w) => w,
+            Err(reason) => {
+                self.emit(
+                    sink,
+                    Event::Rejected {
+                        session_id: o.session,
+                        account_id: o.account,
+                        client_order_id: o.client_order_id,
+                        instrument_id: o.instrument,
+                        reason,
+                    },
+                );
+                return;
+            }
+        };
+        o.id = self.assign_order_id();
+        self.reserve(&o, o.quantity, 1);
+        self.emit(
+            sink,
+            Event::Accepted {
+                order_id: o.id,
+                session_id: o.session,
+                account_id: o.account,
+                client_order_id: o.client_order_id,
+                instrument_id: o.instrument,
+                side: o.side,
+                order_type: o.order_type,
+                time_in_force: o.tif,
+                price: o.price,
+                quantity: o.quantity,
+            },
+        );
+        if o.tif == TimeInForce::Fok && !self.fillable(&o, walk_limit) {
+            self.finish_taker(o, CancelReason::FokNotFillable, sink);
+            return;
+        }
+        self.execute(Taker { order: o, walk_limit }, sink);
+    }
+
+    /// FOK pre-check: can `o` fill completely under the same rules, without mutating?
+    fn fillable(&self, o: &Order, walk_limit: i64) -> bool {
+        let book = self.side_book(o.instrument, o.side.opposite());
+        let mut sum: u64 = 0;
+        for k in book.iter().rev() {
+            let level = &self.levels[k.level as usize];
+            if !crosses(o.side, walk_limit, level.price) {
+                return false;
+            }
+            let mut slot = level.head;
+            while slot != NIL {
+                let m = &self.orders[slot as usize];
+                if o.stp != StpMode::None && m.account == o.account {
+                    if o.stp != StpMode::CancelResting {
+                        return false;
+                    }
+                } else {
+                    sum += m.leaves;
+                    if sum >= o.leaves {
+                        return true;
+                    }
+                }
+                slot = m.next;
+            }
+        }
+        false
+    }
+
+    /// Matches a taker, then rests or cancels what is left.
+    fn execute<S: Sink + ?Sized>(&mut self, mut t: Taker, sink: &mut S) {
+        let stp_killed = self.match_taker(&mut t, sink);
+        let o = t.order;
+        if o.leaves == 0 {
+            return;
+        }
+        if stp_killed {
+            self.finish_taker(o, CancelReason::SelfTrade, sink);
+        } else if o.order_type == OrderType::Market {
+            self.finish_taker(o, CancelReason::MarketRemainder, sink);
+        } else if o.tif == TimeInForce::Ioc {
+            self.finish_taker(o, CancelReason::IocRemainder, sink);
+        } else {
+            assert!(o.tif != TimeInForce::Fok, "FOK left open after its pre-check");
+            self.rest(o, sink);
+        }
+    }
+
+    /// Cancels the open rest of an order that is not on the book.
+    fn finish_taker<S: Sink + ?Sized>(&mut self, o: Order, reason: CancelReason, sink: &mut S) {
+        self.reserve(&o, o.leaves, -1);
+        self.emit(
+            sink,
+            Event::Cancelled {
+                order_id: o.id,
+                account_id: o.account,
+                session_id: o.session,
+                client_order_id: o.client_order_id,
+                instrument_id: o.instrument,
+                cancelled_quantity: o.leaves,
+                cumulative_quantity: o.cum,
+                reason,
+            },
+        );
+    }
+
+    /// Returns true when self-trade prevention killed the incoming order.
+    fn match_taker<S: Sink + ?Sized>(&mut self, t: &mut Taker, sink: &mut S) -> bool {
+        let side = t.order.side;
+        let opposite = side.opposite() as usize;
+        let instrument = t.order.instrument as usize;
+        while t.order.leaves > 0 {
+            let Some(top) = self.books[instrument][opposite].last() else {
+                break;
+            };
+            let level_index = top.level;
+            let level_price = self.levels[level_index as usize].price;
+            if !crosses(side, t.walk_limit, level_price) {
+                break;
+            }
+            let maker_slot = self.levels[level_index as usize].head;
+            let maker = self.orders[maker_slot as usize];
+            if t.order.stp != StpMode::None && maker.account == t.order.account {
+                match t.order.stp {
+                    StpMode::CancelResting => {
+                        self.cancel_resting(maker_slot, CancelReason::SelfTrade, sink);
+                        continue;
+                    }
+                    StpMode::CancelIncoming => return true,
+                    StpMode::CancelBoth => {
+                        self.cancel_resting(maker_slot, CancelReason::SelfTrade, sink);
+                        return true;
+                    }
+                    StpMode::None => unreachable!(),
+                }
+            }
+            let quantity = t.order.leaves.min(maker.leaves);
+            self.trade(&mut t.order, maker_slot, level_index, quantity, sink);
+        }
+        false
+    }
+
+    fn trade<S: Sink + ?Sized>(
+        &mut self,
+        taker: &mut Order,
+        maker_slot: u32,
+        level_index: u32,
+        quantity: u64,
+        sink: &mut S,
+    ) {
+        let price = self.levels[level_index as usize].price;
+        let trade_id = self.next_trade_id;
+        self.next_trade_id += 1;
+        taker.leaves -= quantity;
+        taker.cum += quantity;
+        let maker = {
+            let m = &mut self.orders[maker_slot as usize];
+            m.leaves -= quantity;
+            m.cum += quantity;
+            *m
+        };
+        let (buyer, seller) = match taker.side {
+            Side::Buy => (*taker, maker),
+            Side::Sell => (maker, *taker),
+        };
+        self.settle(&buyer, &seller, price, quantity);
+        self.products[taker.instrument as usize].reference_price = price;
+
+        {
+            let level = &mut self.levels[level_index as usize];
+            level.quantity -= quantity;
+        }
+        if maker.leaves == 0 {
+            self.unlink(maker_slot);
+        }
+        let (level_quantity, level_order_count) = self.level_state(maker.level);
+        self.emit(
+            sink,
+            Event::Trade {
+                instrument_id: taker.instrument,
+                trade_id,
+                price,
+                quantity,
+                aggressor_side: taker.side,
+                buy_order_id: buyer.id,
+                sell_order_id: seller.id,
+            },
+        );
+        self.emit(
+            sink,
+            Event::OrderExecuted {
+                instrument_id: maker.instrument,
+                order_id: maker.id,
+                side: maker.side,
+                price,
+                quantity,
+                leaves_quantity: maker.leaves,
+                trade_id,
+                level_quantity,
+                level_order_count,
+            },
+        );
+        for (o, contra, liquidity) in [
+            (&*taker, &maker, Liquidity::Taker),
+            (&maker, &*taker, Liquidity::Maker),
+        ] {
+            let exec_id = self.next_exec_id;
+            self.next_exec_id += 1;
+            self.emit(
+                sink,
+                Event::Filled {
+                    order_id: o.id,
+                    account_id: o.account,
+                    session_id: o.session,
+                    client_order_id: o.client_order_id,
+                    instrument_id: o.instrument,
+                    side: o.side,
+                    exec_id,
+                    trade_id,
+                    price,
+                    quantity,
+                    leaves_quantity: o.leaves,
+                    cumulative_quantity: o.cum,
+                    liquidity,
+                    contra_order_id: contra.id,
+                    contra_account_id: contra.account,
+                },
+            );
+        }
+    }
+
+    /// Level quantity and count after a change; a freed level reads as empty.
+    fn level_state(&self, level_index: u32) -> (u64, u32) {
+        let l = &self.levels[level_index as usize];
+        (l.quantity, l.count)
+    }
+
+    fn settle(&mut self, buyer: &Order, seller: &Order, price: i64, quantity: u64) {
+        let q = i128::from(quantity);
+        let paid = i128::from(price) * q;
+        {
+            let reserved = i128::from(buyer.reserve_price) * q;
+            let b = &mut self.accounts[buyer.account as usize];
+            b.cash_reserved -= reserved;
+            b.cash_available += reserved - paid;
+            b.daily_quantity += quantity;
+            b.daily_notional += paid;
+            debug_assert!(b.cash_reserved >= 0 && b.cash_available >= 0);
+        }
+        let bi = self.pos_index(buyer.account, buyer.instrument);
+        self.positions[bi].available += quantity as i64;
+        {
+            let s = &mut self.accounts[seller.account as usize];
+            s.cash_available += paid;
+            s.daily_quantity += quantity;
+            s.daily_notional += paid;
+        }
+        let si = self.pos_index(seller.account, seller.instrument);
+        self.positions[si].reserved -= quantity as i64;
+        debug_assert!(self.positions[si].reserved >= 0);
+    }
+
+    // ----- book structure ------------------------------------------------------------------
+
+    /// Puts an order at the back of its level (creating the level if needed); emits OrderAdded.
+    fn rest<S: Sink + ?Sized>(&mut self, o: Order, sink: &mut S) {
+        let (level_quantity, level_order_count) = self.link_back(o);
+        self.emit(
+            sink,
+            Event::OrderAdded {
+                instrument_id: o.instrument,
+                order_id: o.id,
+                side: o.side,
+                price: o.price,
+                quantity: o.leaves,
+                level_quantity,
+                level_order_count,
+            },
+        );
+    }
+
+    /// Links an order at the back of its level; returns the level's new quantity and count.
+    pub(crate) fn link_back(&mut self, mut o: Order) -> (u64, u32) {
+        let slot = self.order_free.pop().expect("order capacity checked before");
+        let instrument = o.instrument as usize;
+        let side = o.side as usize;
+        let key = key_of(o.side, o.price);
+        let book = &mut self.books[instrument][side];
+        let level_index = match book.binary_search_by_key(&key, |k| k.key) {
+            Ok(i) => book[i].level,
+            Err(i) => {
+                assert!(book.len() < self.config.levels_per_side_max as usize);
+                let li = self.level_free.pop().expect("levels never outnumber orders");
+                self.levels[li as usize] = Level {
+                    price: o.price,
+                    quantity: 0,
+                    count: 0,
+                    head: NIL,
+                    tail: NIL,
+                };
+                book.insert(i, LevelKey { key, level: li });
+                li
+            }
+        };
+        let level = &mut self.levels[level_index as usize];
+        o.level = level_index;
+        o.prev = level.tail;
+        o.next = NIL;
+        if level.tail == NIL {
+            level.head = slot;
+        } else {
+            self.orders[level.tail as usize].next = slot;
+        }
+        level.tail = slot;
+        level.count += 1;
+        level.quantity += o.leaves;
+        let state = (level.quantity, level.count);
+        self.orders[slot as usize] = o;
+        let entry = &mut self.id_table[(o.id & self.id_mask) as usize];
+        assert!(*entry == NIL, "order id {} collides in the id table", o.id);
+        *entry = slot;
+        state
+    }
+
+    /// Takes an order out of its level and frees its slot; the level's quantity must already
+    /// exclude the order's open quantity. Removes the level when it empties.
+    fn unlink(&mut self, slot: u32) {
+        let o = self.orders[slot as usize];
+        if o.prev == NIL {
+            self.levels[o.level as usize].head = o.next;
+        } else {
+            self.orders[o.prev as usize].next = o.next;
+        }
+        if o.next == NIL {
+            self.levels[o.level as usize].tail = o.prev;
+        } else {
+            self.orders[o.next as usize].prev = o.prev;
+        }
+        let level = &mut self.levels[o.level as usize];
+        level.count -= 1;
+        if level.count == 0 {
+            debug_assert!(level.quantity == 0);
+            let key = key_of(o.side, o.price);
+            let book = &mut self.books[o.instrument as usize][o.side as usize];
+            let i = book
+                .binary_search_by_key(&key, |k| k.key)
+                .expect("level of a live order is in its book");
+            book.remove(i);
+            self.level_free.push(o.level);
+        }
+        self.id_table[(o.id & self.id_mask) as usize] = NIL;
+        self.orders[slot as usize].id = 0;
+        self.order_free.push(slot);
+    }
+
+    /// Removes a resting order, releasing its reservation; emits Cancelled and OrderDeleted.
+    fn cancel_resting<S: Sink + ?Sized>(&mut self, slot: u32, reason: CancelReason, sink: &mut S) {
+        let o = self.orders[slot as usize];
+        self.reserve(&o, o.leaves, -1);
+        self.levels[o.level as usize].quantity -= o.leaves;
+        self.unlink(slot);
+        let (level_quantity, level_order_count) = self.level_state(o.level);
+        self.emit(
+            sink,
+            Event::Cancelled {
+                order_id: o.id,
+                account_id: o.account,
+                session_id: o.session,
+                client_order_id: o.client_order_id,
+                instrument_id: o.instrument,
+                cancelled_quantity: o.leaves,
+                cumulative_quantity: o.cum,
+                reason,
+            },
+        );
+        self.emit(
+            sink,
+            Event::OrderDeleted {
+                instrument_id: o.instrument,
+                order_id: o.id,
+                side: o.side,
+                price: o.price,
+                level_quantity,
+                level_order_count,
+            },
+        );
+    }
+
+    // ----- cancel, replace, mass cancel ----------------------------------------------------
+
+    fn cancel<S: Sink + ?Sized>(
+        &mut self,
+        session_id: u32,
+        account_id: u32,
+        client_order_id: u64,
+        order_id: u64,
+        sink: &mut S,
+    ) {
+        let checked = self.lookup(order_id).and_then(|slot| {
+            if self.orders[slot as usize].account == account_id {
+                Ok(slot)
+            } else {
+                Err(RejectReason::NotOwner)
+            }
+        });
+        match checked {
+            Ok(slot) => self.cancel_resting(slot, CancelReason::User, sink),
+            Err(reason) => self.cancel_reject(
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                false,
+                reason,
+                sink,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cancel_reject<S: Sink + ?Sized>(
+        &self,
+        session_id: u32,
+        account_id: u32,
+        client_order_id: u64,
+        order_id: u64,
+        is_replace: bool,
+        reason: RejectReason,
+        sink: &mut S,
+    ) {
+        self.emit(
+            sink,
+            Event::CancelRejected {
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                is_replace,
+                reason,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replace<S: Sink + ?Sized>(
+        &mut self,
+        session_id: u32,
+        account_id: u32,
+        client_order_id: u64,
+        order_id: u64,
+        new_client_order_id: u64,
+        new_price: i64,
+        new_quantity: u64,
+        sink: &mut S,
+    ) {
+        let checked = self.lookup(order_id).and_then(|slot| {
+            let o = self.orders[slot as usize];
+            if o.account != account_id {
+                return Err(RejectReason::NotOwner);
+            }
+            let p = &self.products[o.instrument as usize];
+            if p.status == TradingStatus::Halted {
+                return Err(RejectReason::InstrumentHalted);
+            }
+            Self::check_quantity(&p.config, new_quantity)?;
+            if new_quantity <= o.cum {
+                return Err(RejectReason::QuantityBelowFilled);
+            }
+            Self::check_price(&p.config, self.band(o.instrument), new_price)?;
+            let new_leaves = new_quantity - o.cum;
+            self.check_risk(
+                o.account,
+                o.instrument,
+                o.side,
+                new_price,
+                new_quantity,
+                new_leaves,
+                i128::from(o.price) * i128::from(o.leaves),
+                o.leaves,
+            )?;
+            let keeps_priority = new_price == o.price && new_leaves <= o.leaves;
+            if !keeps_priority && self.level_capacity_exceeded(o.instrument, o.side, new_price) {
+                return Err(RejectReason::LevelCapacity);
+            }
+            Ok((slot, new_leaves, keeps_priority))
+        });
+        let (slot, new_leaves, keeps_priority) = match checked {
+            Ok(v) => v,
+            Err(reason) => {
+                self.cancel_reject(
+                    session_id,
+                    account_id,
+                    client_order_id,
+                    order_id,
+                    true,
+                    reason,
+                    sink,
+                );
+                return;
+            }
+        };
+        let old = self.orders[slot as usize];
+        self.reserve(&old, old.leaves, -1);
+        let mut o = old;
+        o.price = new_price;
+        o.reserve_price = new_price;
+        o.leaves = new_leaves;
+        o.quantity = new_quantity;
+        o.client_order_id = new_client_order_id;
+        self.reserve(&o, o.leaves, 1);
+        let replaced = Event::Replaced {
+            order_id,
+            account_id,
+            session_id,
+            client_order_id: new_client_order_id,
+            orig_client_order_id: old.client_order_id,
+            instrument_id: o.instrument,
+            price: new_price,
+            leaves_quantity: new_leaves,
+            cumulative_quantity: o.cum,
+            priority_kept: keeps_priority,
+        };
+        if keeps_priority {
+            let level = &mut self.levels[old.level as usize];
+            level.quantity -= old.leaves - new_leaves;
+            let (level_quantity, level_order_count) = (level.quantity, level.count);
+            self.orders[slot as usize] = o;
+            self.emit(sink, replaced);
+            self.emit(
+                sink,
+                Event::OrderModified {
+                    instrument_id: o.instrument,
+                    order_id,
+                    side: o.side,
+                    price: o.price,
+                    quantity: new_leaves,
+                    level_quantity,
+                    level_order_count,
+                },
+            );
+            return;
+        }
+        self.levels[old.level as usize].quantity -= old.leaves;
+        self.unlink(slot);
+        let (level_quantity, level_order_count) = self.level_state(old.level);
+        self.emit(sink, replaced);
+        self.emit(
+            sink,
+            Event::OrderDeleted {
+                instrument_id: o.instrument,
+                order_id,
+                side: o.side,
+                price: old.price,
+                level_quantity,
+                level_order_count,
+            },
+        );
+        o.prev = NIL;
+        o.next = NIL;
+        o.level = NIL;
+        self.execute(
+            Taker {
+                order: o,
+                walk_limit: new_price,
+            },
+            sink,
+        );
+    }
+
+    /// Calls `f` on every resting order in the fixed order: instruments ascending, bids then
+    /// asks, levels best first, FIFO within a level. `f` returns whether to cancel the order.
+    fn cancel_where<S: Sink + ?Sized>(
+        &mut self,
+        instruments: std::ops::Range<u32>,
+        reason: CancelReason,
+        sink: &mut S,
+        keep: impl Fn(&Order) -> bool,
+    ) -> u32 {
+        let mut cancelled = 0;
+        for instrument in instruments {
+            for side in [Side::Buy, Side::Sell] {
+                let mut i = self.books[instrument as usize][side as usize].len();
+                while i > 0 {
+                    i -= 1;
+                    let level_index = self.books[instrument as usize][side as usize][i].level;
+                    let mut slot = self.levels[level_index as usize].head;
+                    while slot != NIL {
+                        let next = self.orders[slot as usize].next;
+                        if !keep(&self.orders[slot as usize]) {
+                            self.cancel_resting(slot, reason, sink);
+                            cancelled += 1;
+                        }
+                        slot = next;
+                    }
+                }
+            }
+        }
+        cancelled
+    }
+
+    fn mass_cancel<S: Sink + ?Sized>(
+        &mut self,
+        scope: MassCancelScope,
+        reason: MassCancelReason,
+        sink: &mut S,
+    ) {
+        let all = 0..self.config.instruments_max;
+        let reason_code = CancelReason::from_mass(reason);
+        let cancelled = match scope {
+            MassCancelScope::Session(s) => {
+                self.cancel_where(all, reason_code, sink, |o| o.session != s)
+            }
+            MassCancelScope::Account(a) => {
+                self.cancel_where(all, reason_code, sink, |o| o.account != a)
+            }
+            MassCancelScope::Instrument(i) => {
+                let range = if i < self.config.instruments_max {
+                    i..i + 1
+                } else {
+                    0..0
+                };
+                self.cancel_where(range, reason_code, sink, |_| false)
+            }
+            MassCancelScope::All => self.cancel_where(all, reason_code, sink, |_| false),
+        };
+        self.emit(
+            sink,
+            Event::MassCancelCompleted {
+                scope,
+                cancelled_count: cancelled,
+            },
+        );
+    }
+
+    fn start_trading_day<S: Sink + ?Sized>(&mut self, trading_day: u32, sink: &mut S) {
+        self.trading_day = trading_day;
+        for a in self.accounts.iter_mut() {
+            a.daily_quantity = 0;
+            a.daily_notional = 0;
+        }
+        self.emit(sink, Event::TradingDayStarted { trading_day });
+        let all = 0..self.config.instruments_max;
+        self.cancel_where(all, CancelReason::DayExpiry, sink, |o| {
+            o.tif != TimeInForce::Day
+        });
+    }
+
+    // ----- funds admin ---------------------------------------------------------------------
+
+    fn deposit<S: Sink + ?Sized>(&mut self, account_id: u32, asset: Asset, amount: i128, sink: &mut S) {
+        if account_id >= self.config.accounts_max {
+            return self.emit_admin_reject(RejectReason::UnknownAccount, sink);
+        }
+        if amount <= 0 {
+            return self.emit_admin_reject(RejectReason::InvalidAmount, sink);
+        }
+        match asset {
+            Asset::Cash => {
+                let a = &mut self.accounts[account_id as usize];
+                let Some(new) = a.cash_available.checked_add(amount) else {
+                    return self.emit_admin_reject(RejectReason::InvalidAmount, sink);
+                };
+                if new > i128::from(i64::MAX) * i128::from(i64::MAX) {
+                    return self.emit_admin_reject(RejectReason::InvalidAmount, sink);
+                }
+                a.cash_available = new;
+                a.open = true;
+                self.cash_total += amount;
+            }
+            Asset::Position(instrument) => {
+                if !self.instrument_known(instrument) {
+                    return self.emit_admin_reject(RejectReason::UnknownInstrument, sink);
+                }
+                let i = self.pos_index(account_id, instrument);
+                let p = &mut self.positions[i];
+                let Some(new) = i64::try_from(amount)
+                    .ok()
+                    .and_then(|v| v.checked_add(p.available))
+                    .filter(|v| v.checked_add(p.reserved).is_some())
+                else {
+                    return self.emit_admin_reject(RejectReason::InvalidAmount, sink);
+                };
+                p.available = new;
+                self.accounts[account_id as usize].open = true;
+                self.position_totals[instrument as usize] += amount;
+            }
+        }
+        self.emit_account(account_id, asset, sink);
+    }
+
+    fn withdraw<S: Sink + ?Sized>(&mut self, account_id: u32, asset: Asset, amount: i128, sink: &mut S) {
+        if !self.account_known(account_id) {
+            return self.emit_admin_reject(RejectReason::UnknownAccount, sink);
+        }
+        if amount <= 0 {
+            return self.emit_admin_reject(RejectReason::InvalidAmount, sink);
+        }
+        match asset {
+            Asset::Cash => {
+                let a = &mut self.accounts[account_id as usize];
+                if amount > a.cash_available {
+                    return self.emit_admin_reject(RejectReason::InsufficientCash, sink);
+                }
+                a.cash_available -= amount;
+                self.cash_total -= amount;
+            }
+            Asset::Position(instrument) => {
+                if !self.instrument_known(instrument) {
+                    return self.emit_admin_reject(RejectReason::UnknownInstrument, sink);
+                }
+                let i = self.pos_index(account_id, instrument);
+                let p = &mut self.positions[i];
+                if amount > i128::from(p.available) {
+                    return self.emit_admin_reject(RejectReason::InsufficientPosition, sink);
+                }
+                p.available -= amount as i64;
+                self.position_totals[instrument as usize] -= amount;
+            }
+        }
+        self.emit_account(account_id, asset, sink);
+    }
+
+    fn emit_account<S: Sink + ?Sized>(&self, account_id: u32, asset: Asset, sink: &mut S) {
+        let (available, reserved) = match asset {
+            Asset::Cash => {
+                let a = &self.accounts[account_id as usize];
+                (a.cash_available, a.cash_reserved)
+            }
+            Asset::Position(i) => {
+                let p = &self.positions[self.pos_index(account_id, i)];
+                (i128::from(p.available), i128::from(p.reserved))
+            }
+        };
+        self.emit(
+            sink,
+            Event::AccountUpdated {
+                account_id,
+                asset,
+                available,
+                reserved,
+            },
+        );
+    }
+
+    // ----- read-only views (tests, market data seeding, tools) -----------------------------
+
+    /// Levels of one side, best first: `(price, total quantity, order count)`.
+    pub fn levels(&self, instrument_id: u32, side: Side) -> Vec<(i64, u64, u32)> {
+        if !self.instrument_known(instrument_id) {
+            return Vec::new();
+        }
+        self.side_book(instrument_id, side)
+            .iter()
+            .rev()
+            .map(|k| {
+                let l = &self.levels[k.level as usize];
+                (l.price, l.quantity, l.count)
+            })
+            .collect()
+    }
+
+    /// Best price of a side in O(1).
+    pub fn best(&self, instrument_id: u32, side: Side) -> Option<(i64, u64)> {
+        let k = self.side_book(instrument_id, side).last()?;
+        let l = &self.levels[k.level as usize];
+        Some((l.price, l.quantity))
+    }
+
+    /// Orders of one side, best level first and FIFO within a level.
+    pub fn orders(&self, instrument_id: u32, side: Side) -> Vec<OrderView> {
+        let mut out = Vec::new();
+        if !self.instrument_known(instrument_id) {
+            return out;
+        }
+        for k in self.side_book(instrument_id, side).iter().rev() {
+            let mut slot = self.levels[k.level as usize].head;
+            while slot != NIL {
+                let o = &self.orders[slot as usize];
+                out.push(OrderView::from(o));
+                slot = o.next;
+            }
+        }
+        out
+    }
+
+    /// A live order by engine id.
+    pub fn order(&self, order_id: u64) -> Option<OrderView> {
+        self.lookup(order_id)
+            .ok()
+            .map(|slot| OrderView::from(&self.orders[slot as usize]))
+    }
+
+    /// `(available, reserved)` cash of an account.
+    pub fn cash(&self, account_id: u32) -> Option<(i128, i128)> {
+        if !self.account_known(account_id) {
+            return None;
+        }
+        let a = &self.accounts[account_id as usize];
+        Some((a.cash_available, a.cash_reserved))
+    }
+
+    /// `(available, reserved)` position of an account in an instrument.
+    pub fn position(&self, account_id: u32, instrument_id: u32) -> Option<(i64, i64)> {
+        if account_id >= self.config.accounts_max || instrument_id >= self.config.instruments_max {
+            return None;
+        }
+        let p = &self.positions[self.pos_index(account_id, instrument_id)];
+        Some((p.available, p.reserved))
+    }
+
+    /// `(daily quantity, daily notional)` traded by an account since the last day start.
+    pub fn daily(&self, account_id: u32) -> Option<(u64, i128)> {
+        if !self.account_known(account_id) {
+            return None;
+        }
+        let a = &self.accounts[account_id as usize];
+        Some((a.daily_quantity, a.daily_notional))
+    }
+
+    /// Reference price used for the band (last trade or set); 0 = none.
+    pub fn reference_price(&self, instrument_id: u32) -> i64 {
+        self.products[instrument_id as usize].reference_price
+    }
+
+    /// Number of resting orders.
+    pub fn resting_orders(&self) -> usize {
+        self.orders.len() - self.order_free.len()
+    }
+
+    /// Bytes of the preallocated tables (orders, id table, levels, books, accounts, positions).
+    pub fn preallocated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.orders.capacity() * size_of::<Order>()
+            + self.order_free.capacity() * 4
+            + self.id_table.capacity() * 4
+            + self.levels.capacity() * size_of::<Level>()
+            + self.level_free.capacity() * 4
+            + self
+                .books
+                .iter()
+                .map(|b| (b[0].capacity() + b[1].capacity()) * size_of::<LevelKey>())
+                .sum::<usize>()
+            + self.accounts.capacity() * size_of::<Account>()
+            + self.positions.capacity() * size_of::<Position>()
+    }
+
+    /// Bytes per resting order of the order-proportional tables (slab, free list, id table,
+    /// levels).
+    pub fn bytes_per_order_slot() -> usize {
+        use std::mem::size_of;
+        size_of::<Order>() + 4 + size_of::<Level>() + 4
+    }
+
+    /// Checks every invariant; used by tests after each command. Allocates.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let n_acc = self.config.accounts_max as usize;
+        let n_ins = self.config.instruments_max as usize;
+        let mut cash_reserved = vec![0i128; n_acc];
+        let mut pos_reserved = vec![0i64; n_acc * n_ins];
+        let mut live = 0usize;
+        for (ii, book) in self.books.iter().enumerate() {
+            for side in [Side::Buy, Side::Sell] {
+                let keys = &book[side as usize];
+                if keys.len() > self.config.levels_per_side_max as usize {
+                    return Err(format!("instrument {ii}: too many levels"));
+                }
+                for w in keys.windows(2) {
+                    if w[0].key >= w[1].key {
+                        return Err(format!("instrument {ii}: levels out of order"));
+                    }
+                }
+                for k in keys {
+                    let l = &self.levels[k.level as usize];
+                    if key_of(side, l.price) != k.key {
+                        return Err(format!("instrument {ii}: key/price mismatch"));
+                    }
+                    let (mut q, mut c, mut prev, mut slot) = (0u64, 0u32, NIL, l.head);
+                    while slot != NIL {
+                        let o = &self.orders[slot as usize];
+                        if o.prev != prev || o.level != k.level || o.price != l.price {
+                            return Err(format!("order {}: broken links", o.id));
+                        }
+                        if o.side != side || o.instrument as usize != ii || o.leaves == 0 {
+                            return Err(format!("order {}: bad fields", o.id));
+                        }
+                        if o.cum + o.leaves != o.quantity || o.reserve_price != o.price {
+                            return Err(format!("order {}: quantities", o.id));
+                        }
+                        if self.id_table[(o.id & self.id_mask) as usize] != slot {
+                            return Err(format!("order {}: id table", o.id));
+                        }
+                        match side {
+                            Side::Buy => {
+                                cash_reserved[o.account as usize] +=
+                                    i128::from(o.price) * i128::from(o.leaves)
+                            }
+                            Side::Sell => {
+                                pos_reserved[o.account as usize * n_ins + ii] += o.leaves as i64
+                            }
+                        }
+                        q += o.leaves;
+                        c += 1;
+                        prev = slot;
+                        slot = o.next;
+                    }
+                    if l.tail != prev || q != l.quantity || c != l.count || c == 0 {
+                        return Err(format!("instrument {ii}: level {} totals", l.price));
+                    }
+                    live += c as usize;
+                }
+            }
+            if let (Some(b), Some(a)) = (book[0].last(), book[1].last()) {
+                if self.levels[b.level as usize].price >= self.levels[a.level as usize].price {
+                    return Err(format!("instrument {ii}: crossed book"));
+                }
+            }
+        }
+        if live != self.resting_orders() {
+            return Err(format!("{live} linked orders, {} slots used", self.resting_orders()));
+        }
+        if self.id_table.iter().filter(|&&s| s != NIL).count() != live {
+            return Err("id table holds stale entries".into());
+        }
+        let mut cash_sum = 0i128;
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.cash_available < 0 || a.cash_reserved < 0 {
+                return Err(format!("account {i}: negative cash"));
+            }
+            if a.cash_reserved != cash_reserved[i] {
+                return Err(format!(
+                    "account {i}: cash reserved {} but open buys need {}",
+                    a.cash_reserved, cash_reserved[i]
+                ));
+            }
+            cash_sum += a.cash_available + a.cash_reserved;
+        }
+        if cash_sum != self.cash_total {
+            return Err(format!("cash {cash_sum} != deposits {}", self.cash_total));
+        }
+        let mut totals = vec![0i128; n_ins];
+        for (i, p) in self.positions.iter().enumerate() {
+            if p.available < 0 || p.reserved < 0 {
+                return Err(format!("position {i}: negative"));
+            }
+            if p.reserved != pos_reserved[i] {
+                return Err(format!("position {i}: reserved mismatch"));
+            }
+            totals[i % n_ins] += i128::from(p.available) + i128::from(p.reserved);
+        }
+        if totals != self.position_totals {
+            return Err("positions not conserved".into());
+        }
+        Ok(())
+    }
+}
+
+/// A read-only copy of a resting order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderView {
+    pub order_id: u64,
+    pub client_order_id: u64,
+    pub account_id: u32,
+    pub session_id: u32,
+    pub instrument_id: u32,
+    pub side: Side,
+    pub price: i64,
+    pub leaves_quantity: u64,
+    pub cumulative_quantity: u64,
+    pub quantity: u64,
+    pub time_in_force: TimeInForce,
+    pub stp_mode: StpMode,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> OrderView {
+        OrderView {
+            order_id: o.id,
+            client_order_id: o.client_order_id,
+            account_id: o.account,
+            session_id: o.session,
+            instrument_id: o.instrument,
+            side: o.side,
+            price: o.price,
+            leaves_quantity: o.leaves,
+            cumulative_quantity: o.cum,
+            quantity: o.quantity,
+            time_in_force: o.tif,
+            stp_mode: o.stp,
+        }
+    }
+}
