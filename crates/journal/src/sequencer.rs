@@ -1,0 +1,440 @@
+//! The single writer: drains the hand-off, stamps sequence and time, appends.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Durability, JournalConfig, RetentionPolicy};
+use crate::error::{AppendError, OpenError};
+use crate::format::*;
+use crate::handoff::Receiver;
+use crate::idle::IdleStrategy;
+use crate::journal::{create_segment, Journal, Shared};
+use crate::sync::{Arc, Ordering};
+use memmap2::MmapMut;
+use std::fs::File;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// The segment currently being appended to.
+pub(crate) struct ActiveSegment {
+    pub(crate) index: u64,
+    pub(crate) header: SegmentHeader,
+    _file: File,
+    pub(crate) map: MmapMut,
+    pub(crate) tail: usize,
+}
+
+impl ActiveSegment {
+    pub(crate) fn new(
+        index: u64,
+        header: SegmentHeader,
+        file: File,
+        map: MmapMut,
+        tail: usize,
+    ) -> Self {
+        assert_eq!(map.len() as u64, header.segment_size);
+        assert!(tail >= header.data_offset as usize && tail <= map.len());
+        assert_eq!(tail % FRAME_ALIGN, 0);
+        Self {
+            index,
+            header,
+            _file: file,
+            map,
+            tail,
+        }
+    }
+}
+
+fn append_io(e: OpenError) -> AppendError {
+    match e {
+        OpenError::Io { path, source } => AppendError::Io { path, source },
+        other => AppendError::Io {
+            path: Default::default(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// The journal's single writer (an agent: call [`Sequencer::do_work`] in a
+/// duty cycle, or [`Sequencer::append`] directly from the owning thread).
+/// Sequence numbers start at 1 and are gap-free.
+pub struct Sequencer<C: Clock = SystemClock> {
+    rx: Receiver,
+    w: Writer<C>,
+}
+
+struct Writer<C> {
+    shared: Arc<Shared>,
+    cfg: JournalConfig,
+    clock: C,
+    active: ActiveSegment,
+    first_segment: u64,
+    written: u64,
+    flush_from: usize,
+    index_dirty: bool,
+    frames_since_flush: u32,
+    last_flush: Instant,
+}
+
+impl<C: Clock> std::fmt::Debug for Sequencer<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field("written", &self.w.written)
+            .field("active_segment", &self.w.active.index)
+            .field("first_segment", &self.w.first_segment)
+            .finish()
+    }
+}
+
+impl<C: Clock> Sequencer<C> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        cfg: JournalConfig,
+        clock: C,
+        rx: Receiver,
+        active: ActiveSegment,
+        first_segment: u64,
+        written: u64,
+    ) -> Self {
+        let tail = active.tail;
+        Self {
+            rx,
+            w: Writer {
+                shared,
+                cfg,
+                clock,
+                active,
+                first_segment,
+                written,
+                flush_from: tail,
+                index_dirty: false,
+                frames_since_flush: 0,
+                last_flush: Instant::now(),
+            },
+        }
+    }
+
+    /// One duty cycle: drain up to `drain_batch_max` messages from the
+    /// hand-off, append them, then flush (per durability) and publish the
+    /// batch. Returns the number of frames appended (0 = idle).
+    ///
+    /// On [`AppendError::BackPressure`] the message that did not fit stays in
+    /// the hand-off (nothing is lost); frames appended before it in the same
+    /// call are published.
+    pub fn do_work(&mut self) -> Result<usize, AppendError> {
+        let mut n = 0;
+        let mut err = None;
+        while n < self.w.cfg.drain_batch_max {
+            let w = &mut self.w;
+            match self.rx.peek(|t, p| w.write_frame(t, p)) {
+                None => break,
+                Some(Ok(_)) => {
+                    self.rx.release();
+                    n += 1;
+                }
+                Some(Err(e)) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            self.w.finish_batch()?;
+        } else {
+            self.w.idle_flush()?;
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Append one frame directly (the owning thread is the single writer, no
+    /// hand-off) and publish it. Returns its sequence number.
+    pub fn append(&mut self, template_id: u16, payload: &[u8]) -> Result<u64, AppendError> {
+        let seq = self.w.write_frame(template_id, payload)?;
+        self.w.finish_batch()?;
+        Ok(seq)
+    }
+
+    /// Append several frames and publish them together (one flush / commit
+    /// for the batch). Returns the last sequence. Stops at the first error;
+    /// frames written before it are published.
+    pub fn append_batch<'a>(
+        &mut self,
+        frames: impl IntoIterator<Item = (u16, &'a [u8])>,
+    ) -> Result<u64, AppendError> {
+        let mut res = Ok(self.w.written);
+        for (t, p) in frames {
+            match self.w.write_frame(t, p) {
+                Ok(s) => res = Ok(s),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        self.w.finish_batch()?;
+        res
+    }
+
+    /// Run the duty cycle until `stop` is set, idling with `idle` when there
+    /// is no work; drains what is queued before returning.
+    pub fn run(&mut self, stop: &AtomicBool, idle: &mut IdleStrategy) -> Result<(), AppendError> {
+        loop {
+            let n = self.do_work()?;
+            if n == 0 && stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            idle.idle(n);
+        }
+    }
+
+    /// Synchronously flush (`msync`) everything written in the active segment.
+    pub fn flush(&mut self) -> Result<(), AppendError> {
+        self.w.flush_sync()
+    }
+
+    /// Highest sequence written.
+    pub fn written_seq(&self) -> u64 {
+        self.w.written
+    }
+
+    /// Index of the active segment.
+    pub fn active_segment(&self) -> u64 {
+        self.w.active.index
+    }
+
+    /// Index of the oldest segment not yet reclaimed.
+    pub fn first_segment(&self) -> u64 {
+        self.w.first_segment
+    }
+
+    /// A handle on the journal this sequencer writes.
+    pub fn journal(&self) -> Journal {
+        Journal {
+            shared: self.w.shared.clone(),
+        }
+    }
+}
+
+impl<C> Writer<C>
+where
+    C: Clock,
+{
+    #[inline]
+    fn write_frame(&mut self, template_id: u16, payload: &[u8]) -> Result<u64, AppendError> {
+        if payload.len() > self.cfg.payload_len_max as usize {
+            return Err(AppendError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.payload_len_max as usize,
+            });
+        }
+        let frame_len = FRAME_HEADER_LEN + payload.len();
+        let need = align_up(frame_len, FRAME_ALIGN);
+        if self.active.tail + need > self.active.map.len() {
+            self.roll()?;
+        }
+        let seg = &mut self.active;
+        let off = seg.tail;
+        assert!(off + need <= seg.map.len(), "frame must fit after roll");
+        let seq = self.written + 1;
+        let ts = self.clock.now_ns();
+
+        let mut hdr = [0u8; FRAME_HEADER_LEN];
+        put_u32(&mut hdr, FH_LEN, frame_len as u32);
+        put_u16(&mut hdr, FH_TEMPLATE, template_id);
+        put_u16(&mut hdr, FH_FLAGS, 0);
+        put_u64(&mut hdr, FH_SEQ, seq);
+        put_u64(&mut hdr, FH_TS, ts);
+        let crc = frame_checksum(&hdr, payload);
+        put_u32(&mut hdr, FH_CRC, crc);
+
+        // Everything except frame_length first...
+        seg.map[off + 4..off + FRAME_HEADER_LEN].copy_from_slice(&hdr[4..]);
+        seg.map[off + FRAME_HEADER_LEN..off + frame_len].copy_from_slice(payload);
+        // ...sparse index entry (before the commit marker)...
+        let rel = seq - seg.header.base_sequence;
+        if rel % seg.header.index_stride as u64 == 0 {
+            let k = rel / seg.header.index_stride as u64;
+            if k < seg.header.index_entries as u64 {
+                put_u32(
+                    &mut seg.map,
+                    SEGMENT_HEADER_LEN + 4 * k as usize,
+                    off as u32,
+                );
+                self.index_dirty = true;
+            }
+        }
+        // ...then frame_length with Release: the commit marker.
+        // SAFETY: `off` is 8-aligned inside the mapping; the word is only
+        // accessed atomically by readers.
+        let marker =
+            unsafe { &*(seg.map.as_mut_ptr().add(off) as *const std::sync::atomic::AtomicU32) };
+        marker.store(frame_len as u32, Ordering::Release);
+
+        seg.tail = off + need;
+        self.written = seq;
+        self.frames_since_flush += 1;
+        Ok(seq)
+    }
+
+    /// Flush per durability, then publish written (and committed unless the
+    /// commit policy is Manual).
+    fn finish_batch(&mut self) -> Result<(), AppendError> {
+        match self.cfg.durability {
+            Durability::Memory => {}
+            Durability::Sync => self.flush_sync()?,
+            Durability::AsyncFlush {
+                frames_max,
+                interval_max,
+            } => {
+                if self.frames_since_flush >= frames_max
+                    || self.last_flush.elapsed() >= interval_max
+                {
+                    self.flush_async()?;
+                }
+            }
+        }
+        self.shared.publish_written(self.written);
+        Ok(())
+    }
+
+    fn idle_flush(&mut self) -> Result<(), AppendError> {
+        if let Durability::AsyncFlush { interval_max, .. } = self.cfg.durability {
+            if self.frames_since_flush > 0 && self.last_flush.elapsed() >= interval_max {
+                self.flush_async()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_range(&mut self, sync: bool) -> Result<(), AppendError> {
+        let seg = &mut self.active;
+        let io = |source| AppendError::Io {
+            path: segment_path(&self.shared.dir, seg.index),
+            source,
+        };
+        if self.index_dirty {
+            let end = seg.header.data_offset as usize;
+            if sync {
+                seg.map.flush_range(0, end).map_err(io)?;
+            } else {
+                seg.map.flush_async_range(0, end).map_err(io)?;
+            }
+            self.index_dirty = false;
+        }
+        let from = self.flush_from.min(seg.tail);
+        if seg.tail > from {
+            if sync {
+                seg.map.flush_range(from, seg.tail - from).map_err(io)?;
+            } else {
+                seg.map
+                    .flush_async_range(from, seg.tail - from)
+                    .map_err(io)?;
+            }
+        }
+        self.flush_from = seg.tail;
+        self.frames_since_flush = 0;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn flush_sync(&mut self) -> Result<(), AppendError> {
+        self.flush_range(true)
+    }
+
+    fn flush_async(&mut self) -> Result<(), AppendError> {
+        self.flush_range(false)
+    }
+
+    /// Delete segments that every registered reader has passed and that
+    /// retention no longer keeps, given that `new_index` is about to exist.
+    fn reclaim(&mut self, new_index: u64) -> Result<(), AppendError> {
+        let keep_from = match self.cfg.retention {
+            RetentionPolicy::KeepAll => return Ok(()),
+            RetentionPolicy::KeepLast(n) => (new_index + 1).saturating_sub(n),
+        };
+        if keep_from <= self.first_segment {
+            return Ok(());
+        }
+        // Publish the floor first (SeqCst), then read the reader slots
+        // (SeqCst): a reader registering concurrently either is seen here or
+        // sees the new floor and backs off (see Reader::new).
+        self.shared
+            .reclaim_floor
+            .fetch_max(keep_from, Ordering::SeqCst);
+        let upto = keep_from.min(self.shared.min_reader_segment());
+        // Never delete the active segment.
+        let upto = upto.min(self.active.index);
+        while self.first_segment < upto {
+            let path = segment_path(&self.shared.dir, self.first_segment);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(AppendError::Io { path, source }),
+            }
+            self.first_segment += 1;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<(), AppendError> {
+        let new_index = self.active.index + 1;
+        self.reclaim(new_index)?;
+        let live_after = new_index - self.first_segment + 1;
+        if live_after > self.cfg.segments_max {
+            return Err(AppendError::BackPressure {
+                segments: live_after - 1,
+                max: self.cfg.segments_max,
+            });
+        }
+        let sync = matches!(self.cfg.durability, Durability::Sync);
+        let (file, map) = create_segment(
+            &self.shared.dir,
+            &self.cfg,
+            new_index,
+            self.written + 1,
+            sync,
+        )
+        .map_err(append_io)?;
+        // Padding marker in the old segment so readers (and recovery) know it
+        // is complete.
+        let seg = &mut self.active;
+        let remaining = seg.map.len() - seg.tail;
+        if remaining >= FRAME_HEADER_LEN {
+            let off = seg.tail;
+            let mut hdr = [0u8; FRAME_HEADER_LEN];
+            put_u32(&mut hdr, FH_LEN, remaining as u32);
+            put_u16(&mut hdr, FH_FLAGS, FLAG_PADDING);
+            let crc = frame_checksum(&hdr, &[]);
+            put_u32(&mut hdr, FH_CRC, crc);
+            seg.map[off + 4..off + FRAME_HEADER_LEN].copy_from_slice(&hdr[4..]);
+            // SAFETY: 8-aligned word inside the mapping, accessed atomically.
+            let marker =
+                unsafe { &*(seg.map.as_mut_ptr().add(off) as *const std::sync::atomic::AtomicU32) };
+            marker.store(remaining as u32, Ordering::Release);
+            seg.tail = seg.map.len();
+        }
+        match self.cfg.durability {
+            Durability::Memory => {}
+            Durability::Sync => self.flush_sync()?,
+            Durability::AsyncFlush { .. } => self.flush_async()?,
+        }
+        let header =
+            SegmentHeader::decode(&map[..SEGMENT_HEADER_LEN]).expect("fresh segment header");
+        let tail = header.data_offset as usize;
+        self.active = ActiveSegment::new(new_index, header, file, map, tail);
+        self.flush_from = tail;
+        self.index_dirty = false;
+        Ok(())
+    }
+}
+
+impl<C: Clock> Drop for Sequencer<C> {
+    fn drop(&mut self) {
+        let _ = match self.w.cfg.durability {
+            Durability::Memory => Ok(()),
+            Durability::Sync => self.w.flush_sync(),
+            Durability::AsyncFlush { .. } => self.w.flush_async(),
+        };
+    }
+}

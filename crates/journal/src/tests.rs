@@ -1,0 +1,567 @@
+//! Unit tests over real files (tempdirs).
+
+use crate::format::*;
+use crate::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn cfg(dir: &Path) -> JournalConfig {
+    let mut c = JournalConfig::in_dir(dir);
+    c.segment_size = 64 * 1024;
+    c.index_entries_max = 64;
+    c.index_stride = 4;
+    c.payload_len_max = 1024;
+    c.handoff_slots = 64;
+    c
+}
+
+fn payload(seq: u64) -> Vec<u8> {
+    let len = (seq * 37 % 200) as usize;
+    (0..len).map(|i| (seq as usize * 31 + i) as u8).collect()
+}
+
+fn fill(seq: &mut Sequencer<impl Clock>, from: u64, to: u64) {
+    for s in from..=to {
+        assert_eq!(seq.append((s % 7) as u16, &payload(s)).unwrap(), s);
+    }
+}
+
+fn read_all(j: &Journal, from: u64) -> Vec<u64> {
+    let mut r = j.reader_with(from, WaitStrategy::BusySpin, true).unwrap();
+    let mut out = Vec::new();
+    while let Some(f) = r.poll().unwrap() {
+        assert_eq!(
+            f.payload,
+            &payload(f.sequence)[..],
+            "payload of {}",
+            f.sequence
+        );
+        assert_eq!(f.template_id, (f.sequence % 7) as u16);
+        out.push(f.sequence);
+    }
+    out
+}
+
+/// (offset, frame_length) of every data frame in a segment file.
+fn frames_in(path: &Path) -> Vec<(usize, usize)> {
+    let b = std::fs::read(path).unwrap();
+    let h = SegmentHeader::decode(&b).unwrap();
+    let mut off = h.data_offset as usize;
+    let mut v = Vec::new();
+    while off + FRAME_HEADER_LEN <= b.len() {
+        let len = get_u32(&b, off) as usize;
+        if len == 0 || get_u16(&b, off + 6) & FLAG_PADDING != 0 {
+            break;
+        }
+        v.push((off, len));
+        off += align_up(len, 8);
+    }
+    v
+}
+
+fn segs(dir: &Path) -> Vec<u64> {
+    crate::journal::list_segments(dir).unwrap()
+}
+
+fn patch(path: &Path, at: usize, bytes: &[u8]) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at..at + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn roundtrip_publisher_and_direct_with_test_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new(1_000, 10));
+    let (j, mut s) = Journal::open_with_clock(cfg(dir.path()), clock.clone()).unwrap();
+    let p = j.publisher().unwrap();
+    p.try_publish(1, &payload(1)[..]).unwrap();
+    p.try_publish(2, &payload(2)[..]).unwrap();
+    assert_eq!(s.do_work().unwrap(), 2);
+    assert_eq!(s.do_work().unwrap(), 0);
+    assert_eq!(s.append(3, &payload(3)).unwrap(), 3);
+    assert_eq!((j.written_seq(), j.committed_seq()), (3, 3));
+    let mut r = j.reader(1).unwrap();
+    let mut ts = Vec::new();
+    while let Some(f) = r.poll().unwrap() {
+        assert_eq!(f.payload, &payload(f.sequence)[..]);
+        assert_eq!(f.template_id as u64, f.sequence);
+        ts.push(f.timestamp_ns);
+    }
+    assert_eq!(ts, vec![1_000, 1_010, 1_020]);
+    assert_eq!(segs(dir.path()), vec![0]);
+    // Default location helper.
+    assert!(JournalConfig::new("x").dir.ends_with("x"));
+}
+
+#[test]
+fn publisher_full_and_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.handoff_slots = 4;
+    let (j, mut s) = Journal::open(c).unwrap();
+    let p = j.publisher().unwrap();
+    for i in 0..4 {
+        p.try_publish(0, &[i]).unwrap();
+    }
+    assert_eq!(p.try_publish(0, &[9]), Err(PublishError::Full));
+    assert!(matches!(
+        p.try_publish(0, &[0; 1025]),
+        Err(PublishError::TooLarge {
+            len: 1025,
+            max: 1024
+        })
+    ));
+    assert!(matches!(
+        s.append(0, &[0; 1025]),
+        Err(AppendError::TooLarge { .. })
+    ));
+    assert_eq!(s.do_work().unwrap(), 4);
+    p.try_publish(0, &[9]).unwrap();
+    assert_eq!(s.do_work().unwrap(), 1);
+    let mut r = j.reader(1).unwrap();
+    let got: Vec<u8> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.payload[0])).collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 9]);
+}
+
+#[test]
+fn rolls_across_segments_and_continues_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        fill(&mut s, 1, 2000);
+        assert!(s.active_segment() >= 3, "expected several segments");
+        assert_eq!(read_all(&j, 1), (1..=2000).collect::<Vec<_>>());
+    }
+    let n = segs(dir.path()).len();
+    assert!(n >= 4);
+    // Every segment header chains base sequences.
+    let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+    assert_eq!(s.written_seq(), 2000);
+    fill(&mut s, 2001, 2500);
+    assert_eq!(read_all(&j, 1), (1..=2500).collect::<Vec<_>>());
+    // Read-only open (as another process would) sees the same.
+    let ro = Journal::open_read_only(dir.path()).unwrap();
+    assert_eq!(read_all(&ro, 1), (1..=2500).collect::<Vec<_>>());
+    assert!(matches!(ro.commit_to(1), Err(CommitError::ReadOnly)));
+    // A second writer is refused.
+    assert!(matches!(
+        Journal::open(cfg(dir.path())),
+        Err(OpenError::Locked(_))
+    ));
+}
+
+#[test]
+fn reader_from_any_sequence_uses_sparse_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+    fill(&mut s, 1, 1500);
+    for from in [1u64, 2, 3, 4, 5, 63, 64, 65, 257, 700, 1234, 1499, 1500] {
+        let r = j.reader_with(from, WaitStrategy::BusySpin, true).unwrap();
+        // The sparse index positions at the last entry at or before `from`
+        // (stride 4), not at the segment start.
+        let base = r_base(&j, from);
+        assert!(r.next_seq <= from && r.next_seq >= base);
+        if from - base < 64 * 4 {
+            assert!(
+                from - r.next_seq < 4,
+                "from {from}: positioned at {}",
+                r.next_seq
+            );
+        }
+        drop(r);
+        assert_eq!(
+            read_all(&j, from),
+            (from..=1500).collect::<Vec<_>>(),
+            "from {from}"
+        );
+    }
+    // A reader positioned in the future waits for it.
+    let mut r = j.reader(1503).unwrap();
+    assert!(r.poll().unwrap().is_none());
+    fill(&mut s, 1501, 1503);
+    assert_eq!(r.poll().unwrap().unwrap().sequence, 1503);
+}
+
+/// Base sequence of the segment holding `seq`.
+fn r_base(j: &Journal, seq: u64) -> u64 {
+    let mut base = 1;
+    for i in segs(j.dir()) {
+        let h = crate::journal::read_segment_header(j.dir(), i).unwrap();
+        if h.base_sequence <= seq {
+            base = h.base_sequence;
+        }
+    }
+    base
+}
+
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    segment_path(dir, *segs(dir).last().unwrap())
+}
+
+fn torn_case(corrupt: impl FnOnce(&Path, &[(usize, usize)]) -> usize) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        fill(&mut s, 1, 1000);
+    }
+    let last = last_segment(dir.path());
+    let frames = frames_in(&last);
+    let h = SegmentHeader::decode(&std::fs::read(&last).unwrap()).unwrap();
+    let bad_idx = corrupt(&last, &frames);
+    let expect_written = h.base_sequence + bad_idx as u64 - 1;
+    let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+    assert_eq!(s.written_seq(), expect_written);
+    assert_eq!(read_all(&j, 1), (1..=expect_written).collect::<Vec<_>>());
+    // Everything from the torn frame on is zeroed.
+    let b = std::fs::read(&last).unwrap();
+    assert!(b[frames[bad_idx].0..].iter().all(|&x| x == 0));
+    // Writer continues with the next sequence.
+    fill(&mut s, expect_written + 1, expect_written + 50);
+    assert_eq!(
+        read_all(&j, 1),
+        (1..=expect_written + 50).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn torn_tail_corrupt_checksum() {
+    torn_case(|p, frames| {
+        let k = frames.len() / 2;
+        let (off, _) = frames[k];
+        let mut b = std::fs::read(p).unwrap();
+        b[off + 24] ^= 0xff;
+        std::fs::write(p, b).unwrap();
+        k
+    });
+}
+
+#[test]
+fn torn_tail_partial_length() {
+    torn_case(|p, frames| {
+        let k = frames.len() - 1;
+        let (off, len) = frames[k];
+        // Length says more than was written: payload bytes beyond the real
+        // frame are zero, checksum fails.
+        patch(p, off, &((len as u32) + 64).to_le_bytes());
+        k
+    });
+}
+
+#[test]
+fn torn_tail_uncommitted_last_frame() {
+    torn_case(|p, frames| {
+        let k = frames.len() - 1;
+        let (off, _) = frames[k];
+        // Body written, commit marker (length) not yet.
+        patch(p, off, &[0, 0, 0, 0]);
+        k
+    });
+}
+
+#[test]
+fn torn_tail_zeroed_middle() {
+    torn_case(|p, frames| {
+        let k = frames.len() / 3;
+        let (off, len) = frames[k];
+        patch(p, off, &vec![0u8; len]);
+        k
+    });
+}
+
+#[test]
+fn corruption_in_earlier_segment_drops_later_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        fill(&mut s, 1, 2000);
+    }
+    assert!(segs(dir.path()).len() >= 4);
+    let p1 = segment_path(dir.path(), 1);
+    let h = SegmentHeader::decode(&std::fs::read(&p1).unwrap()).unwrap();
+    let frames = frames_in(&p1);
+    let (off, _) = frames[10];
+    let mut b = std::fs::read(&p1).unwrap();
+    b[off + 40] ^= 1;
+    std::fs::write(&p1, b).unwrap();
+    let (j, s) = Journal::open(cfg(dir.path())).unwrap();
+    let expect = h.base_sequence + 9;
+    assert_eq!(s.written_seq(), expect);
+    assert_eq!(segs(dir.path()), vec![0, 1]);
+    assert_eq!(read_all(&j, 1), (1..=expect).collect::<Vec<_>>());
+}
+
+#[test]
+fn corrupt_first_segment_header_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        fill(&mut s, 1, 10);
+    }
+    patch(&segment_path(dir.path(), 0), 0, b"garbage!");
+    assert!(matches!(
+        Journal::open(cfg(dir.path())),
+        Err(OpenError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn truncated_segment_file_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        fill(&mut s, 1, 100);
+    }
+    let p = segment_path(dir.path(), 0);
+    let frames = frames_in(&p);
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len((frames[50].0 + 10) as u64).unwrap();
+    let (j, s) = Journal::open(cfg(dir.path())).unwrap();
+    assert_eq!(s.written_seq(), 50);
+    assert_eq!(read_all(&j, 1), (1..=50).collect::<Vec<_>>());
+}
+
+#[test]
+fn keep_all_reports_back_pressure_at_segments_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.segments_max = 2;
+    let (j, mut s) = Journal::open(c).unwrap();
+    let mut seq = 0;
+    let err = loop {
+        match s.append(1, &[7u8; 200]) {
+            Ok(q) => seq = q,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            AppendError::BackPressure {
+                segments: 2,
+                max: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(j.written_seq(), seq);
+    // Queued messages stay queued under back-pressure.
+    let p = j.publisher().unwrap();
+    p.try_publish(1, &[1; 200]).unwrap();
+    assert!(matches!(s.do_work(), Err(AppendError::BackPressure { .. })));
+    assert!(matches!(s.do_work(), Err(AppendError::BackPressure { .. })));
+    assert_eq!(j.written_seq(), seq);
+}
+
+#[test]
+fn retention_waits_for_lagging_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.segments_max = 3;
+    c.retention = RetentionPolicy::KeepLast(2);
+    let (j, mut s) = Journal::open(c.clone()).unwrap();
+    let mut lagging = j.reader_with(1, WaitStrategy::BusySpin, true).unwrap();
+    let body = |q: u64| vec![(q % 251) as u8; 300];
+    let mut next = 1u64;
+    let err = loop {
+        match s.append(0, &body(next)) {
+            Ok(q) => {
+                assert_eq!(q, next);
+                next += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            AppendError::BackPressure {
+                segments: 3,
+                max: 3
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        segs(dir.path()),
+        vec![0, 1, 2],
+        "lagging reader holds segment 0"
+    );
+    // The lagging reader still sees intact data from 1.
+    for q in 1..next {
+        let f = lagging.poll().unwrap().unwrap();
+        assert_eq!((f.sequence, f.payload), (q, &body(q)[..]));
+    }
+    assert!(lagging.poll().unwrap().is_none());
+    // It now sits in segment 2, so 0 and 1 may go (KeepLast(2) = 2 and the new 3).
+    s.append(0, &body(next)).unwrap();
+    next += 1;
+    assert_eq!(segs(dir.path()), vec![2, 3]);
+    assert_eq!(lagging.poll().unwrap().unwrap().sequence, next - 1);
+    // A reader asking for reclaimed data is told so.
+    assert!(matches!(j.reader(1), Err(ReaderError::Trimmed { .. })));
+    // Without readers, KeepLast(2) keeps rolling forever.
+    drop(lagging);
+    for _ in 0..2000 {
+        s.append(0, &body(next)).unwrap();
+        next += 1;
+    }
+    assert!(segs(dir.path()).len() <= 2);
+    let oldest = crate::journal::read_segment_header(dir.path(), segs(dir.path())[0])
+        .unwrap()
+        .base_sequence;
+    let mut r = j.reader_with(oldest, WaitStrategy::BusySpin, true).unwrap();
+    let mut expect = oldest;
+    while let Some(f) = r.poll().unwrap() {
+        assert_eq!((f.sequence, f.payload), (expect, &body(expect)[..]));
+        expect += 1;
+    }
+    assert_eq!(expect, next);
+}
+
+#[test]
+fn too_many_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.readers_max = 2;
+    let (j, _s) = Journal::open(c).unwrap();
+    let a = j.reader(1).unwrap();
+    let _b = j.reader(1).unwrap();
+    assert!(matches!(j.reader(1), Err(ReaderError::TooManyReaders(2))));
+    drop(a);
+    assert!(j.reader(1).unwrap().is_registered());
+}
+
+#[test]
+fn manual_commit_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.commit_policy = CommitPolicy::Manual;
+    {
+        let (j, mut s) = Journal::open(c.clone()).unwrap();
+        fill(&mut s, 1, 10);
+        assert_eq!((j.written_seq(), j.committed_seq()), (10, 0));
+        let mut r = j.reader(1).unwrap();
+        assert!(r.poll().unwrap().is_none(), "nothing committed yet");
+        assert_eq!(j.commit_to(4).unwrap(), 4);
+        let got: Vec<u64> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.sequence)).collect();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        assert_eq!(j.commit_to(2).unwrap(), 4, "monotonic");
+        assert_eq!(
+            j.commit_to(11),
+            Err(CommitError::BeyondWritten {
+                seq: 11,
+                written: 10
+            })
+        );
+        // Commit from another thread (the replication quorum).
+        let j2 = j.clone();
+        std::thread::spawn(move || j2.commit_to(7).unwrap())
+            .join()
+            .unwrap();
+        let got: Vec<u64> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.sequence)).collect();
+        assert_eq!(got, vec![5, 6, 7]);
+        // A cross-process reader sees the same committed position.
+        let ro = Journal::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.committed_seq(), 7);
+        assert_eq!(ro.written_seq(), 10);
+    }
+    // After reopen, committed is restored (bounded by what was recovered).
+    let (j, _s) = Journal::open(c).unwrap();
+    assert_eq!((j.written_seq(), j.committed_seq()), (10, 7));
+    // Default policy rejects commit_to.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (j2, _s2) = Journal::open(cfg(dir2.path())).unwrap();
+    assert_eq!(j2.commit_to(0), Err(CommitError::NotManual));
+}
+
+#[test]
+fn durability_modes_roundtrip() {
+    for d in [
+        Durability::Memory,
+        Durability::Sync,
+        Durability::AsyncFlush {
+            frames_max: 16,
+            interval_max: Duration::from_millis(1),
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.durability = d;
+        {
+            let (j, mut s) = Journal::open(c.clone()).unwrap();
+            fill(&mut s, 1, 700);
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(s.do_work().unwrap(), 0);
+            assert_eq!(read_all(&j, 1).len(), 700, "{d:?}");
+        }
+        let (j, _s) = Journal::open(c).unwrap();
+        assert_eq!(read_all(&j, 1).len(), 700, "{d:?}");
+    }
+}
+
+#[test]
+fn wait_strategies_wake_up_for_new_frames() {
+    for w in [
+        WaitStrategy::BusySpin,
+        WaitStrategy::SpinThenYield { spins_max: 50 },
+        WaitStrategy::default(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        let mut r = j.reader_with(1, w, true).unwrap();
+        assert!(matches!(
+            r.next_timeout(Duration::from_millis(5)),
+            Err(ReadError::Timeout)
+        ));
+        let t = std::thread::spawn(move || {
+            for q in 1..=100 {
+                s.append((q % 7) as u16, &payload(q)).unwrap();
+                if q % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        for q in 1..=100 {
+            let f = r.next_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!((f.sequence, f.payload), (q, &payload(q)[..]));
+        }
+        t.join().unwrap();
+        assert_eq!(r.next_blocking_or_none(), None);
+    }
+}
+
+impl Reader {
+    fn next_blocking_or_none(&mut self) -> Option<u64> {
+        self.poll().unwrap().map(|f| f.sequence)
+    }
+}
+
+#[test]
+fn config_bounds_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    type Tweak = Box<dyn Fn(&mut JournalConfig)>;
+    let bad: Vec<Tweak> = vec![
+        Box::new(|c| c.segment_size = 1000),
+        Box::new(|c| c.segment_size = SEGMENT_SIZE_MAX * 2),
+        Box::new(|c| c.segments_max = 1),
+        Box::new(|c| c.payload_len_max = 0),
+        Box::new(|c| c.payload_len_max = 70_000),
+        Box::new(|c| c.handoff_slots = 3),
+        Box::new(|c| c.readers_max = 0),
+        Box::new(|c| c.index_stride = 0),
+        Box::new(|c| c.drain_batch_max = 0),
+        Box::new(|c| c.retention = RetentionPolicy::KeepLast(0)),
+    ];
+    for f in bad {
+        let mut c = cfg(dir.path());
+        f(&mut c);
+        assert!(
+            matches!(c.validate(), Err(OpenError::InvalidConfig(_))),
+            "{c:?}"
+        );
+    }
+    assert!(cfg(dir.path()).validate().is_ok());
+    assert!(JournalConfig::new("j").validate().is_ok());
+}
