@@ -129,3 +129,26 @@ pub mod model {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers shared by the crash-test writer binary, integration tests and
+/// benchmarks. Not part of the supported API.
+#[doc(hidden)]
+pub mod testkit {
+    /// Deterministic payload for `seq` (length 0..=300 varies with `seq`).
+    pub fn payload_for(seq: u64, buf: &mut Vec<u8>) {
+        let len = (seq.wrapping_mul(2_654_435_761) % 301) as usize;
+        buf.clear();
+        let mut x = seq ^ 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf.push(x as u8);
+        }
+    }
+
+    /// Template id used for `seq` by the crash writer.
+    pub fn template_for(seq: u64) -> u16 {
+        (seq % 97) as u16
+    }
+}
