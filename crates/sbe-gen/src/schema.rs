@@ -1076,17 +1076,18 @@ impl Parser {
         let type_name = self.attr(n, "type")?;
         let presence_override = n.attribute("presence");
         let ty = if let Some(p) = Primitive::parse(type_name) {
-            let presence =
-                match presence_override.unwrap_or("required") {
-                    "required" => Presence::Required,
-                    "optional" => Presence::Optional,
-                    other => return self.err(
+            let presence = match presence_override.unwrap_or("required") {
+                "required" => Presence::Required,
+                "optional" => Presence::Optional,
+                other => {
+                    return self.err(
                         n,
                         format!(
                             "presence '{other}' on a primitive field must be required or optional"
                         ),
-                    ),
-                };
+                    )
+                }
+            };
             FieldType::Encoded(EncodedType {
                 name: type_name.to_string(),
                 primitive: p,

@@ -12,17 +12,15 @@ use sbe_order_entry::*;
 
 /// MassCancelEvent (template 4): a root block, a uint8-counted group and a uint16 var-data.
 #[rustfmt::skip]
-const MASS_CANCEL: [u8; 40] = [
-    // messageHeader: blockLength=16, templateId=4, schemaId=101, version=1 (uint16 LE each)
-    0x10, 0x00, 0x04, 0x00, 0x65, 0x00, 0x01, 0x00,
-    // offset 0 scope=Session(1), 1 reason=Disconnect(2), 2..3 padding
-    0x01, 0x02, 0x00, 0x00,
-    // offset 4 sessionId=7 (uint32)
+const MASS_CANCEL: [u8; 34] = [
+    // messageHeader: blockLength=10, templateId=4, schemaId=101, version=1 (uint16 LE each)
+    0x0a, 0x00, 0x04, 0x00, 0x65, 0x00, 0x01, 0x00,
+    // offset 0 sessionId=7 (uint32)
     0x07, 0x00, 0x00, 0x00,
-    // offset 8 accountId=42 (uint32)
+    // offset 4 accountId=42 (uint32)
     0x2a, 0x00, 0x00, 0x00,
-    // offset 12..15 padding up to blockLength 16
-    0x00, 0x00, 0x00, 0x00,
+    // offset 8 scope=Session(1), offset 9 reason=Disconnect(2)
+    0x01, 0x02,
     // group instruments, groupSize8Encoding: blockLength=4 (uint16), numInGroup=2 (uint8)
     0x04, 0x00, 0x02,
     // entry 0 instrumentId=1, entry 1 instrumentId=2
@@ -34,24 +32,24 @@ const MASS_CANCEL: [u8; 40] = [
 
 /// NewOrderEvent (template 1): chars, enums, a set, optional fields (one null), var-data.
 #[rustfmt::skip]
-const NEW_ORDER: [u8; 75] = [
-    // messageHeader: blockLength=64, templateId=1, schemaId=101, version=1
-    0x40, 0x00, 0x01, 0x00, 0x65, 0x00, 0x01, 0x00,
-    // 0 sessionId=7, 4 accountId=42, 8 instrumentId=3
-    0x07, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
-    // 12 side='1' Buy, 13 ordType='2' Limit, 14 timeInForce='0' Day, 15 stpMode=1 CancelResting
-    b'1', b'2', b'0', 0x01,
-    // 16 price=10125 (int64)
+const NEW_ORDER: [u8; 68] = [
+    // messageHeader: blockLength=57, templateId=1, schemaId=101, version=1
+    0x39, 0x00, 0x01, 0x00, 0x65, 0x00, 0x01, 0x00,
+    // 0 price=10125 (int64)
     0x8d, 0x27, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    // 24 quantity=100 (uint64)
+    // 8 quantity=100 (uint64)
     0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    // 32 clientOrderId=0x0102030405060708
+    // 16 clientOrderId=0x0102030405060708
     0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
-    // 40 receivedTime=1_700_000_000_000_000_000 ns
+    // 24 receivedTime=1_700_000_000_000_000_000 ns
     0x00, 0x00, 0x2a, 0x36, 0xfe, 0x9c, 0x97, 0x17,
-    // 48 flags: cancelOnDisconnect = bit 1; 49..55 padding
-    0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    // 56 minQty=null (uint64 null 2^64-1), sinceVersion 1
+    // 32 sessionId=7, 36 accountId=42, 40 instrumentId=3
+    0x07, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
+    // 44 side='1' Buy, 45 ordType='2' Limit, 46 timeInForce='0' Day, 47 stpMode=1 CancelResting
+    b'1', b'2', b'0', 0x01,
+    // 48 flags: cancelOnDisconnect = bit 1
+    0x02,
+    // 49 minQty=null (uint64 null 2^64-1), sinceVersion 1
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     // var-data clOrdId, varAsciiEncoding: length=2 (uint8), "A1"
     0x02, b'A', b'1',
@@ -102,9 +100,7 @@ fn encode_new_order(buf: &mut [u8]) -> SbeResult<usize> {
 
 #[test]
 fn mass_cancel_encodes_to_the_golden_bytes() {
-    let mut buf = [0xAA_u8; 64];
-    // Padding is not written by field setters: start from zeros as a real sender does.
-    buf.fill(0);
+    let mut buf = [0_u8; 64];
     let len = encode_mass_cancel(&mut buf).unwrap();
     assert_eq!(&buf[..len], &MASS_CANCEL[..]);
 }
@@ -182,7 +178,7 @@ fn new_order_decodes_from_the_golden_bytes() {
 fn json_rendering_of_the_golden_bytes() {
     assert_eq!(
         message_to_json(&MASS_CANCEL).unwrap(),
-        r#"{"$message":"MassCancelEvent","scope":"Session","reason":"Disconnect","sessionId":7,"accountId":42,"instruments":[{"instrumentId":1},{"instrumentId":2}],"text":"bye"}"#
+        r#"{"$message":"MassCancelEvent","sessionId":7,"accountId":42,"scope":"Session","reason":"Disconnect","instruments":[{"instrumentId":1},{"instrumentId":2}],"text":"bye"}"#
     );
     let json = message_to_json(&NEW_ORDER).unwrap();
     assert!(json.contains(r#""price":10125"#), "{json}");
@@ -190,13 +186,13 @@ fn json_rendering_of_the_golden_bytes() {
     assert!(json.ends_with(r#""clOrdId":"A1"}"#), "{json}");
 }
 
-/// A version-0 sender's NewOrderEvent has blockLength 56 (no minQty). The decoder reads the
+/// A version-0 sender's NewOrderEvent has blockLength 49 (no minQty). The decoder reads the
 /// var-data right after the shorter block and reports minQty as absent.
 #[test]
 fn an_older_version_decodes_newer_fields_as_absent() {
     let mut v0 = Vec::new();
-    v0.extend_from_slice(&[0x38, 0x00, 0x01, 0x00, 0x65, 0x00, 0x00, 0x00]); // blockLength 56, version 0
-    v0.extend_from_slice(&NEW_ORDER[HDR..HDR + 56]);
+    v0.extend_from_slice(&[0x31, 0x00, 0x01, 0x00, 0x65, 0x00, 0x00, 0x00]); // blockLength 49, version 0
+    v0.extend_from_slice(&NEW_ORDER[HDR..HDR + 49]);
     v0.extend_from_slice(&[0x02, b'A', b'1']);
     let header = MessageHeaderDecoder::default()
         .wrap(ReadBuf::new(&v0), 0)
@@ -215,8 +211,8 @@ fn an_older_version_decodes_newer_fields_as_absent() {
 #[test]
 fn a_newer_version_is_read_by_the_acting_block_length() {
     let mut v2 = Vec::new();
-    v2.extend_from_slice(&[0x48, 0x00, 0x01, 0x00, 0x65, 0x00, 0x02, 0x00]); // blockLength 72, version 2
-    v2.extend_from_slice(&NEW_ORDER[HDR..HDR + 56]);
+    v2.extend_from_slice(&[0x41, 0x00, 0x01, 0x00, 0x65, 0x00, 0x02, 0x00]); // blockLength 65, version 2
+    v2.extend_from_slice(&NEW_ORDER[HDR..HDR + 49]);
     v2.extend_from_slice(&500_u64.to_le_bytes()); // minQty = 500
     v2.extend_from_slice(&[0xEE; 8]); // a field this decoder does not know
     v2.extend_from_slice(&[0x02, b'A', b'1']);
@@ -269,16 +265,16 @@ fn bad_input_gives_specific_errors() {
         })
     );
     let mut short_block = MASS_CANCEL;
-    short_block[0] = 8; // blockLength 8 < the 12 bytes every version has
+    short_block[0] = 8; // blockLength 8 < the 10 bytes every version has
     assert_eq!(
         decode(&short_block),
         Err(SbeErr::BlockLengthTooShort {
-            minimum: 12,
+            minimum: 10,
             actual: 8
         })
     );
     let mut huge_count = MASS_CANCEL;
-    huge_count[26] = 255; // above maxValue 254
+    huge_count[20] = 255; // above maxValue 254
     assert_eq!(
         decode(&huge_count),
         Err(SbeErr::CountTooLarge {
@@ -287,14 +283,14 @@ fn bad_input_gives_specific_errors() {
         })
     );
     let mut big_count = MASS_CANCEL;
-    big_count[26] = 200; // fits the type but not the buffer: rejected before any entry is read
+    big_count[20] = 200; // fits the type but not the buffer: rejected before any entry is read
     assert!(matches!(
         decode(&big_count),
         Err(SbeErr::ShortBuffer { .. })
     ));
     let mut long_text = MASS_CANCEL;
-    long_text[35] = 0xff;
-    long_text[36] = 0xff; // length 65535 > maxValue 1024
+    long_text[29] = 0xff;
+    long_text[30] = 0xff; // length 65535 > maxValue 1024
     assert_eq!(
         decode(&long_text),
         Err(SbeErr::LengthTooLarge {
@@ -310,7 +306,7 @@ fn bad_input_gives_specific_errors() {
 
 #[test]
 fn encoders_refuse_what_does_not_fit() {
-    let mut small = [0_u8; 20];
+    let mut small = [0_u8; 17]; // header 8 + block 10 does not fit
     assert!(matches!(
         mass_cancel_event_codec::MassCancelEventEncoder::default()
             .wrap(WriteBuf::new(&mut small), HDR),
@@ -363,9 +359,9 @@ fn composite_fields_round_trip() {
     let mut enc = contra.parent().unwrap();
     enc.inbound_seq(1234);
     let len = HDR + enc.encoded_length();
-    assert_eq!(len, HDR + 104);
-    // contraParty.orderId sits at block offset 80.
-    assert_eq!(&buf[HDR + 80..HDR + 88], &99_u64.to_le_bytes());
+    assert_eq!(len, HDR + 103);
+    // contraParty.orderId sits at block offset 72.
+    assert_eq!(&buf[HDR + 72..HDR + 80], &99_u64.to_le_bytes());
 
     let header = MessageHeaderDecoder::default()
         .wrap(ReadBuf::new(&buf[..len]), 0)
