@@ -97,17 +97,6 @@ impl Primitive {
         matches!(self, Primitive::Float | Primitive::Double)
     }
 
-    fn is_unsigned_or_char(self) -> bool {
-        matches!(
-            self,
-            Primitive::Char
-                | Primitive::Uint8
-                | Primitive::Uint16
-                | Primitive::Uint32
-                | Primitive::Uint64
-        )
-    }
-
     /// Checks that `text` is a literal of this type and returns it as a Rust literal.
     pub fn literal(self, text: &str) -> Result<String, String> {
         let text = text.trim();
@@ -132,12 +121,11 @@ impl Primitive {
         if !ok {
             return Err(format!("'{text}' is not a valid {self:?} value"));
         }
-        if self.is_float() {
-            Ok(format!("{}_{}", text, self.rust()))
-        } else if self.is_unsigned_or_char() {
-            Ok(format!("{}_{}", text, self.rust()))
-        } else {
+        if text.starts_with('-') {
+            // Parenthesised so that a negative literal stays one expression.
             Ok(format!("({}_{})", text, self.rust()))
+        } else {
+            Ok(format!("{}_{}", text, self.rust()))
         }
     }
 }
