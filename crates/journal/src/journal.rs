@@ -323,61 +323,61 @@ struct Scan {
     next_seq: u64,
     /// The segment is complete (padding or no room for another header).
     complete: bool,
+    /// Offsets of the frames the sparse index must point at (entry k).
+    index: Vec<u32>,
 }
 
 fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
     let size = h.segment_size as usize;
     let mut off = h.data_offset as usize;
     let mut seq = h.base_sequence;
-    loop {
-        if off + FRAME_HEADER_LEN > size {
-            return Scan {
-                tail: off,
-                next_seq: seq,
-                complete: true,
-            };
-        }
-        let fh = FrameHeader::decode(&map[off..off + FRAME_HEADER_LEN]);
-        let len = fh.frame_length as usize;
-        let torn = Scan {
-            tail: off,
-            next_seq: seq,
-            complete: false,
-        };
-        if len == 0 {
-            return torn;
-        }
-        if len < FRAME_HEADER_LEN || off + len > size || fh.reserved != 0 {
-            return torn;
-        }
-        if fh.flags & FLAG_PADDING != 0 {
-            let ok = off + len == size
-                && fh.sequence == 0
-                && frame_checksum(&map[off..off + FRAME_HEADER_LEN], &[]) == fh.checksum;
-            if ok {
-                return Scan {
-                    tail: size,
-                    next_seq: seq,
-                    complete: true,
-                };
+    let mut index = Vec::new();
+    let stride = h.index_stride as u64;
+    'scan: loop {
+        let (tail, complete) = 'frame: {
+            if off + FRAME_HEADER_LEN > size {
+                break 'frame (off, true);
             }
-            return torn;
-        }
-        if fh.flags != 0 || fh.sequence != seq {
-            return torn;
-        }
-        let payload = &map[off + FRAME_HEADER_LEN..off + len];
-        if frame_checksum(&map[off..off + FRAME_HEADER_LEN], payload) != fh.checksum {
-            return torn;
-        }
-        seq += 1;
-        off += align_up(len, FRAME_ALIGN);
+            let fh = FrameHeader::decode(&map[off..off + FRAME_HEADER_LEN]);
+            let len = fh.frame_length as usize;
+            if len < FRAME_HEADER_LEN || off + len > size || fh.reserved != 0 {
+                break 'frame (off, false); // includes len == 0: clean or torn end
+            }
+            if fh.flags & FLAG_PADDING != 0 {
+                let ok = off + len == size
+                    && fh.sequence == 0
+                    && fh.template_id == 0
+                    && fh.timestamp_ns == 0
+                    && frame_checksum(&map[off..off + FRAME_HEADER_LEN], &[]) == fh.checksum;
+                break 'frame if ok { (size, true) } else { (off, false) };
+            }
+            if fh.flags != 0 || fh.sequence != seq {
+                break 'frame (off, false);
+            }
+            let payload = &map[off + FRAME_HEADER_LEN..off + len];
+            if frame_checksum(&map[off..off + FRAME_HEADER_LEN], payload) != fh.checksum {
+                break 'frame (off, false);
+            }
+            let rel = seq - h.base_sequence;
+            if rel % stride == 0 && rel / stride < h.index_entries as u64 {
+                index.push(off as u32);
+            }
+            seq += 1;
+            off += align_up(len, FRAME_ALIGN);
+            continue 'scan;
+        };
+        return Scan {
+            tail,
+            next_seq: seq,
+            complete,
+            index,
+        };
     }
 }
 
 /// Zero `map[from..]` (only pages that are not already zero, so clean tails
-/// are not dirtied) and clear sparse index entries pointing at or past `from`.
-fn cut_tail(map: &mut [u8], h: &SegmentHeader, from: usize) {
+/// are not dirtied).
+fn cut_tail(map: &mut [u8], from: usize) {
     let mut at = from;
     while at < map.len() {
         let end = (align_up(at + 1, PAGE)).min(map.len());
@@ -386,11 +386,17 @@ fn cut_tail(map: &mut [u8], h: &SegmentHeader, from: usize) {
         }
         at = end;
     }
+}
+
+/// Make the persisted sparse index agree with the scan: entry k = offset of
+/// frame `base + k * stride` if it survived, else 0. Writes only differing
+/// entries.
+fn fix_index(map: &mut [u8], h: &SegmentHeader, index: &[u32]) {
     for k in 0..h.index_entries as usize {
         let p = SEGMENT_HEADER_LEN + 4 * k;
-        let v = get_u32(map, p) as usize;
-        if v != 0 && v >= from {
-            put_u32(map, p, 0);
+        let want = index.get(k).copied().unwrap_or(0);
+        if get_u32(map, p) != want {
+            put_u32(map, p, want);
         }
     }
 }
@@ -430,7 +436,7 @@ impl Journal {
             }
         }
         let sync = matches!(config.durability, crate::Durability::Sync);
-        let mut active: Option<(ActiveSegment, bool)> = None;
+        let mut active: Option<ActiveSegment> = None;
         let mut next_seq = 1u64;
         let mut cut_from: Option<usize> = None; // position in `segments` to delete from
         for (pos, &index) in segments.iter().enumerate() {
@@ -474,18 +480,20 @@ impl Journal {
                 .map_err(io_err(&path))?;
             let scan = scan_segment(&map, &h);
             next_seq = scan.next_seq;
+            fix_index(&mut map, &h, &scan.index);
             if !scan.complete {
-                cut_tail(&mut map, &h, scan.tail);
-                if sync {
-                    map.flush().map_err(io_err(&path))?;
-                }
-                active = Some((ActiveSegment::new(index, h, f, map, scan.tail), false));
+                cut_tail(&mut map, scan.tail);
+            }
+            if sync {
+                map.flush().map_err(io_err(&path))?;
+            }
+            active = Some(ActiveSegment::new(index, h, f, map, scan.tail));
+            if !scan.complete {
                 if pos + 1 < segments.len() {
                     cut_from = Some(pos + 1);
                 }
                 break;
             }
-            active = Some((ActiveSegment::new(index, h, f, map, scan.tail), true));
         }
         if let Some(p) = cut_from {
             for &index in &segments[p..] {
@@ -495,7 +503,7 @@ impl Journal {
         }
         let first_segment = segments.first().copied().unwrap_or(0);
         let active = match active {
-            Some((a, _complete)) => a,
+            Some(a) => a,
             None => {
                 let (f, map) = create_segment(&dir, &config, 0, 1, sync)?;
                 let h = SegmentHeader::decode(&map[..SEGMENT_HEADER_LEN]).expect("fresh header");
