@@ -113,7 +113,7 @@ fn messages() -> Vec<Vec<u8>> {
     enc.session_id(1);
     enc.account_id(2);
     enc.instrument_id(3);
-    enc.reason(CancelRejectReason::UnknownOrder);
+    enc.reason(RejectReason::UnknownOrder);
     enc.response_to(CancelRejectResponseTo::Replace);
     enc.text(b"unknown order").unwrap();
     let len = HDR + enc.encoded_length();
