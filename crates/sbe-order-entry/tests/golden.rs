@@ -355,11 +355,10 @@ fn composite_fields_round_trip() {
     let mut contra = enc.contra_encoder().unwrap();
     contra.order_id(99);
     contra.account_id(5);
-    contra.session_id(6);
     let mut enc = contra.parent().unwrap();
     enc.inbound_seq(1234);
     let len = HDR + enc.encoded_length();
-    assert_eq!(len, HDR + 103);
+    assert_eq!(len, HDR + 99);
     // contraParty.orderId sits at block offset 72.
     assert_eq!(&buf[HDR + 72..HDR + 80], &99_u64.to_le_bytes());
 
@@ -374,7 +373,7 @@ fn composite_fields_round_trip() {
     assert!(dec.flags().get_aggressor());
     assert!(!dec.flags().get_order_complete());
     let mut c = dec.contra_decoder().unwrap();
-    assert_eq!((c.order_id(), c.account_id(), c.session_id()), (99, 5, 6));
+    assert_eq!((c.order_id(), c.account_id()), (99, 5));
     let dec = c.parent().unwrap();
     assert_eq!(dec.inbound_seq(), 1234);
 }

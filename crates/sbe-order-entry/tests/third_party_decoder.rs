@@ -88,7 +88,6 @@ fn messages() -> Vec<Vec<u8>> {
     let mut c = enc.contra_encoder().unwrap();
     c.order_id(78);
     c.account_id(2);
-    c.session_id(4);
     let mut enc = c.parent().unwrap();
     enc.session_id(1);
     enc.account_id(3);
