@@ -1,1 +1,370 @@
-fn main() {}
+//! Matching-core benchmark (not run in CI): `cargo bench -p matching --bench matching`.
+//!
+//! For two seeded workloads (one instrument; 100 instruments with Zipf popularity) it writes
+//! the stream to a record file, reads it back and measures on one thread:
+//! closed-loop throughput, per-command service time (HDR histogram, timer overhead
+//! subtracted), open-loop latency from the planned send time at fixed offered rates, and
+//! memory per resting order. The same stream is replayed through the `matchcore` crate (one
+//! `OrderBook` per instrument) and our figures are given as ratios to it. Set
+//! `MATCHING_BENCH_COMMANDS` to change the stream length (default 2,000,000).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use matching::workload::{self, WorkloadConfig};
+use matching::*;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
+}
+
+fn timer_overhead_ns() -> u64 {
+    let mut h = hist();
+    for _ in 0..200_000 {
+        let a = Instant::now();
+        let b = Instant::now();
+        h.record((b - a).as_nanos().max(1) as u64).unwrap();
+    }
+    h.value_at_quantile(0.5)
+}
+
+fn pct(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {} / p99 {} / p99.9 {} / p99.99 {} ns (max {} ns)",
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.value_at_quantile(0.9999),
+        h.max()
+    )
+}
+
+/// Commands translated for matchcore (one book per instrument), built before timing.
+struct McStream {
+    preamble: Vec<(usize, matchcore::Command)>,
+    commands: Vec<(usize, matchcore::Command)>,
+    books: usize,
+}
+
+fn build_matchcore_stream(
+    instruments: usize,
+    preamble: &[Command],
+    commands: &[Command],
+    engine_config: &EngineConfig,
+) -> McStream {
+    use matchcore as mc;
+    // Our engine assigns order ids; learn them by replaying once.
+    let mut e = Engine::new(engine_config.clone());
+    let mut out = Vec::new();
+    let mut accepted_at: Vec<Option<u64>> = Vec::with_capacity(preamble.len() + commands.len());
+    for c in preamble.iter().chain(commands) {
+        out.clear();
+        e.process(c, &mut out);
+        accepted_at.push(out.iter().find_map(|o| match o.event {
+            Event::Accepted { order_id, .. } => Some(order_id),
+            _ => None,
+        }));
+    }
+    let mut seq = vec![0u64; instruments];
+    let mut mc_id: Vec<(usize, u64)> = vec![(usize::MAX, 0); e.next_order_id() as usize + 1];
+    let mut translate = |i: usize, c: &Command| -> Option<(usize, mc::Command)> {
+        let (book, kind) = match c.kind {
+            CommandKind::NewOrder { instrument_id, side, price, quantity, time_in_force, .. } => {
+                let b = instrument_id as usize;
+                let tif = match time_in_force {
+                    TimeInForce::Ioc => mc::TimeInForce::Ioc,
+                    TimeInForce::Fok => mc::TimeInForce::Fok,
+                    _ => mc::TimeInForce::Gtc,
+                };
+                let side = match side {
+                    Side::Buy => mc::Side::Buy,
+                    Side::Sell => mc::Side::Sell,
+                };
+                if let Some(id) = accepted_at[i] {
+                    mc_id[id as usize] = (b, seq[b]);
+                }
+                (
+                    b,
+                    mc::CommandKind::Submit(mc::SubmitCmd {
+                        order: mc::NewOrder::Limit(mc::LimitOrder::new(
+                            mc::Price(price as u64),
+                            mc::QuantityPolicy::Standard { quantity: mc::Quantity(quantity) },
+                            mc::OrderFlags::new(side, false, tif),
+                        )),
+                    }),
+                )
+            }
+            CommandKind::Cancel { order_id, .. } => {
+                let (b, id) = mc_id[order_id as usize];
+                (b, mc::CommandKind::Cancel(mc::CancelCmd { order_id: mc::OrderId(id), order_kind: mc::OrderKind::Limit }))
+            }
+            CommandKind::Replace { order_id, new_price, .. } => {
+                let (b, id) = mc_id[order_id as usize];
+                (
+                    b,
+                    mc::CommandKind::Amend(mc::AmendCmd {
+                        order_id: mc::OrderId(id),
+                        patch: mc::AmendPatch::Limit(mc::LimitOrderPatch::new().with_price(mc::Price(new_price as u64))),
+                    }),
+                )
+            }
+            _ => return None,
+        };
+        let s = seq[book];
+        seq[book] += 1;
+        Some((
+            book,
+            mc::Command {
+                meta: mc::CommandMeta { sequence_number: mc::SequenceNumber(s), timestamp: mc::Timestamp(c.timestamp_ns) },
+                kind,
+            },
+        ))
+    };
+    let mut pre = Vec::new();
+    for (i, c) in preamble.iter().enumerate() {
+        if let Some(x) = translate(i, c) {
+            pre.push(x);
+        }
+    }
+    let mut cmds = Vec::with_capacity(commands.len());
+    for (j, c) in commands.iter().enumerate() {
+        if let Some(x) = translate(preamble.len() + j, c) {
+            cmds.push(x);
+        }
+    }
+    McStream { preamble: pre, commands: cmds, books: instruments }
+}
+
+fn mc_books(n: usize) -> Vec<matchcore::OrderBook> {
+    (0..n).map(|i| matchcore::OrderBook::new(&format!("SYM{i}"))).collect()
+}
+
+fn mc_trades(o: &matchcore::CommandOutcome) -> (u64, bool) {
+    use matchcore::{CommandOutcome, CommandReport};
+    match o {
+        CommandOutcome::Applied(CommandReport::Submit(e)) | CommandOutcome::Applied(CommandReport::Amend(e)) => {
+            let t = e.target_order().match_result().map_or(0, |m| m.trades().len())
+                + e.triggered_orders().iter().map(|t| t.match_result().map_or(0, |m| m.trades().len())).sum::<usize>();
+            (t as u64, false)
+        }
+        CommandOutcome::Applied(_) => (0, false),
+        CommandOutcome::Rejected(_) => (0, true),
+    }
+}
+
+struct Figures {
+    throughput: f64,
+    service: Histogram<u64>,
+    trades: u64,
+    rejects: u64,
+}
+
+fn run_ours(base: &[u8], commands: &[Command], overhead: u64, by_kind: &mut [Histogram<u64>; 3]) -> Figures {
+    // Closed loop: best of 3 (each from the same restored state).
+    let mut best = 0f64;
+    let mut sink = CountingSink::default();
+    for _ in 0..3 {
+        let mut e = Engine::restore(base).unwrap();
+        sink = CountingSink::default();
+        let t0 = Instant::now();
+        for c in commands {
+            e.process(c, &mut sink);
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        black_box(&e);
+        best = best.max(commands.len() as f64 / dt);
+    }
+    let trades = sink.trades;
+    // Service time per command.
+    let mut e = Engine::restore(base).unwrap();
+    let mut service = hist();
+    let mut rejects = 0;
+    let mut out: Vec<Output> = Vec::with_capacity(4096);
+    for c in commands {
+        out.clear();
+        let a = Instant::now();
+        e.process(c, &mut out);
+        let b = Instant::now();
+        let ns = ((b - a).as_nanos() as u64).saturating_sub(overhead).max(1);
+        service.record(ns).unwrap();
+        let k = match c.kind {
+            CommandKind::NewOrder { .. } => 0,
+            CommandKind::Cancel { .. } => 1,
+            _ => 2,
+        };
+        by_kind[k].record(ns).unwrap();
+        rejects += out.iter().filter(|o| matches!(o.event, Event::Rejected { .. } | Event::CancelRejected { .. })).count() as u64;
+    }
+    Figures { throughput: best, service, trades, rejects }
+}
+
+fn run_matchcore(s: &McStream, overhead: u64) -> Figures {
+    let fresh = || {
+        let mut books = mc_books(s.books);
+        for (b, c) in &s.preamble {
+            books[*b].execute(c);
+        }
+        books
+    };
+    let mut best = 0f64;
+    let mut trades = 0;
+    let mut rejects = 0;
+    for _ in 0..3 {
+        let mut books = fresh();
+        let (mut t, mut r) = (0, 0);
+        let t0 = Instant::now();
+        for (b, c) in &s.commands {
+            let o = books[*b].execute(c);
+            let (x, rej) = mc_trades(&o);
+            t += x;
+            r += u64::from(rej);
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        best = best.max(s.commands.len() as f64 / dt);
+        trades = t;
+        rejects = r;
+    }
+    let mut books = fresh();
+    let mut service = hist();
+    for (b, c) in &s.commands {
+        let a = Instant::now();
+        let o = books[*b].execute(c);
+        let bt = Instant::now();
+        black_box(&o);
+        drop(o);
+        service.record(((bt - a).as_nanos() as u64).saturating_sub(overhead).max(1)).unwrap();
+    }
+    Figures { throughput: best, service, trades, rejects }
+}
+
+/// Open loop at `rate` commands/s: latency from each command's planned send time.
+fn open_loop(base: &[u8], commands: &[Command], rate: f64) -> Histogram<u64> {
+    let n = commands.len().min((rate * 0.5) as usize).max(1000);
+    let mut e = Engine::restore(base).unwrap();
+    let mut sink = CountingSink::default();
+    let mut h = hist();
+    let interval = 1e9 / rate;
+    let t0 = Instant::now() + Duration::from_micros(100);
+    for (i, c) in commands[..n].iter().enumerate() {
+        let planned = t0 + Duration::from_nanos((i as f64 * interval) as u64);
+        while Instant::now() < planned {
+            std::hint::spin_loop();
+        }
+        e.process(c, &mut sink);
+        let done = Instant::now();
+        h.record((done - planned).as_nanos().max(1) as u64).unwrap();
+    }
+    h
+}
+
+fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
+    println!("\n### Workload `{name}`: {} instrument(s), {} accounts, ~{} resting orders per instrument, {} commands, seed {}", cfg.instruments, cfg.accounts, cfg.resting_per_instrument, cfg.commands, cfg.seed);
+    let t = Instant::now();
+    let w = workload::generate(&cfg);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/matching-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("workload-{name}.bin"));
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        workload::write_file(&mut f, &cfg, &w.preamble, &w.commands).unwrap();
+    }
+    let (preamble, commands) = workload::read_file(&mut std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+    assert_eq!(commands, w.commands);
+    let (mut n_new, mut n_ioc, mut n_cancel, mut n_move) = (0, 0, 0, 0);
+    for c in &commands {
+        match c.kind {
+            CommandKind::NewOrder { time_in_force: TimeInForce::Gtc, .. } => n_new += 1,
+            CommandKind::NewOrder { .. } => n_ioc += 1,
+            CommandKind::Cancel { .. } => n_cancel += 1,
+            _ => n_move += 1,
+        }
+    }
+    let total = commands.len() as f64;
+    println!(
+        "- generated in {:.1} s, file {} ({} records of {} bytes); mix: GTC {:.1}%, IOC/FOK {:.1}%, cancel {:.1}%, move {:.1}%",
+        t.elapsed().as_secs_f64(),
+        path.display(),
+        preamble.len() + commands.len(),
+        workload::RECORD_SIZE,
+        100.0 * n_new as f64 / total,
+        100.0 * n_ioc as f64 / total,
+        100.0 * n_cancel as f64 / total,
+        100.0 * n_move as f64 / total
+    );
+
+    // Memory: RSS delta around building and filling the engine.
+    let rss0 = rss_bytes();
+    let mut e = Engine::new(w.engine_config.clone());
+    let rss1 = rss_bytes();
+    let mut sink = CountingSink::default();
+    for c in &preamble {
+        e.process(c, &mut sink);
+    }
+    let rss2 = rss_bytes();
+    let resting = e.resting_orders();
+    let base = e.snapshot();
+    drop(e);
+    let e = Engine::restore(&base).unwrap();
+    println!(
+        "- memory: preallocated {:.1} MiB for orders_max {} ({} B per order slot in the order-proportional tables); RSS +{:.1} MiB at construction, +{:.1} MiB after deposits and the fill phase ({} resting orders: {:.0} B RSS per resting order, all tables included)",
+        e.preallocated_bytes() as f64 / 1048576.0,
+        w.engine_config.orders_max,
+        Engine::bytes_per_order_slot(),
+        (rss1.saturating_sub(rss0)) as f64 / 1048576.0,
+        (rss2.saturating_sub(rss0)) as f64 / 1048576.0,
+        resting,
+        (rss2.saturating_sub(rss0)) as f64 / resting.max(1) as f64
+    );
+    drop(e);
+
+    let mut by_kind = [hist(), hist(), hist()];
+    let ours = run_ours(&base, &commands, overhead, &mut by_kind);
+    let mc_stream = build_matchcore_stream(cfg.instruments as usize, &preamble, &commands, &w.engine_config);
+    let theirs = run_matchcore(&mc_stream, overhead);
+    println!("- closed-loop throughput: ours {:.2} M commands/s, matchcore {:.2} M commands/s, ratio {:.2}x", ours.throughput / 1e6, theirs.throughput / 1e6, ours.throughput / theirs.throughput);
+    println!("- service time, ours: {}", pct(&ours.service));
+    println!("  - new orders: {}", pct(&by_kind[0]));
+    println!("  - cancels: {}", pct(&by_kind[1]));
+    println!("  - moves (replace): {}", pct(&by_kind[2]));
+    println!("- service time, matchcore: {}", pct(&theirs.service));
+    let r = |q: f64| theirs.service.value_at_quantile(q) as f64 / ours.service.value_at_quantile(q).max(1) as f64;
+    println!("- matchcore / ours service time: p50 {:.2}x, p99 {:.2}x, p99.9 {:.2}x, p99.99 {:.2}x", r(0.5), r(0.99), r(0.999), r(0.9999));
+    println!(
+        "- trades: ours {} ({:.2}% of commands), matchcore {}; rejects: ours {}, matchcore {}",
+        ours.trades,
+        100.0 * ours.trades as f64 / total,
+        theirs.trades,
+        ours.rejects,
+        theirs.rejects
+    );
+    println!("- open loop (latency from planned send time, up to 0.5 s of commands per rate):");
+    let mut best_rate = 0.0;
+    for rate in [250e3, 500e3, 1e6, 1.5e6, 2e6, 2.5e6, 3e6, 4e6, 5e6] {
+        let h = open_loop(&base, &commands, rate);
+        let p99 = h.value_at_quantile(0.99);
+        if p99 < 4_000 {
+            best_rate = rate;
+        }
+        println!("  - {:.2} M/s offered: {}", rate / 1e6, pct(&h));
+    }
+    println!("- highest offered rate with p99 < 4 µs: {:.2} M commands/s", best_rate / 1e6);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let commands: u64 = std::env::var("MATCHING_BENCH_COMMANDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let overhead = timer_overhead_ns();
+    println!("## Matching core benchmark output");
+    println!("- timer: std::time::Instant pairs, median overhead {overhead} ns subtracted from service times (not from open-loop latencies)");
+    bench("single", WorkloadConfig::single(1, commands), overhead);
+    bench("multi100", WorkloadConfig::multi(2, 100, commands), overhead);
+}

@@ -235,6 +235,11 @@ impl Engine {
         &self.config
     }
 
+    /// The id the next accepted order would get (ids are never reused).
+    pub fn next_order_id(&self) -> u64 {
+        self.next_order_id
+    }
+
     /// Sequence of the last command processed (0 before the first).
     pub fn last_sequence(&self) -> u64 {
         self.last_sequence

@@ -2,8 +2,9 @@
 //! and a file format of fixed-size records so every tool replays identical commands.
 //!
 //! Mix (per instrument, after a fill phase of `resting_per_instrument` GTC orders):
-//! about 9% new GTC limit orders priced at the last trade ± a triangular draw within the
-//! deviation (5% of the start price, at most 10,000 ticks), 3% IOC orders at the band edge
+//! about 9% new GTC limit orders on the passive side of the last trade (bids below, asks
+//! above) at a distance drawn within the deviation (5% of the start price, at most 10,000
+//! ticks, skewed small), 3% IOC orders at the band edge
 //! (1 in 32 of them fill-or-kill), 6% cancels and 82% moves (replace) of one of the oldest 512
 //! resting orders, 1% of the way toward the last trade. Sizes are `1 + r6^3` with `r6`
 //! uniform in `0..=5`. The book is steered back toward `resting_per_instrument` orders by
@@ -172,14 +173,7 @@ impl Generator {
         self.rng.gen_range(1..=self.cfg.accounts)
     }
 
-    /// Triangular draw in `-dev..=dev`.
-    fn triangular(&mut self, dev: i64) -> i64 {
-        let a = self.rng.gen_range(0..=dev);
-        let b = self.rng.gen_range(0..=dev);
-        a - b
-    }
-
-    fn push(&mut self, kind: CommandKind, out: &mut Vec<Command>) {
+        fn push(&mut self, kind: CommandKind, out: &mut Vec<Command>) {
         self.seq += 1;
         let c = Command {
             sequence: self.seq,
@@ -213,12 +207,25 @@ impl Generator {
         self.engine.reference_price(instrument)
     }
 
+    /// A passive GTC order: bids at or below the last trade, asks at or above, at a distance
+    /// drawn from `1 + u^2 * deviation` and averaged over four uniform draws.
     fn new_gtc(&mut self, instrument: u32, out: &mut Vec<Command>) {
-        let dev = self.states[instrument as usize].deviation;
+        let deviation = self.states[instrument as usize].deviation;
         let last = self.last_price(instrument);
         let side = if self.rng.gen::<bool>() { Side::Buy } else { Side::Sell };
+        let u: f64 = self.rng.gen();
+        let dev = 1 + (u * u * deviation as f64) as i64;
+        let mut sum = 0;
+        for _ in 0..4 {
+            sum += self.rng.gen_range(0..dev);
+        }
+        let offset = (sum / 4 * 2 - dev).abs();
         let (low, high) = self.engine.band(instrument).unwrap();
-        let price = (last + self.triangular(dev)).clamp(low, high);
+        let price = match side {
+            Side::Buy => last - offset,
+            Side::Sell => last + offset,
+        }
+        .clamp(low, high);
         let account = self.account();
         let quantity = self.size();
         self.client_order_id += 1;
@@ -322,7 +329,11 @@ impl Generator {
                     let last = self.last_price(instrument);
                     let diff = last - l.price;
                     let step = if diff == 0 {
-                        0
+                        if self.rng.gen::<bool>() {
+                            1
+                        } else {
+                            -1
+                        }
                     } else if diff.abs() < 100 {
                         diff.signum()
                     } else {
