@@ -291,6 +291,7 @@ pub(crate) fn create_segment(
     let mut map = unsafe {
         MmapOptions::new()
             .len(cfg.segment_size as usize)
+            .populate()
             .map_mut(&f)
     }
     .map_err(io_err(&tmp))?;

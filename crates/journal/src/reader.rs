@@ -35,8 +35,13 @@ impl ReadSegment {
         let f = File::open(&path).map_err(io_err(&path))?;
         // SAFETY: read-only shared mapping; we only read committed frames,
         // which the writer never modifies afterwards.
-        let map = unsafe { MmapOptions::new().len(h.segment_size as usize).map(&f) }
-            .map_err(io_err(&path))?;
+        let map = unsafe {
+            MmapOptions::new()
+                .len(h.segment_size as usize)
+                .populate()
+                .map(&f)
+        }
+        .map_err(io_err(&path))?;
         Ok((Self { index, map }, h))
     }
 

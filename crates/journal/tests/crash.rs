@@ -7,7 +7,9 @@
 //! the sequence is gap-free from 1, each payload equals the deterministic
 //! function of its sequence, and every sequence the writer reported as
 //! committed is present. Seed: `JOURNAL_CRASH_SEED`; rounds:
-//! `JOURNAL_CRASH_ROUNDS` (default 24).
+//! `JOURNAL_CRASH_ROUNDS` (default 24). A second test reads the journal
+//! read-only from this process *while* the writer process is appending
+//! (cross-process readers, lock-free, via the mapped control file).
 
 use journal::testkit::{payload_for, template_for};
 use journal::{Journal, WaitStrategy};
@@ -142,4 +144,40 @@ fn kill_dash_nine_rounds_recover_a_verified_gap_free_prefix() {
         "crash test: {rounds} rounds, {last_len} frames, {segments} segments, {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn live_cross_process_reader_follows_the_writer() {
+    let dir = scratch_dir();
+    let total = 100_000u64;
+    let exe = env!("CARGO_BIN_EXE_journal-crash-writer");
+    let mut child = Command::new(exe)
+        .arg(dir.path())
+        .arg(total.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn writer");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap(); // journal created and recovered
+    let pump = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let j = Journal::open_read_only(dir.path()).unwrap();
+    assert!(j.is_read_only());
+    let mut r = j.reader_with(1, WaitStrategy::default(), true).unwrap();
+    assert!(!r.is_registered());
+    let mut buf = Vec::new();
+    let mut behind = 0u64;
+    for expect in 1..=total {
+        if j.committed_seq() < expect {
+            behind += 1;
+        }
+        let f = r.next_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(f.sequence, expect);
+        payload_for(expect, &mut buf);
+        assert_eq!(f.payload, &buf[..]);
+    }
+    assert!(child.wait().unwrap().success());
+    pump.join().unwrap().unwrap();
+    assert_eq!(j.committed_seq(), total);
+    eprintln!("live reader: waited for the writer {behind} times");
 }
