@@ -18,7 +18,11 @@ use matching::*;
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
@@ -78,7 +82,14 @@ fn build_matchcore_stream(
     let mut mc_id: Vec<(usize, u64)> = vec![(usize::MAX, 0); e.next_order_id() as usize + 1];
     let mut translate = |i: usize, c: &Command| -> Option<(usize, mc::Command)> {
         let (book, kind) = match c.kind {
-            CommandKind::NewOrder { instrument_id, side, price, quantity, time_in_force, .. } => {
+            CommandKind::NewOrder {
+                instrument_id,
+                side,
+                price,
+                quantity,
+                time_in_force,
+                ..
+            } => {
                 let b = instrument_id as usize;
                 let tif = match time_in_force {
                     TimeInForce::Ioc => mc::TimeInForce::Ioc,
@@ -97,7 +108,9 @@ fn build_matchcore_stream(
                     mc::CommandKind::Submit(mc::SubmitCmd {
                         order: mc::NewOrder::Limit(mc::LimitOrder::new(
                             mc::Price(price as u64),
-                            mc::QuantityPolicy::Standard { quantity: mc::Quantity(quantity) },
+                            mc::QuantityPolicy::Standard {
+                                quantity: mc::Quantity(quantity),
+                            },
                             mc::OrderFlags::new(side, false, tif),
                         )),
                     }),
@@ -105,15 +118,27 @@ fn build_matchcore_stream(
             }
             CommandKind::Cancel { order_id, .. } => {
                 let (b, id) = mc_id[order_id as usize];
-                (b, mc::CommandKind::Cancel(mc::CancelCmd { order_id: mc::OrderId(id), order_kind: mc::OrderKind::Limit }))
+                (
+                    b,
+                    mc::CommandKind::Cancel(mc::CancelCmd {
+                        order_id: mc::OrderId(id),
+                        order_kind: mc::OrderKind::Limit,
+                    }),
+                )
             }
-            CommandKind::Replace { order_id, new_price, .. } => {
+            CommandKind::Replace {
+                order_id,
+                new_price,
+                ..
+            } => {
                 let (b, id) = mc_id[order_id as usize];
                 (
                     b,
                     mc::CommandKind::Amend(mc::AmendCmd {
                         order_id: mc::OrderId(id),
-                        patch: mc::AmendPatch::Limit(mc::LimitOrderPatch::new().with_price(mc::Price(new_price as u64))),
+                        patch: mc::AmendPatch::Limit(
+                            mc::LimitOrderPatch::new().with_price(mc::Price(new_price as u64)),
+                        ),
                     }),
                 )
             }
@@ -124,7 +149,10 @@ fn build_matchcore_stream(
         Some((
             book,
             mc::Command {
-                meta: mc::CommandMeta { sequence_number: mc::SequenceNumber(s), timestamp: mc::Timestamp(c.timestamp_ns) },
+                meta: mc::CommandMeta {
+                    sequence_number: mc::SequenceNumber(s),
+                    timestamp: mc::Timestamp(c.timestamp_ns),
+                },
                 kind,
             },
         ))
@@ -141,19 +169,32 @@ fn build_matchcore_stream(
             cmds.push(x);
         }
     }
-    McStream { preamble: pre, commands: cmds, books: instruments }
+    McStream {
+        preamble: pre,
+        commands: cmds,
+        books: instruments,
+    }
 }
 
 fn mc_books(n: usize) -> Vec<matchcore::OrderBook> {
-    (0..n).map(|i| matchcore::OrderBook::new(&format!("SYM{i}"))).collect()
+    (0..n)
+        .map(|i| matchcore::OrderBook::new(&format!("SYM{i}")))
+        .collect()
 }
 
 fn mc_trades(o: &matchcore::CommandOutcome) -> (u64, bool) {
     use matchcore::{CommandOutcome, CommandReport};
     match o {
-        CommandOutcome::Applied(CommandReport::Submit(e)) | CommandOutcome::Applied(CommandReport::Amend(e)) => {
-            let t = e.target_order().match_result().map_or(0, |m| m.trades().len())
-                + e.triggered_orders().iter().map(|t| t.match_result().map_or(0, |m| m.trades().len())).sum::<usize>();
+        CommandOutcome::Applied(CommandReport::Submit(e))
+        | CommandOutcome::Applied(CommandReport::Amend(e)) => {
+            let t = e
+                .target_order()
+                .match_result()
+                .map_or(0, |m| m.trades().len())
+                + e.triggered_orders()
+                    .iter()
+                    .map(|t| t.match_result().map_or(0, |m| m.trades().len()))
+                    .sum::<usize>();
             (t as u64, false)
         }
         CommandOutcome::Applied(_) => (0, false),
@@ -168,7 +209,12 @@ struct Figures {
     rejects: u64,
 }
 
-fn run_ours(base: &[u8], commands: &[Command], overhead: u64, by_kind: &mut [Histogram<u64>; 3]) -> Figures {
+fn run_ours(
+    base: &[u8],
+    commands: &[Command],
+    overhead: u64,
+    by_kind: &mut [Histogram<u64>; 3],
+) -> Figures {
     // Closed loop: best of 3 (each from the same restored state).
     let mut best = 0f64;
     let mut sink = CountingSink::default();
@@ -202,9 +248,22 @@ fn run_ours(base: &[u8], commands: &[Command], overhead: u64, by_kind: &mut [His
             _ => 2,
         };
         by_kind[k].record(ns).unwrap();
-        rejects += out.iter().filter(|o| matches!(o.event, Event::Rejected { .. } | Event::CancelRejected { .. })).count() as u64;
+        rejects += out
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.event,
+                    Event::Rejected { .. } | Event::CancelRejected { .. }
+                )
+            })
+            .count() as u64;
     }
-    Figures { throughput: best, service, trades, rejects }
+    Figures {
+        throughput: best,
+        service,
+        trades,
+        rejects,
+    }
 }
 
 fn run_matchcore(s: &McStream, overhead: u64) -> Figures {
@@ -241,9 +300,16 @@ fn run_matchcore(s: &McStream, overhead: u64) -> Figures {
         let bt = Instant::now();
         black_box(&o);
         drop(o);
-        service.record(((bt - a).as_nanos() as u64).saturating_sub(overhead).max(1)).unwrap();
+        service
+            .record(((bt - a).as_nanos() as u64).saturating_sub(overhead).max(1))
+            .unwrap();
     }
-    Figures { throughput: best, service, trades, rejects }
+    Figures {
+        throughput: best,
+        service,
+        trades,
+        rejects,
+    }
 }
 
 /// Open loop at `rate` commands/s: latency from each command's planned send time.
@@ -277,12 +343,18 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         workload::write_file(&mut f, &cfg, &w.preamble, &w.commands).unwrap();
     }
-    let (preamble, commands) = workload::read_file(&mut std::io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+    let (preamble, commands) = workload::read_file(&mut std::io::BufReader::new(
+        std::fs::File::open(&path).unwrap(),
+    ))
+    .unwrap();
     assert_eq!(commands, w.commands);
     let (mut n_new, mut n_ioc, mut n_cancel, mut n_move) = (0, 0, 0, 0);
     for c in &commands {
         match c.kind {
-            CommandKind::NewOrder { time_in_force: TimeInForce::Gtc, .. } => n_new += 1,
+            CommandKind::NewOrder {
+                time_in_force: TimeInForce::Gtc,
+                ..
+            } => n_new += 1,
             CommandKind::NewOrder { .. } => n_ioc += 1,
             CommandKind::Cancel { .. } => n_cancel += 1,
             _ => n_move += 1,
@@ -328,7 +400,12 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
 
     let mut by_kind = [hist(), hist(), hist()];
     let ours = run_ours(&base, &commands, overhead, &mut by_kind);
-    let mc_stream = build_matchcore_stream(cfg.instruments as usize, &preamble, &commands, &w.engine_config);
+    let mc_stream = build_matchcore_stream(
+        cfg.instruments as usize,
+        &preamble,
+        &commands,
+        &w.engine_config,
+    );
     let theirs = run_matchcore(&mc_stream, overhead);
     println!("- closed-loop throughput: ours {:.2} M commands/s, matchcore {:.2} M commands/s, ratio {:.2}x", ours.throughput / 1e6, theirs.throughput / 1e6, ours.throughput / theirs.throughput);
     println!("- service time, ours: {}", pct(&ours.service));
@@ -336,8 +413,16 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     println!("  - cancels: {}", pct(&by_kind[1]));
     println!("  - moves (replace): {}", pct(&by_kind[2]));
     println!("- service time, matchcore: {}", pct(&theirs.service));
-    let r = |q: f64| theirs.service.value_at_quantile(q) as f64 / ours.service.value_at_quantile(q).max(1) as f64;
-    println!("- matchcore / ours service time: p50 {:.2}x, p99 {:.2}x, p99.9 {:.2}x, p99.99 {:.2}x", r(0.5), r(0.99), r(0.999), r(0.9999));
+    let r = |q: f64| {
+        theirs.service.value_at_quantile(q) as f64 / ours.service.value_at_quantile(q).max(1) as f64
+    };
+    println!(
+        "- matchcore / ours service time: p50 {:.2}x, p99 {:.2}x, p99.9 {:.2}x, p99.99 {:.2}x",
+        r(0.5),
+        r(0.99),
+        r(0.999),
+        r(0.9999)
+    );
     println!(
         "- trades: ours {} ({:.2}% of commands), matchcore {}; rejects: ours {}, matchcore {}",
         ours.trades,
@@ -346,6 +431,9 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         ours.rejects,
         theirs.rejects
     );
+    if std::env::var("MATCHING_BENCH_QUICK").is_ok() {
+        return;
+    }
     println!("- open loop (latency from planned send time, up to 0.5 s of commands per rate):");
     let mut best_rate = 0.0;
     for rate in [250e3, 500e3, 1e6, 1.5e6, 2e6, 2.5e6, 3e6, 4e6, 5e6] {
@@ -356,15 +444,30 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         }
         println!("  - {:.2} M/s offered: {}", rate / 1e6, pct(&h));
     }
-    println!("- highest offered rate with p99 < 4 µs: {:.2} M commands/s", best_rate / 1e6);
+    println!(
+        "- highest offered rate with p99 < 4 µs: {:.2} M commands/s",
+        best_rate / 1e6
+    );
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let commands: u64 = std::env::var("MATCHING_BENCH_COMMANDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let commands: u64 = std::env::var("MATCHING_BENCH_COMMANDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let overhead = timer_overhead_ns();
     println!("## Matching core benchmark output");
     println!("- timer: std::time::Instant pairs, median overhead {overhead} ns subtracted from service times (not from open-loop latencies)");
-    bench("single", WorkloadConfig::single(1, commands), overhead);
-    bench("multi100", WorkloadConfig::multi(2, 100, commands), overhead);
+    let only = std::env::var("MATCHING_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "single" {
+        bench("single", WorkloadConfig::single(1, commands), overhead);
+    }
+    if only.is_empty() || only == "multi100" {
+        bench(
+            "multi100",
+            WorkloadConfig::multi(2, 100, commands),
+            overhead,
+        );
+    }
 }

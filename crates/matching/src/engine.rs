@@ -187,8 +187,8 @@ impl Engine {
             accounts_max
         ];
         let mut books = Vec::with_capacity(instruments_max);
-        for i in 0..instruments_max {
-            let cap = if products[i].configured {
+        for product in &products {
+            let cap = if product.configured {
                 levels_per_side_max
             } else {
                 0
@@ -197,7 +197,7 @@ impl Engine {
         }
         // Levels: each holds at least one order, so `orders_max` levels always suffice.
         let levels_max = orders_max;
-        let engine = Engine {
+        Engine {
             products,
             accounts,
             positions: vec![Position::default(); accounts_max * instruments_max],
@@ -227,8 +227,7 @@ impl Engine {
             seq: 0,
             ts: 0,
             config,
-        };
-        engine
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -405,7 +404,8 @@ impl Engine {
 
     #[inline]
     fn instrument_known(&self, instrument_id: u32) -> bool {
-        instrument_id < self.config.instruments_max && self.products[instrument_id as usize].configured
+        instrument_id < self.config.instruments_max
+            && self.products[instrument_id as usize].configured
     }
 
     #[inline]
@@ -686,7 +686,13 @@ impl Engine {
             self.finish_taker(o, CancelReason::FokNotFillable, sink);
             return;
         }
-        self.execute(Taker { order: o, walk_limit }, sink);
+        self.execute(
+            Taker {
+                order: o,
+                walk_limit,
+            },
+            sink,
+        );
     }
 
     /// FOK pre-check: can `o` fill completely under the same rules, without mutating?
@@ -731,7 +737,10 @@ impl Engine {
         } else if o.tif == TimeInForce::Ioc {
             self.finish_taker(o, CancelReason::IocRemainder, sink);
         } else {
-            assert!(o.tif != TimeInForce::Fok, "FOK left open after its pre-check");
+            assert!(
+                o.tif != TimeInForce::Fok,
+                "FOK left open after its pre-check"
+            );
             self.rest(o, sink);
         }
     }
@@ -931,7 +940,10 @@ impl Engine {
 
     /// Links an order at the back of its level; returns the level's new quantity and count.
     pub(crate) fn link_back(&mut self, mut o: Order) -> (u64, u32) {
-        let slot = self.order_free.pop().expect("order capacity checked before");
+        let slot = self
+            .order_free
+            .pop()
+            .expect("order capacity checked before");
         let instrument = o.instrument as usize;
         let side = o.side as usize;
         let key = key_of(o.side, o.price);
@@ -940,7 +952,10 @@ impl Engine {
             Ok(i) => book[i].level,
             Err(i) => {
                 assert!(book.len() < self.config.levels_per_side_max as usize);
-                let li = self.level_free.pop().expect("levels never outnumber orders");
+                let li = self
+                    .level_free
+                    .pop()
+                    .expect("levels never outnumber orders");
                 self.levels[li as usize] = Level {
                     price: o.price,
                     quantity: 0,
@@ -1190,6 +1205,33 @@ impl Engine {
             );
             return;
         }
+        if self.move_alone(slot, &old, &o) {
+            self.emit(sink, replaced);
+            self.emit(
+                sink,
+                Event::OrderDeleted {
+                    instrument_id: o.instrument,
+                    order_id,
+                    side: o.side,
+                    price: old.price,
+                    level_quantity: 0,
+                    level_order_count: 0,
+                },
+            );
+            self.emit(
+                sink,
+                Event::OrderAdded {
+                    instrument_id: o.instrument,
+                    order_id,
+                    side: o.side,
+                    price: o.price,
+                    quantity: o.leaves,
+                    level_quantity: o.leaves,
+                    level_order_count: 1,
+                },
+            );
+            return;
+        }
         self.levels[old.level as usize].quantity -= old.leaves;
         self.unlink(slot);
         let (level_quantity, level_order_count) = self.level_state(old.level);
@@ -1215,6 +1257,41 @@ impl Engine {
             },
             sink,
         );
+    }
+
+    /// Fast path of a replace that loses priority: when the order is alone at its level, the
+    /// new price does not cross the opposite side and no level lies between the old and the
+    /// new price, the level is re-priced in place (no array shifting). Observable behaviour is
+    /// that of delete + add; returns false when the general path must run.
+    fn move_alone(&mut self, slot: u32, old: &Order, new: &Order) -> bool {
+        let level_index = old.level;
+        if self.levels[level_index as usize].count != 1 {
+            return false;
+        }
+        let instrument = old.instrument as usize;
+        if let Some(top) = self.books[instrument][old.side.opposite() as usize].last() {
+            if crosses(old.side, new.price, self.levels[top.level as usize].price) {
+                return false;
+            }
+        }
+        let book = &mut self.books[instrument][old.side as usize];
+        let old_key = key_of(old.side, old.price);
+        let new_key = key_of(old.side, new.price);
+        let i = book
+            .binary_search_by_key(&old_key, |k| k.key)
+            .expect("level of a live order is in its book");
+        let below_ok = i == 0 || book[i - 1].key < new_key;
+        let above_ok = i + 1 == book.len() || book[i + 1].key > new_key;
+        if !(below_ok && above_ok) {
+            return false;
+        }
+        book[i].key = new_key;
+        let level = &mut self.levels[level_index as usize];
+        debug_assert!(level.head == slot && level.tail == slot);
+        level.price = new.price;
+        level.quantity = new.leaves;
+        self.orders[slot as usize] = *new;
+        true
     }
 
     /// Calls `f` on every resting order in the fixed order: instruments ascending, bids then
@@ -1297,7 +1374,13 @@ impl Engine {
 
     // ----- funds admin ---------------------------------------------------------------------
 
-    fn deposit<S: Sink + ?Sized>(&mut self, account_id: u32, asset: Asset, amount: i128, sink: &mut S) {
+    fn deposit<S: Sink + ?Sized>(
+        &mut self,
+        account_id: u32,
+        asset: Asset,
+        amount: i128,
+        sink: &mut S,
+    ) {
         if account_id >= self.config.accounts_max {
             return self.emit_admin_reject(RejectReason::UnknownAccount, sink);
         }
@@ -1338,7 +1421,13 @@ impl Engine {
         self.emit_account(account_id, asset, sink);
     }
 
-    fn withdraw<S: Sink + ?Sized>(&mut self, account_id: u32, asset: Asset, amount: i128, sink: &mut S) {
+    fn withdraw<S: Sink + ?Sized>(
+        &mut self,
+        account_id: u32,
+        asset: Asset,
+        amount: i128,
+        sink: &mut S,
+    ) {
         if !self.account_known(account_id) {
             return self.emit_admin_reject(RejectReason::UnknownAccount, sink);
         }
@@ -1566,7 +1655,10 @@ impl Engine {
             }
         }
         if live != self.resting_orders() {
-            return Err(format!("{live} linked orders, {} slots used", self.resting_orders()));
+            return Err(format!(
+                "{live} linked orders, {} slots used",
+                self.resting_orders()
+            ));
         }
         if self.id_table.iter().filter(|&&s| s != NIL).count() != live {
             return Err("id table holds stale entries".into());

@@ -166,14 +166,16 @@ impl Generator {
         }
         let total = *self.cumulative.last().unwrap();
         let u = self.rng.gen::<f64>() * total;
-        self.cumulative.partition_point(|&c| c < u).min(self.cumulative.len() - 1) as u32
+        self.cumulative
+            .partition_point(|&c| c < u)
+            .min(self.cumulative.len() - 1) as u32
     }
 
     fn account(&mut self) -> u32 {
         self.rng.gen_range(1..=self.cfg.accounts)
     }
 
-        fn push(&mut self, kind: CommandKind, out: &mut Vec<Command>) {
+    fn push(&mut self, kind: CommandKind, out: &mut Vec<Command>) {
         self.seq += 1;
         let c = Command {
             sequence: self.seq,
@@ -212,7 +214,11 @@ impl Generator {
     fn new_gtc(&mut self, instrument: u32, out: &mut Vec<Command>) {
         let deviation = self.states[instrument as usize].deviation;
         let last = self.last_price(instrument);
-        let side = if self.rng.gen::<bool>() { Side::Buy } else { Side::Sell };
+        let side = if self.rng.gen::<bool>() {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let u: f64 = self.rng.gen();
         let dev = 1 + (u * u * deviation as f64) as i64;
         let mut sum = 0;
@@ -247,7 +253,11 @@ impl Generator {
     }
 
     fn new_ioc(&mut self, instrument: u32, out: &mut Vec<Command>) {
-        let side = if self.rng.gen::<bool>() { Side::Buy } else { Side::Sell };
+        let side = if self.rng.gen::<bool>() {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let (low, high) = self.engine.band(instrument).unwrap();
         let price = match side {
             Side::Buy => high,

@@ -35,7 +35,9 @@ fn random_streams_keep_invariants_and_exercise_everything() {
     let mut seen = std::collections::BTreeSet::new();
     for o in &out {
         let tag = match o.event {
-            Event::Rejected { reason, .. } | Event::CancelRejected { reason, .. } => format!("reject {reason:?}"),
+            Event::Rejected { reason, .. } | Event::CancelRejected { reason, .. } => {
+                format!("reject {reason:?}")
+            }
             Event::Cancelled { reason, .. } => format!("cancel {reason:?}"),
             Event::AdminRejected { reason } => format!("admin {reason:?}"),
             ref e => format!("{:?}", std::mem::discriminant(e)),
@@ -43,11 +45,23 @@ fn random_streams_keep_invariants_and_exercise_everything() {
         seen.insert(tag);
     }
     for must in [
-        "cancel SelfTrade", "cancel FokNotFillable", "cancel IocRemainder", "cancel MarketRemainder",
-        "cancel DayExpiry", "cancel User", "reject InsufficientCash", "reject PriceOutsideBand",
-        "reject InstrumentHalted", "reject UnknownOrder", "reject AlreadyClosed", "reject NotOwner",
+        "cancel SelfTrade",
+        "cancel FokNotFillable",
+        "cancel IocRemainder",
+        "cancel MarketRemainder",
+        "cancel DayExpiry",
+        "cancel User",
+        "reject InsufficientCash",
+        "reject PriceOutsideBand",
+        "reject InstrumentHalted",
+        "reject UnknownOrder",
+        "reject AlreadyClosed",
+        "reject NotOwner",
     ] {
-        assert!(seen.contains(must), "stream never produced {must}: {seen:?}");
+        assert!(
+            seen.contains(must),
+            "stream never produced {must}: {seen:?}"
+        );
     }
 }
 
@@ -64,10 +78,18 @@ fn snapshot_restore_replay_matches_uninterrupted_run() {
             let mut out = run_all(&mut first, &cmds[..cut]);
             let snap = first.snapshot();
             let mut restored = Engine::restore(&snap).unwrap();
-            assert_eq!(restored.snapshot(), snap, "restore then snapshot is identity");
+            assert_eq!(
+                restored.snapshot(),
+                snap,
+                "restore then snapshot is identity"
+            );
             out.extend(run_all(&mut restored, &cmds[cut..]));
             assert_eq!(encode_outputs(&out), full_out, "seed {seed} cut {cut}");
-            assert_eq!(restored.snapshot(), full.snapshot(), "seed {seed} cut {cut}");
+            assert_eq!(
+                restored.snapshot(),
+                full.snapshot(),
+                "seed {seed} cut {cut}"
+            );
         }
     }
 }
@@ -82,20 +104,26 @@ fn snapshot_rejects_corruption() {
     let mid = bad.len() / 2;
     bad[mid] ^= 1;
     assert_eq!(Engine::restore(&bad).err(), Some(SnapshotError::Checksum));
-    assert_eq!(Engine::restore(&snap[..snap.len() - 1]).err().is_some(), true);
+    assert!(Engine::restore(&snap[..snap.len() - 1]).is_err());
     let mut bad = snap.clone();
     bad[0] = b'X';
     assert_eq!(Engine::restore(&bad).err(), Some(SnapshotError::BadMagic));
     let mut bad = snap.clone();
     bad[8] = 9;
-    assert_eq!(Engine::restore(&bad).err(), Some(SnapshotError::UnsupportedVersion(9)));
+    assert_eq!(
+        Engine::restore(&bad).err(),
+        Some(SnapshotError::UnsupportedVersion(9))
+    );
 }
+
+/// Price -> FIFO of (order id, open quantity).
+type Levels = BTreeMap<i64, Vec<(u64, u64)>>;
 
 /// L3 book rebuilt only from OrderAdded / OrderModified / OrderDeleted / OrderExecuted.
 #[derive(Default)]
 struct L3 {
     // (instrument, side) -> price -> FIFO of (order id, quantity)
-    books: BTreeMap<(u32, u8), BTreeMap<i64, Vec<(u64, u64)>>>,
+    books: BTreeMap<(u32, u8), Levels>,
 }
 
 impl L3 {
@@ -105,17 +133,50 @@ impl L3 {
             assert_eq!(lvl.len() as u32, c);
         };
         match *e {
-            Event::OrderAdded { instrument_id, order_id, side, price, quantity, level_quantity, level_order_count } => {
-                let lvl = self.books.entry((instrument_id, side as u8)).or_default().entry(price).or_default();
+            Event::OrderAdded {
+                instrument_id,
+                order_id,
+                side,
+                price,
+                quantity,
+                level_quantity,
+                level_order_count,
+            } => {
+                let lvl = self
+                    .books
+                    .entry((instrument_id, side as u8))
+                    .or_default()
+                    .entry(price)
+                    .or_default();
                 lvl.push((order_id, quantity));
                 check(lvl, level_quantity, level_order_count);
             }
-            Event::OrderModified { instrument_id, order_id, side, price, quantity, level_quantity, level_order_count } => {
-                let lvl = self.books.get_mut(&(instrument_id, side as u8)).unwrap().get_mut(&price).unwrap();
+            Event::OrderModified {
+                instrument_id,
+                order_id,
+                side,
+                price,
+                quantity,
+                level_quantity,
+                level_order_count,
+            } => {
+                let lvl = self
+                    .books
+                    .get_mut(&(instrument_id, side as u8))
+                    .unwrap()
+                    .get_mut(&price)
+                    .unwrap();
                 lvl.iter_mut().find(|x| x.0 == order_id).unwrap().1 = quantity;
                 check(lvl, level_quantity, level_order_count);
             }
-            Event::OrderDeleted { instrument_id, order_id, side, price, level_quantity, level_order_count } => {
+            Event::OrderDeleted {
+                instrument_id,
+                order_id,
+                side,
+                price,
+                level_quantity,
+                level_order_count,
+            } => {
                 let book = self.books.get_mut(&(instrument_id, side as u8)).unwrap();
                 let lvl = book.get_mut(&price).unwrap();
                 lvl.retain(|x| x.0 != order_id);
@@ -124,7 +185,17 @@ impl L3 {
                     book.remove(&price);
                 }
             }
-            Event::OrderExecuted { instrument_id, order_id, side, price, quantity, leaves_quantity, level_quantity, level_order_count, .. } => {
+            Event::OrderExecuted {
+                instrument_id,
+                order_id,
+                side,
+                price,
+                quantity,
+                leaves_quantity,
+                level_quantity,
+                level_order_count,
+                ..
+            } => {
                 let book = self.books.get_mut(&(instrument_id, side as u8)).unwrap();
                 let lvl = book.get_mut(&price).unwrap();
                 assert_eq!(lvl[0].0, order_id, "executions hit the head of the queue");
@@ -172,9 +243,14 @@ fn market_data_events_rebuild_the_l3_book() {
                             expect.extend(lvl.iter().copied());
                         }
                     }
-                    let got: Vec<(u64, u64)> = e.orders(instrument, side).iter().map(|o| (o.order_id, o.leaves_quantity)).collect();
+                    let got: Vec<(u64, u64)> = e
+                        .orders(instrument, side)
+                        .iter()
+                        .map(|o| (o.order_id, o.leaves_quantity))
+                        .collect();
                     assert_eq!(got, expect);
-                    let got_prices: Vec<i64> = e.levels(instrument, side).iter().map(|l| l.0).collect();
+                    let got_prices: Vec<i64> =
+                        e.levels(instrument, side).iter().map(|l| l.0).collect();
                     assert_eq!(got_prices, prices);
                 }
             }
@@ -184,14 +260,21 @@ fn market_data_events_rebuild_the_l3_book() {
 
 #[test]
 fn workload_generator_is_reproducible_and_round_trips_through_its_file() {
-    let cfg = WorkloadConfig { accounts: 200, resting_per_instrument: 200, ..WorkloadConfig::multi(5, 8, 20_000) };
+    let cfg = WorkloadConfig {
+        accounts: 200,
+        resting_per_instrument: 200,
+        ..WorkloadConfig::multi(5, 8, 20_000)
+    };
     let a = workload::generate(&cfg);
     let b = workload::generate(&cfg);
     assert_eq!(a.commands, b.commands);
     assert_eq!(a.preamble, b.preamble);
     let mut bytes = Vec::new();
     workload::write_file(&mut bytes, &cfg, &a.preamble, &a.commands).unwrap();
-    assert_eq!(bytes.len(), workload::FILE_HEADER_SIZE + workload::RECORD_SIZE * (a.preamble.len() + a.commands.len()));
+    assert_eq!(
+        bytes.len(),
+        workload::FILE_HEADER_SIZE + workload::RECORD_SIZE * (a.preamble.len() + a.commands.len())
+    );
     let (pre, cmds) = workload::read_file(&mut bytes.as_slice()).unwrap();
     assert_eq!(pre, a.preamble);
     assert_eq!(cmds, a.commands);
@@ -202,10 +285,20 @@ fn workload_generator_is_reproducible_and_round_trips_through_its_file() {
         e.process(c, &mut out);
     }
     e.check_invariants().unwrap();
-    assert!(!out.iter().any(|o| matches!(o.event, Event::Rejected { .. } | Event::CancelRejected { .. } | Event::AdminRejected { .. })));
-    let trades = out.iter().filter(|o| matches!(o.event, Event::Trade { .. })).count();
+    assert!(!out.iter().any(|o| matches!(
+        o.event,
+        Event::Rejected { .. } | Event::CancelRejected { .. } | Event::AdminRejected { .. }
+    )));
+    let trades = out
+        .iter()
+        .filter(|o| matches!(o.event, Event::Trade { .. }))
+        .count();
     assert!(trades > 500, "{trades} trades");
-    assert!(e.resting_orders() > 8 * 150 && e.resting_orders() < 8 * 260, "{}", e.resting_orders());
+    assert!(
+        e.resting_orders() > 8 * 150 && e.resting_orders() < 8 * 260,
+        "{}",
+        e.resting_orders()
+    );
 }
 
 #[test]
@@ -215,17 +308,29 @@ fn every_command_kind_round_trips_through_a_record() {
         let mut back = workload::decode_record(&r).unwrap();
         if let CommandKind::SetAccountLimits { limits, .. } = &mut back.kind {
             // Daily notional max is stored as i64 in a record.
-            let CommandKind::SetAccountLimits { limits: orig, .. } = c.kind else { unreachable!() };
+            let CommandKind::SetAccountLimits { limits: orig, .. } = c.kind else {
+                unreachable!()
+            };
             assert_eq!(limits.daily_notional_max, orig.daily_notional_max);
         }
         assert_eq!(back, c);
     }
     let extra = [
-        CommandKind::MassCancel { scope: MassCancelScope::All, reason: MassCancelReason::Admin },
+        CommandKind::MassCancel {
+            scope: MassCancelScope::All,
+            reason: MassCancelReason::Admin,
+        },
         CommandKind::StartTradingDay { trading_day: 7 },
     ];
     for kind in extra {
-        let c = Command { sequence: 1, timestamp_ns: 2, kind };
-        assert_eq!(workload::decode_record(&workload::encode_record(&c)), Some(c));
+        let c = Command {
+            sequence: 1,
+            timestamp_ns: 2,
+            kind,
+        };
+        assert_eq!(
+            workload::decode_record(&workload::encode_record(&c)),
+            Some(c)
+        );
     }
 }

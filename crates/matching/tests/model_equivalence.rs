@@ -39,44 +39,50 @@ fn kind() -> impl Strategy<Value = CommandKind> {
         any::<u64>(),
         1u32..=2,
     )
-        .prop_map(|(account, instrument, side, ot, off, lots, tif, stp, cl, sess)| {
-            let (price, quantity) = if instrument == INSTR2 {
-                (500 + off, lots)
-            } else {
-                // Odd offsets beyond the grid produce off-tick prices; lots of 10 except for
-                // the rare raw quantities.
-                (1000 + off * 5 + i64::from(off.abs() > 40), if lots > 12 { lots } else { lots * 10 })
-            };
-            CommandKind::NewOrder {
-                session_id: account + 100 * sess,
-                account_id: account,
-                client_order_id: cl,
-                instrument_id: instrument,
-                side,
-                order_type: ot,
-                price,
-                quantity,
-                time_in_force: TimeInForce::from_u8(tif).unwrap(),
-                stp_mode: StpMode::from_u8(stp).unwrap(),
-            }
-        });
+        .prop_map(
+            |(account, instrument, side, ot, off, lots, tif, stp, cl, sess)| {
+                let (price, quantity) = if instrument == INSTR2 {
+                    (500 + off, lots)
+                } else {
+                    // Odd offsets beyond the grid produce off-tick prices; lots of 10 except for
+                    // the rare raw quantities.
+                    (
+                        1000 + off * 5 + i64::from(off.abs() > 40),
+                        if lots > 12 { lots } else { lots * 10 },
+                    )
+                };
+                CommandKind::NewOrder {
+                    session_id: account + 100 * sess,
+                    account_id: account,
+                    client_order_id: cl,
+                    instrument_id: instrument,
+                    side,
+                    order_type: ot,
+                    price,
+                    quantity,
+                    time_in_force: TimeInForce::from_u8(tif).unwrap(),
+                    stp_mode: StpMode::from_u8(stp).unwrap(),
+                }
+            },
+        );
     let cancel = (1u32..=5, 0u64..40).prop_map(|(account, order_id)| CommandKind::Cancel {
         session_id: account + 100,
         account_id: account,
         client_order_id: 1,
         order_id,
     });
-    let replace = (1u32..=5, 0u64..40, -4i64..=4, 1u64..=13).prop_map(|(account, order_id, off, lots)| {
-        CommandKind::Replace {
-            session_id: account + 100,
-            account_id: account,
-            client_order_id: 2,
-            order_id,
-            new_client_order_id: 3,
-            new_price: 1000 + off * 5,
-            new_quantity: lots * 10,
-        }
-    });
+    let replace =
+        (1u32..=5, 0u64..40, -4i64..=4, 1u64..=13).prop_map(|(account, order_id, off, lots)| {
+            CommandKind::Replace {
+                session_id: account + 100,
+                account_id: account,
+                client_order_id: 2,
+                order_id,
+                new_client_order_id: 3,
+                new_price: 1000 + off * 5,
+                new_quantity: lots * 10,
+            }
+        });
     let scope = prop_oneof![
         (100u32..=102).prop_map(MassCancelScope::Session),
         (1u32..=5).prop_map(MassCancelScope::Account),
@@ -90,7 +96,11 @@ fn kind() -> impl Strategy<Value = CommandKind> {
     let admin = prop_oneof![
         (0u32..3, any::<bool>()).prop_map(|(i, h)| CommandKind::SetTradingStatus {
             instrument_id: i,
-            status: if h { TradingStatus::Halted } else { TradingStatus::Open },
+            status: if h {
+                TradingStatus::Halted
+            } else {
+                TradingStatus::Open
+            },
         }),
         (0u32..3, -10i64..=10).prop_map(|(i, off)| CommandKind::SetReferencePrice {
             instrument_id: i,
@@ -98,16 +108,30 @@ fn kind() -> impl Strategy<Value = CommandKind> {
         }),
         (0u32..9, 0u8..3, 0i128..300_000).prop_map(|(a, k, amount)| CommandKind::Deposit {
             account_id: a,
-            asset: if k == 0 { Asset::Cash } else { Asset::Position(u32::from(k) - 1) },
+            asset: if k == 0 {
+                Asset::Cash
+            } else {
+                Asset::Position(u32::from(k) - 1)
+            },
             amount,
         }),
         (0u32..9, 0u8..3, 0i128..300_000).prop_map(|(a, k, amount)| CommandKind::Withdraw {
             account_id: a,
-            asset: if k == 0 { Asset::Cash } else { Asset::Position(u32::from(k) - 1) },
+            asset: if k == 0 {
+                Asset::Cash
+            } else {
+                Asset::Position(u32::from(k) - 1)
+            },
             amount,
         }),
-        (1u32..=5, 20u64..200, 20_000i128..200_000, 50u64..600, 50_000i128..600_000).prop_map(
-            |(a, q, n, dq, dn)| CommandKind::SetAccountLimits {
+        (
+            1u32..=5,
+            20u64..200,
+            20_000i128..200_000,
+            50u64..600,
+            50_000i128..600_000
+        )
+            .prop_map(|(a, q, n, dq, dn)| CommandKind::SetAccountLimits {
                 account_id: a,
                 limits: AccountLimits {
                     order_quantity_max: q,
@@ -115,8 +139,7 @@ fn kind() -> impl Strategy<Value = CommandKind> {
                     daily_quantity_max: dq,
                     daily_notional_max: dn,
                 },
-            }
-        ),
+            }),
         (1u32..5).prop_map(|d| CommandKind::StartTradingDay { trading_day: d }),
     ];
     prop_oneof![
@@ -242,10 +265,19 @@ fn model_agrees_on_long_random_streams() {
             out.clear();
             e.process(c, &mut out);
             assert_eq!(out, m.process(c), "seed {seed} command {c:?}");
-            trades += out.iter().filter(|o| matches!(o.event, Event::Trade { .. })).count();
-            rejects += out.iter().filter(|o| matches!(o.event, Event::Rejected { .. })).count();
+            trades += out
+                .iter()
+                .filter(|o| matches!(o.event, Event::Trade { .. }))
+                .count();
+            rejects += out
+                .iter()
+                .filter(|o| matches!(o.event, Event::Rejected { .. }))
+                .count();
         }
         check_same(&e, &m).unwrap();
-        assert!(trades > 200 && rejects > 100, "seed {seed}: {trades} trades {rejects} rejects");
+        assert!(
+            trades > 200 && rejects > 100,
+            "seed {seed}: {trades} trades {rejects} rejects"
+        );
     }
 }

@@ -102,15 +102,40 @@ impl H {
             stp_mode: stp,
         })
     }
-    pub fn limit(&mut self, account: u32, side: Side, price: i64, qty: u64, tif: TimeInForce) -> Vec<Event> {
-        self.order_full(account, INSTR, side, OrderType::Limit, price, qty, tif, StpMode::None)
+    pub fn limit(
+        &mut self,
+        account: u32,
+        side: Side,
+        price: i64,
+        qty: u64,
+        tif: TimeInForce,
+    ) -> Vec<Event> {
+        self.order_full(
+            account,
+            INSTR,
+            side,
+            OrderType::Limit,
+            price,
+            qty,
+            tif,
+            StpMode::None,
+        )
     }
     pub fn gtc(&mut self, account: u32, side: Side, price: i64, qty: u64) -> u64 {
         let ev = self.limit(account, side, price, qty, TimeInForce::Gtc);
         accepted_id(&ev).expect("accepted")
     }
     pub fn market(&mut self, account: u32, side: Side, qty: u64) -> Vec<Event> {
-        self.order_full(account, INSTR, side, OrderType::Market, 0, qty, TimeInForce::Ioc, StpMode::None)
+        self.order_full(
+            account,
+            INSTR,
+            side,
+            OrderType::Market,
+            0,
+            qty,
+            TimeInForce::Ioc,
+            StpMode::None,
+        )
     }
     pub fn cancel(&mut self, account: u32, order_id: u64) -> Vec<Event> {
         self.run(CommandKind::Cancel {
@@ -158,7 +183,9 @@ pub fn rejected(ev: &[Event]) -> Option<RejectReason> {
 pub fn trades(ev: &[Event]) -> Vec<(i64, u64)> {
     ev.iter()
         .filter_map(|e| match e {
-            Event::Trade { price, quantity, .. } => Some((*price, *quantity)),
+            Event::Trade {
+                price, quantity, ..
+            } => Some((*price, *quantity)),
             _ => None,
         })
         .collect()
@@ -198,12 +225,30 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
     let mut seq = 0u64;
     let mut push = |kind: CommandKind, out: &mut Vec<Command>| {
         seq += 1;
-        out.push(Command { sequence: seq, timestamp_ns: seq * 1000, kind });
+        out.push(Command {
+            sequence: seq,
+            timestamp_ns: seq * 1000,
+            kind,
+        });
     };
     for a in 1..=4 {
-        push(CommandKind::Deposit { account_id: a, asset: Asset::Cash, amount: 5_000_000 }, &mut out);
+        push(
+            CommandKind::Deposit {
+                account_id: a,
+                asset: Asset::Cash,
+                amount: 5_000_000,
+            },
+            &mut out,
+        );
         for i in [INSTR, INSTR2] {
-            push(CommandKind::Deposit { account_id: a, asset: Asset::Position(i), amount: 5_000 }, &mut out);
+            push(
+                CommandKind::Deposit {
+                    account_id: a,
+                    asset: Asset::Position(i),
+                    amount: 5_000,
+                },
+                &mut out,
+            );
         }
     }
     let mut max_id = 1u64;
@@ -212,8 +257,16 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
         let account = rng.gen_range(1..=5);
         let kind = if r < 550 {
             max_id += 1;
-            let instrument = if rng.gen_range(0..5) == 0 { INSTR2 } else { INSTR };
-            let (mid, tick) = if instrument == INSTR { (1000, 5) } else { (500, 1) };
+            let instrument = if rng.gen_range(0..5) == 0 {
+                INSTR2
+            } else {
+                INSTR
+            };
+            let (mid, tick) = if instrument == INSTR {
+                (1000, 5)
+            } else {
+                (500, 1)
+            };
             let mut price = mid + tick * rng.gen_range(-12..=12);
             if rng.gen_range(0..50) == 0 {
                 price += rng.gen_range(-3..=3) * 100 + rng.gen_range(0..2);
@@ -227,9 +280,17 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
                 session_id: account + 100 * rng.gen_range(1..=2),
                 account_id: account,
                 client_order_id: rng.gen(),
-                instrument_id: if rng.gen_range(0..200) == 0 { 3 } else { instrument },
+                instrument_id: if rng.gen_range(0..200) == 0 {
+                    3
+                } else {
+                    instrument
+                },
                 side: if rng.gen() { Side::Buy } else { Side::Sell },
-                order_type: if rng.gen_range(0..12) == 0 { OrderType::Market } else { OrderType::Limit },
+                order_type: if rng.gen_range(0..12) == 0 {
+                    OrderType::Market
+                } else {
+                    OrderType::Limit
+                },
                 price,
                 quantity,
                 time_in_force: TimeInForce::from_u8(rng.gen_range(0..4)).unwrap(),
@@ -250,7 +311,11 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
                 client_order_id: rng.gen(),
                 order_id: rng.gen_range(max_id.saturating_sub(40).max(1)..=max_id + 1),
                 new_client_order_id: rng.gen(),
-                new_price: if rng.gen_range(0..4) == 0 { price / 2 } else { price },
+                new_price: if rng.gen_range(0..4) == 0 {
+                    price / 2
+                } else {
+                    price
+                },
                 new_quantity: 10 * rng.gen_range(1..=40),
             }
         } else if r < 950 {
@@ -260,28 +325,47 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
                 2 => MassCancelScope::Instrument(rng.gen_range(0..3)),
                 _ => MassCancelScope::All,
             };
-            CommandKind::MassCancel { scope, reason: MassCancelReason::from_u8(rng.gen_range(0..3)).unwrap() }
+            CommandKind::MassCancel {
+                scope,
+                reason: MassCancelReason::from_u8(rng.gen_range(0..3)).unwrap(),
+            }
         } else if r < 960 {
             CommandKind::SetTradingStatus {
                 instrument_id: rng.gen_range(0..2),
-                status: if rng.gen_range(0..3) == 0 { TradingStatus::Halted } else { TradingStatus::Open },
+                status: if rng.gen_range(0..3) == 0 {
+                    TradingStatus::Halted
+                } else {
+                    TradingStatus::Open
+                },
             }
         } else if r < 968 {
             let instrument_id = rng.gen_range(0..2);
             CommandKind::SetReferencePrice {
                 instrument_id,
-                price: if instrument_id == 0 { 1000 + 5 * rng.gen_range(-8..=8) } else { 500 + rng.gen_range(-8..=8) },
+                price: if instrument_id == 0 {
+                    1000 + 5 * rng.gen_range(-8..=8)
+                } else {
+                    500 + rng.gen_range(-8..=8)
+                },
             }
         } else if r < 978 {
             CommandKind::Deposit {
                 account_id: account,
-                asset: if rng.gen() { Asset::Cash } else { Asset::Position(rng.gen_range(0..2)) },
+                asset: if rng.gen() {
+                    Asset::Cash
+                } else {
+                    Asset::Position(rng.gen_range(0..2))
+                },
                 amount: rng.gen_range(0..200_000),
             }
         } else if r < 988 {
             CommandKind::Withdraw {
                 account_id: account,
-                asset: if rng.gen() { Asset::Cash } else { Asset::Position(rng.gen_range(0..2)) },
+                asset: if rng.gen() {
+                    Asset::Cash
+                } else {
+                    Asset::Position(rng.gen_range(0..2))
+                },
                 amount: rng.gen_range(0..500_000),
             }
         } else if r < 995 {
@@ -295,7 +379,9 @@ pub fn random_commands(seed: u64, n: usize) -> Vec<Command> {
                 },
             }
         } else {
-            CommandKind::StartTradingDay { trading_day: rng.gen_range(1..100) }
+            CommandKind::StartTradingDay {
+                trading_day: rng.gen_range(1..100),
+            }
         };
         push(kind, &mut out);
     }

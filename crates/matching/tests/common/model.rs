@@ -83,11 +83,19 @@ impl Model {
     }
 
     fn product(&self, i: u32) -> Option<ProductConfig> {
-        self.cfg.products.iter().find(|p| p.instrument_id == i).copied()
+        self.cfg
+            .products
+            .iter()
+            .find(|p| p.instrument_id == i)
+            .copied()
     }
 
     fn emit(&mut self, event: Event) {
-        self.out.push(Output { sequence: self.seq, timestamp_ns: self.ts, event });
+        self.out.push(Output {
+            sequence: self.seq,
+            timestamp_ns: self.ts,
+            event,
+        });
     }
 
     pub fn process(&mut self, c: &Command) -> Vec<Output> {
@@ -100,35 +108,75 @@ impl Model {
 
     fn step(&mut self, c: &Command) {
         match c.kind {
-            CommandKind::NewOrder { session_id, account_id, client_order_id, instrument_id, side, order_type, price, quantity, time_in_force, stp_mode } => {
-                self.new_order(MOrder {
-                    id: 0,
-                    cl: client_order_id,
-                    price,
-                    reserve_price: price,
-                    leaves: quantity,
-                    cum: 0,
-                    qty: quantity,
-                    account: account_id,
-                    session: session_id,
-                    instrument: instrument_id,
-                    side,
-                    tif: time_in_force,
-                    stp: stp_mode,
-                    otype: order_type,
-                    time: 0,
-                })
-            }
-            CommandKind::Cancel { session_id, account_id, client_order_id, order_id } => {
-                match self.find(order_id) {
-                    Err(r) => self.emit(Event::CancelRejected { session_id, account_id, client_order_id, order_id, is_replace: false, reason: r }),
-                    Ok(i) if self.book[i].account != account_id => self.emit(Event::CancelRejected { session_id, account_id, client_order_id, order_id, is_replace: false, reason: RejectReason::NotOwner }),
-                    Ok(i) => self.cancel_at(i, CancelReason::User),
-                }
-            }
-            CommandKind::Replace { session_id, account_id, client_order_id, order_id, new_client_order_id, new_price, new_quantity } => {
-                self.replace(session_id, account_id, client_order_id, order_id, new_client_order_id, new_price, new_quantity)
-            }
+            CommandKind::NewOrder {
+                session_id,
+                account_id,
+                client_order_id,
+                instrument_id,
+                side,
+                order_type,
+                price,
+                quantity,
+                time_in_force,
+                stp_mode,
+            } => self.new_order(MOrder {
+                id: 0,
+                cl: client_order_id,
+                price,
+                reserve_price: price,
+                leaves: quantity,
+                cum: 0,
+                qty: quantity,
+                account: account_id,
+                session: session_id,
+                instrument: instrument_id,
+                side,
+                tif: time_in_force,
+                stp: stp_mode,
+                otype: order_type,
+                time: 0,
+            }),
+            CommandKind::Cancel {
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+            } => match self.find(order_id) {
+                Err(r) => self.emit(Event::CancelRejected {
+                    session_id,
+                    account_id,
+                    client_order_id,
+                    order_id,
+                    is_replace: false,
+                    reason: r,
+                }),
+                Ok(i) if self.book[i].account != account_id => self.emit(Event::CancelRejected {
+                    session_id,
+                    account_id,
+                    client_order_id,
+                    order_id,
+                    is_replace: false,
+                    reason: RejectReason::NotOwner,
+                }),
+                Ok(i) => self.cancel_at(i, CancelReason::User),
+            },
+            CommandKind::Replace {
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+            } => self.replace(
+                session_id,
+                account_id,
+                client_order_id,
+                order_id,
+                new_client_order_id,
+                new_price,
+                new_quantity,
+            ),
             CommandKind::MassCancel { scope, reason } => {
                 let r = CancelReason::from_mass(reason);
                 let n = self.cancel_matching(r, |o| match scope {
@@ -137,16 +185,28 @@ impl Model {
                     MassCancelScope::Instrument(i) => o.instrument == i,
                     MassCancelScope::All => true,
                 });
-                self.emit(Event::MassCancelCompleted { scope, cancelled_count: n });
+                self.emit(Event::MassCancelCompleted {
+                    scope,
+                    cancelled_count: n,
+                });
             }
-            CommandKind::SetTradingStatus { instrument_id, status } => {
+            CommandKind::SetTradingStatus {
+                instrument_id,
+                status,
+            } => {
                 if self.product(instrument_id).is_none() {
                     return self.admin_reject(RejectReason::UnknownInstrument);
                 }
                 self.status.insert(instrument_id, status);
-                self.emit(Event::TradingStatusChanged { instrument_id, status });
+                self.emit(Event::TradingStatusChanged {
+                    instrument_id,
+                    status,
+                });
             }
-            CommandKind::SetReferencePrice { instrument_id, price } => {
+            CommandKind::SetReferencePrice {
+                instrument_id,
+                price,
+            } => {
                 let Some(p) = self.product(instrument_id) else {
                     return self.admin_reject(RejectReason::UnknownInstrument);
                 };
@@ -157,9 +217,16 @@ impl Model {
                     return self.admin_reject(RejectReason::PriceOffTick);
                 }
                 self.reference.insert(instrument_id, price);
-                self.emit(Event::ReferencePriceSet { instrument_id, price });
+                self.emit(Event::ReferencePriceSet {
+                    instrument_id,
+                    price,
+                });
             }
-            CommandKind::Deposit { account_id, asset, amount } => {
+            CommandKind::Deposit {
+                account_id,
+                asset,
+                amount,
+            } => {
                 if account_id >= self.cfg.accounts_max {
                     return self.admin_reject(RejectReason::UnknownAccount);
                 }
@@ -169,20 +236,36 @@ impl Model {
                 let limits = self.cfg.default_limits;
                 match asset {
                     Asset::Cash => {
-                        let a = self.accounts.entry(account_id).or_insert(MAcc { avail: 0, reserved: 0, day_qty: 0, day_notional: 0, limits });
+                        let a = self.accounts.entry(account_id).or_insert(MAcc {
+                            avail: 0,
+                            reserved: 0,
+                            day_qty: 0,
+                            day_notional: 0,
+                            limits,
+                        });
                         a.avail += amount;
                     }
                     Asset::Position(i) => {
                         if self.product(i).is_none() {
                             return self.admin_reject(RejectReason::UnknownInstrument);
                         }
-                        self.accounts.entry(account_id).or_insert(MAcc { avail: 0, reserved: 0, day_qty: 0, day_notional: 0, limits });
+                        self.accounts.entry(account_id).or_insert(MAcc {
+                            avail: 0,
+                            reserved: 0,
+                            day_qty: 0,
+                            day_notional: 0,
+                            limits,
+                        });
                         self.positions.entry((account_id, i)).or_default().0 += amount as i64;
                     }
                 }
                 self.account_event(account_id, asset);
             }
-            CommandKind::Withdraw { account_id, asset, amount } => {
+            CommandKind::Withdraw {
+                account_id,
+                asset,
+                amount,
+            } => {
                 if !self.accounts.contains_key(&account_id) {
                     return self.admin_reject(RejectReason::UnknownAccount);
                 }
@@ -239,11 +322,20 @@ impl Model {
                 (a.avail, a.reserved)
             }
             Asset::Position(i) => {
-                let p = self.positions.get(&(account_id, i)).copied().unwrap_or_default();
+                let p = self
+                    .positions
+                    .get(&(account_id, i))
+                    .copied()
+                    .unwrap_or_default();
                 (i128::from(p.0), i128::from(p.1))
             }
         };
-        self.emit(Event::AccountUpdated { account_id, asset, available, reserved });
+        self.emit(Event::AccountUpdated {
+            account_id,
+            asset,
+            available,
+            reserved,
+        });
     }
 
     /// Book order of every resting order: instrument, bids then asks, best price, arrival.
@@ -251,14 +343,24 @@ impl Model {
         let mut idx: Vec<usize> = (0..self.book.len()).collect();
         idx.sort_by_key(|&i| {
             let o = &self.book[i];
-            let key = if o.side == Side::Buy { -o.price } else { o.price };
+            let key = if o.side == Side::Buy {
+                -o.price
+            } else {
+                o.price
+            };
             (o.instrument, o.side as u8, key, o.time)
         });
         idx
     }
 
     fn cancel_matching(&mut self, reason: CancelReason, pred: impl Fn(&MOrder) -> bool) -> u32 {
-        let ids: Vec<u64> = self.sorted_indices().into_iter().map(|i| self.book[i]).filter(|o| pred(o)).map(|o| o.id).collect();
+        let ids: Vec<u64> = self
+            .sorted_indices()
+            .into_iter()
+            .map(|i| self.book[i])
+            .filter(|o| pred(o))
+            .map(|o| o.id)
+            .collect();
         for id in &ids {
             let i = self.book.iter().position(|o| o.id == *id).unwrap();
             self.cancel_at(i, reason);
@@ -270,7 +372,10 @@ impl Model {
         if id == 0 || id >= self.next_id {
             return Err(RejectReason::UnknownOrder);
         }
-        self.book.iter().position(|o| o.id == id).ok_or(RejectReason::AlreadyClosed)
+        self.book
+            .iter()
+            .position(|o| o.id == id)
+            .ok_or(RejectReason::AlreadyClosed)
     }
 
     fn level(&self, instrument: u32, side: Side, price: i64) -> (u64, u32) {
@@ -336,12 +441,33 @@ impl Model {
         let o = self.book.remove(i);
         self.release(&o, o.leaves);
         let (level_quantity, level_order_count) = self.level(o.instrument, o.side, o.price);
-        self.emit(Event::Cancelled { order_id: o.id, account_id: o.account, session_id: o.session, client_order_id: o.cl, instrument_id: o.instrument, cancelled_quantity: o.leaves, cumulative_quantity: o.cum, reason });
-        self.emit(Event::OrderDeleted { instrument_id: o.instrument, order_id: o.id, side: o.side, price: o.price, level_quantity, level_order_count });
+        self.emit(Event::Cancelled {
+            order_id: o.id,
+            account_id: o.account,
+            session_id: o.session,
+            client_order_id: o.cl,
+            instrument_id: o.instrument,
+            cancelled_quantity: o.leaves,
+            cumulative_quantity: o.cum,
+            reason,
+        });
+        self.emit(Event::OrderDeleted {
+            instrument_id: o.instrument,
+            order_id: o.id,
+            side: o.side,
+            price: o.price,
+            level_quantity,
+            level_order_count,
+        });
     }
 
     fn distinct_prices(&self, instrument: u32, side: Side) -> Vec<i64> {
-        let mut v: Vec<i64> = self.book.iter().filter(|o| o.instrument == instrument && o.side == side).map(|o| o.price).collect();
+        let mut v: Vec<i64> = self
+            .book
+            .iter()
+            .filter(|o| o.instrument == instrument && o.side == side)
+            .map(|o| o.price)
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -353,7 +479,17 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn risk(&self, account: u32, instrument: u32, side: Side, px: i64, qty: u64, open: u64, held_cash: i128, held_pos: u64) -> Result<(), RejectReason> {
+    fn risk(
+        &self,
+        account: u32,
+        instrument: u32,
+        side: Side,
+        px: i64,
+        qty: u64,
+        open: u64,
+        held_cash: i128,
+        held_pos: u64,
+    ) -> Result<(), RejectReason> {
         let a = self.accounts[&account];
         if qty > a.limits.order_quantity_max {
             return Err(RejectReason::OrderQuantityAboveLimit);
@@ -371,7 +507,11 @@ impl Model {
         match side {
             Side::Buy if open_n - held_cash > a.avail => Err(RejectReason::InsufficientCash),
             Side::Sell => {
-                let p = self.positions.get(&(account, instrument)).copied().unwrap_or_default();
+                let p = self
+                    .positions
+                    .get(&(account, instrument))
+                    .copied()
+                    .unwrap_or_default();
                 if open.saturating_sub(held_pos) as i128 > i128::from(p.0) {
                     Err(RejectReason::InsufficientPosition)
                 } else {
@@ -408,7 +548,10 @@ impl Model {
     }
 
     fn validate(&self, o: &mut MOrder) -> Result<i64, RejectReason> {
-        let p = self.product(o.instrument).filter(|_| o.instrument < self.cfg.instruments_max).ok_or(RejectReason::UnknownInstrument)?;
+        let p = self
+            .product(o.instrument)
+            .filter(|_| o.instrument < self.cfg.instruments_max)
+            .ok_or(RejectReason::UnknownInstrument)?;
         if !self.accounts.contains_key(&o.account) {
             return Err(RejectReason::UnknownAccount);
         }
@@ -429,7 +572,16 @@ impl Model {
                 o.reserve_price
             }
         };
-        self.risk(o.account, o.instrument, o.side, o.reserve_price, o.qty, o.qty, 0, 0)?;
+        self.risk(
+            o.account,
+            o.instrument,
+            o.side,
+            o.reserve_price,
+            o.qty,
+            o.qty,
+            0,
+            0,
+        )?;
         if o.otype == OrderType::Limit && o.tif.may_rest() {
             if self.book.len() >= self.cfg.orders_max as usize {
                 return Err(RejectReason::OrderCapacity);
@@ -445,7 +597,13 @@ impl Model {
         let walk = match self.validate(&mut o) {
             Ok(w) => w,
             Err(reason) => {
-                return self.emit(Event::Rejected { session_id: o.session, account_id: o.account, client_order_id: o.cl, instrument_id: o.instrument, reason });
+                return self.emit(Event::Rejected {
+                    session_id: o.session,
+                    account_id: o.account,
+                    client_order_id: o.cl,
+                    instrument_id: o.instrument,
+                    reason,
+                });
             }
         };
         let mask = u64::from(self.cfg.order_id_window) - 1;
@@ -458,7 +616,18 @@ impl Model {
             }
         }
         self.hold(&o, o.qty);
-        self.emit(Event::Accepted { order_id: o.id, session_id: o.session, account_id: o.account, client_order_id: o.cl, instrument_id: o.instrument, side: o.side, order_type: o.otype, time_in_force: o.tif, price: o.price, quantity: o.qty });
+        self.emit(Event::Accepted {
+            order_id: o.id,
+            session_id: o.session,
+            account_id: o.account,
+            client_order_id: o.cl,
+            instrument_id: o.instrument,
+            side: o.side,
+            order_type: o.otype,
+            time_in_force: o.tif,
+            price: o.price,
+            quantity: o.qty,
+        });
         if o.tif == TimeInForce::Fok && !self.fillable(&o, walk) {
             return self.finish(o, CancelReason::FokNotFillable);
         }
@@ -471,7 +640,13 @@ impl Model {
             .book
             .iter()
             .filter(|m| m.instrument == o.instrument && m.side != o.side)
-            .filter(|m| if o.side == Side::Buy { m.price <= walk } else { m.price >= walk })
+            .filter(|m| {
+                if o.side == Side::Buy {
+                    m.price <= walk
+                } else {
+                    m.price >= walk
+                }
+            })
             .copied()
             .collect();
         v.sort_by(|a, b| {
@@ -505,13 +680,24 @@ impl Model {
 
     fn finish(&mut self, o: MOrder, reason: CancelReason) {
         self.release(&o, o.leaves);
-        self.emit(Event::Cancelled { order_id: o.id, account_id: o.account, session_id: o.session, client_order_id: o.cl, instrument_id: o.instrument, cancelled_quantity: o.leaves, cumulative_quantity: o.cum, reason });
+        self.emit(Event::Cancelled {
+            order_id: o.id,
+            account_id: o.account,
+            session_id: o.session,
+            client_order_id: o.cl,
+            instrument_id: o.instrument,
+            cancelled_quantity: o.leaves,
+            cumulative_quantity: o.cum,
+            reason,
+        });
     }
 
     fn run_taker(&mut self, mut t: MOrder, walk: i64) {
         let mut killed = false;
         while t.leaves > 0 {
-            let Some(m) = self.crossing(&t, walk).first().copied() else { break };
+            let Some(m) = self.crossing(&t, walk).first().copied() else {
+                break;
+            };
             let mi = self.book.iter().position(|b| b.id == m.id).unwrap();
             if t.stp != StpMode::None && m.account == t.account {
                 match t.stp {
@@ -542,7 +728,11 @@ impl Model {
             if maker.leaves == 0 {
                 self.book.remove(mi);
             }
-            let (buyer, seller) = if t.side == Side::Buy { (t, maker) } else { (maker, t) };
+            let (buyer, seller) = if t.side == Side::Buy {
+                (t, maker)
+            } else {
+                (maker, t)
+            };
             {
                 let b = self.accounts.get_mut(&buyer.account).unwrap();
                 b.reserved -= i128::from(buyer.reserve_price) * i128::from(q);
@@ -550,22 +740,62 @@ impl Model {
                 b.day_qty += q;
                 b.day_notional += i128::from(px) * i128::from(q);
             }
-            self.positions.entry((buyer.account, t.instrument)).or_default().0 += q as i64;
+            self.positions
+                .entry((buyer.account, t.instrument))
+                .or_default()
+                .0 += q as i64;
             {
                 let s = self.accounts.get_mut(&seller.account).unwrap();
                 s.avail += i128::from(px) * i128::from(q);
                 s.day_qty += q;
                 s.day_notional += i128::from(px) * i128::from(q);
             }
-            self.positions.get_mut(&(seller.account, t.instrument)).unwrap().1 -= q as i64;
+            self.positions
+                .get_mut(&(seller.account, t.instrument))
+                .unwrap()
+                .1 -= q as i64;
             self.reference.insert(t.instrument, px);
             let (lq, lc) = self.level(maker.instrument, maker.side, px);
-            self.emit(Event::Trade { instrument_id: t.instrument, trade_id, price: px, quantity: q, aggressor_side: t.side, buy_order_id: buyer.id, sell_order_id: seller.id });
-            self.emit(Event::OrderExecuted { instrument_id: t.instrument, order_id: maker.id, side: maker.side, price: px, quantity: q, leaves_quantity: maker.leaves, trade_id, level_quantity: lq, level_order_count: lc });
+            self.emit(Event::Trade {
+                instrument_id: t.instrument,
+                trade_id,
+                price: px,
+                quantity: q,
+                aggressor_side: t.side,
+                buy_order_id: buyer.id,
+                sell_order_id: seller.id,
+            });
+            self.emit(Event::OrderExecuted {
+                instrument_id: t.instrument,
+                order_id: maker.id,
+                side: maker.side,
+                price: px,
+                quantity: q,
+                leaves_quantity: maker.leaves,
+                trade_id,
+                level_quantity: lq,
+                level_order_count: lc,
+            });
             for (o, c, liquidity) in [(t, maker, Liquidity::Taker), (maker, t, Liquidity::Maker)] {
                 let exec_id = self.next_exec;
                 self.next_exec += 1;
-                self.emit(Event::Filled { order_id: o.id, account_id: o.account, session_id: o.session, client_order_id: o.cl, instrument_id: o.instrument, side: o.side, exec_id, trade_id, price: px, quantity: q, leaves_quantity: o.leaves, cumulative_quantity: o.cum, liquidity, contra_order_id: c.id, contra_account_id: c.account });
+                self.emit(Event::Filled {
+                    order_id: o.id,
+                    account_id: o.account,
+                    session_id: o.session,
+                    client_order_id: o.cl,
+                    instrument_id: o.instrument,
+                    side: o.side,
+                    exec_id,
+                    trade_id,
+                    price: px,
+                    quantity: q,
+                    leaves_quantity: o.leaves,
+                    cumulative_quantity: o.cum,
+                    liquidity,
+                    contra_order_id: c.id,
+                    contra_account_id: c.account,
+                });
             }
         }
         if t.leaves == 0 {
@@ -583,12 +813,29 @@ impl Model {
             t.time = self.clock;
             self.book.push(t);
             let (lq, lc) = self.level(t.instrument, t.side, t.price);
-            self.emit(Event::OrderAdded { instrument_id: t.instrument, order_id: t.id, side: t.side, price: t.price, quantity: t.leaves, level_quantity: lq, level_order_count: lc });
+            self.emit(Event::OrderAdded {
+                instrument_id: t.instrument,
+                order_id: t.id,
+                side: t.side,
+                price: t.price,
+                quantity: t.leaves,
+                level_quantity: lq,
+                level_order_count: lc,
+            });
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn replace(&mut self, session_id: u32, account_id: u32, client_order_id: u64, order_id: u64, new_cl: u64, new_price: i64, new_qty: u64) {
+    fn replace(
+        &mut self,
+        session_id: u32,
+        account_id: u32,
+        client_order_id: u64,
+        order_id: u64,
+        new_cl: u64,
+        new_price: i64,
+        new_qty: u64,
+    ) {
         let checked = (|| {
             let i = self.find(order_id)?;
             let o = self.book[i];
@@ -605,7 +852,16 @@ impl Model {
             }
             Self::check_px(&p, self.band(o.instrument), new_price)?;
             let leaves = new_qty - o.cum;
-            self.risk(o.account, o.instrument, o.side, new_price, new_qty, leaves, i128::from(o.price) * i128::from(o.leaves), o.leaves)?;
+            self.risk(
+                o.account,
+                o.instrument,
+                o.side,
+                new_price,
+                new_qty,
+                leaves,
+                i128::from(o.price) * i128::from(o.leaves),
+                o.leaves,
+            )?;
             let keep = new_price == o.price && leaves <= o.leaves;
             if !keep && self.level_full(o.instrument, o.side, new_price) {
                 return Err(RejectReason::LevelCapacity);
@@ -615,7 +871,14 @@ impl Model {
         let (i, leaves, keep) = match checked {
             Ok(v) => v,
             Err(reason) => {
-                return self.emit(Event::CancelRejected { session_id, account_id, client_order_id, order_id, is_replace: true, reason });
+                return self.emit(Event::CancelRejected {
+                    session_id,
+                    account_id,
+                    client_order_id,
+                    order_id,
+                    is_replace: true,
+                    reason,
+                });
             }
         };
         let old = self.book[i];
@@ -627,18 +890,44 @@ impl Model {
         o.qty = new_qty;
         o.cl = new_cl;
         self.hold(&o, leaves);
-        let replaced = Event::Replaced { order_id, account_id, session_id, client_order_id: new_cl, orig_client_order_id: old.cl, instrument_id: o.instrument, price: new_price, leaves_quantity: leaves, cumulative_quantity: o.cum, priority_kept: keep };
+        let replaced = Event::Replaced {
+            order_id,
+            account_id,
+            session_id,
+            client_order_id: new_cl,
+            orig_client_order_id: old.cl,
+            instrument_id: o.instrument,
+            price: new_price,
+            leaves_quantity: leaves,
+            cumulative_quantity: o.cum,
+            priority_kept: keep,
+        };
         if keep {
             self.book[i] = o;
             let (lq, lc) = self.level(o.instrument, o.side, o.price);
             self.emit(replaced);
-            self.emit(Event::OrderModified { instrument_id: o.instrument, order_id, side: o.side, price: o.price, quantity: leaves, level_quantity: lq, level_order_count: lc });
+            self.emit(Event::OrderModified {
+                instrument_id: o.instrument,
+                order_id,
+                side: o.side,
+                price: o.price,
+                quantity: leaves,
+                level_quantity: lq,
+                level_order_count: lc,
+            });
             return;
         }
         self.book.remove(i);
         let (lq, lc) = self.level(o.instrument, o.side, old.price);
         self.emit(replaced);
-        self.emit(Event::OrderDeleted { instrument_id: o.instrument, order_id, side: o.side, price: old.price, level_quantity: lq, level_order_count: lc });
+        self.emit(Event::OrderDeleted {
+            instrument_id: o.instrument,
+            order_id,
+            side: o.side,
+            price: old.price,
+            level_quantity: lq,
+            level_order_count: lc,
+        });
         self.run_taker(o, new_price);
     }
 
@@ -657,6 +946,9 @@ impl Model {
     }
 
     pub fn position(&self, account: u32, instrument: u32) -> (i64, i64) {
-        self.positions.get(&(account, instrument)).copied().unwrap_or_default()
+        self.positions
+            .get(&(account, instrument))
+            .copied()
+            .unwrap_or_default()
     }
 }
