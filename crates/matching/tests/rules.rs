@@ -929,3 +929,9 @@ fn book_events_carry_level_totals() {
         }
     )));
 }
+
+#[test]
+fn documented_record_sizes_hold() {
+    // docs/matching.md quotes 128 bytes per order slot in the order-proportional tables.
+    assert_eq!(Engine::bytes_per_order_slot(), 128);
+}
