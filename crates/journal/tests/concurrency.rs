@@ -1,6 +1,6 @@
 //! Concurrency test: one sequencer thread fed by 4 producer threads through
 //! the lock-free hand-off, plus three concurrent registered readers, over
-//! many frames (300k in debug builds, 1.2M in release; override with
+//! many frames (1M in debug builds, 4M in release; override with
 //! `JOURNAL_STRESS_FRAMES`). Retention is `KeepLast(3)` with a tight
 //! `segments_max`, so the sequencer regularly hits back-pressure from the
 //! slowest reader and must wait rather than overwrite. Proves: every reader
@@ -20,9 +20,9 @@ const READERS: usize = 3;
 
 fn frames() -> u64 {
     let default = if cfg!(debug_assertions) {
-        300_000
+        1_000_000
     } else {
-        1_200_000
+        4_000_000
     };
     let n = std::env::var("JOURNAL_STRESS_FRAMES")
         .ok()
