@@ -198,7 +198,12 @@ fn mc_trades(o: &matchcore::CommandOutcome) -> (u64, bool) {
             (t as u64, false)
         }
         CommandOutcome::Applied(_) => (0, false),
-        CommandOutcome::Rejected(_) => (0, true),
+        CommandOutcome::Rejected(f) => {
+            if std::env::var("MATCHING_BENCH_DEBUG").is_ok() {
+                eprintln!("matchcore reject: {f:?}");
+            }
+            (0, true)
+        }
     }
 }
 
@@ -230,6 +235,23 @@ fn run_ours(
         best = best.max(commands.len() as f64 / dt);
     }
     let trades = sink.trades;
+    if std::env::var("MATCHING_BENCH_NULLSINK").is_ok() {
+        struct Null;
+        impl Sink for Null {
+            fn emit(&mut self, o: &Output) {
+                black_box(o);
+            }
+        }
+        let mut e = Engine::restore(base).unwrap();
+        let t0 = Instant::now();
+        for c in commands {
+            e.process(c, &mut Null);
+        }
+        println!(
+            "- (null sink, black_box per output: {:.2} M/s)",
+            commands.len() as f64 / t0.elapsed().as_secs_f64() / 1e6
+        );
+    }
     // Service time per command.
     let mut e = Engine::restore(base).unwrap();
     let mut service = hist();
@@ -332,6 +354,64 @@ fn open_loop(base: &[u8], commands: &[Command], rate: f64) -> Histogram<u64> {
     h
 }
 
+/// Replays both engines side by side and prints the first command whose trades differ
+/// (maker ids mapped back to ours).
+fn debug_divergence(cfg: &EngineConfig, preamble: &[Command], commands: &[Command], s: &McStream) {
+    use std::collections::HashMap;
+    let mut e = Engine::new(cfg.clone());
+    let mut books = mc_books(s.books);
+    let mut rev: HashMap<(usize, u64), u64> = HashMap::new();
+    let mut out = Vec::new();
+    let mut mc_iter = s.preamble.iter().chain(&s.commands);
+    for (i, c) in preamble.iter().chain(commands).enumerate() {
+        out.clear();
+        e.process(c, &mut out);
+        if !matches!(
+            c.kind,
+            CommandKind::NewOrder { .. } | CommandKind::Cancel { .. } | CommandKind::Replace { .. }
+        ) {
+            continue;
+        }
+        let (b, mcc) = mc_iter.next().unwrap();
+        let o = books[*b].execute(mcc);
+        let ours_t: Vec<(u64, i64, u64)> = out
+            .iter()
+            .filter_map(|o| match o.event {
+                Event::OrderExecuted {
+                    order_id,
+                    price,
+                    quantity,
+                    ..
+                } => Some((order_id, price, quantity)),
+                _ => None,
+            })
+            .collect();
+        let mut theirs_t = Vec::new();
+        if let matchcore::CommandOutcome::Applied(
+            matchcore::CommandReport::Submit(x) | matchcore::CommandReport::Amend(x),
+        ) = &o
+        {
+            if let Some(Event::Accepted { order_id, .. }) = out.first().map(|o| o.event) {
+                rev.insert((*b, x.target_order().order_id().0), order_id);
+            }
+            if let Some(m) = x.target_order().match_result() {
+                for t in m.trades() {
+                    theirs_t.push((
+                        rev.get(&(*b, t.maker_order_id().0)).copied().unwrap_or(0),
+                        t.price().0 as i64,
+                        t.quantity().0,
+                    ));
+                }
+            }
+        }
+        if ours_t != theirs_t {
+            eprintln!("first divergence at record {i}: ours {ours_t:?}, matchcore {theirs_t:?}\n  command: {c:?}\n  matchcore: {o:?}");
+            return;
+        }
+    }
+    eprintln!("no divergence");
+}
+
 fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     println!("\n### Workload `{name}`: {} instrument(s), {} accounts, ~{} resting orders per instrument, {} commands, seed {}", cfg.instruments, cfg.accounts, cfg.resting_per_instrument, cfg.commands, cfg.seed);
     let t = Instant::now();
@@ -383,6 +463,16 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     }
     let rss2 = rss_bytes();
     let resting = e.resting_orders();
+    let levels: usize = (0..cfg.instruments)
+        .map(|i| e.levels(i, Side::Buy).len() + e.levels(i, Side::Sell).len())
+        .sum();
+    println!(
+        "- after the fill phase: {} resting orders on {} price levels; start price of instrument 0: {}, band {:?}",
+        resting,
+        levels,
+        w.engine_config.products[0].reference_price,
+        e.band(0)
+    );
     let base = e.snapshot();
     drop(e);
     let e = Engine::restore(&base).unwrap();
@@ -406,6 +496,9 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         &commands,
         &w.engine_config,
     );
+    if std::env::var("MATCHING_BENCH_DEBUG").is_ok() {
+        debug_divergence(&w.engine_config, &preamble, &commands, &mc_stream);
+    }
     let theirs = run_matchcore(&mc_stream, overhead);
     println!("- closed-loop throughput: ours {:.2} M commands/s, matchcore {:.2} M commands/s, ratio {:.2}x", ours.throughput / 1e6, theirs.throughput / 1e6, ours.throughput / theirs.throughput);
     println!("- service time, ours: {}", pct(&ours.service));
