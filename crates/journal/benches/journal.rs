@@ -117,6 +117,37 @@ fn throughput() {
     }
 }
 
+/// Per-call append latency across many segment rolls (16 MiB segments).
+fn append_latency() {
+    let frames = env_u64("JOURNAL_BENCH_ROLL_FRAMES", 3_000_000);
+    let dir = bench_dir("jbench-roll");
+    let mut c = config(dir.path());
+    c.segment_size = 16 << 20;
+    let (_j, mut s) = Journal::open(c).unwrap();
+    let payload = [0x33u8; MSG];
+    let mut h = new_hist();
+    let mut t0 = Instant::now();
+    for _ in 0..frames {
+        s.append(1, &payload).unwrap();
+        let t1 = Instant::now();
+        h.record((t1 - t0).as_nanos().max(1) as u64).unwrap();
+        t0 = t1;
+    }
+    println!(
+        "## single-thread append call latency over {frames} frames, 16 MiB segments ({} rolls)",
+        s.active_segment()
+    );
+    println!("| p50 ns | p99 ns | p99.99 ns | max ns |");
+    println!("|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {} | {} |",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.9999),
+        h.max()
+    );
+}
+
 fn stamp(buf: &mut [u8; MSG], t: u64) {
     buf[..8].copy_from_slice(&t.to_le_bytes());
 }
@@ -270,6 +301,8 @@ fn main() {
             .unwrap_or(0)
     );
     throughput();
+    println!();
+    append_latency();
     println!();
     println!(
         "## hand-off latency, {MSG}-byte message, paced 1 per {} us, {MEASURED} measured after {WARMUP} warm-up, busy-spin consumers",

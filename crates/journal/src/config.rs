@@ -94,6 +94,10 @@ pub struct JournalConfig {
     pub retention: RetentionPolicy,
     /// Default wait strategy for readers created from this journal.
     pub reader_wait: WaitStrategy,
+    /// Prepare the next segment file (allocate + pre-fault, as
+    /// `<index>.seg.tmp`) on a helper thread, so a roll only writes a header
+    /// and renames. Costs one spare segment of space.
+    pub preallocate_next: bool,
 }
 
 impl JournalConfig {
@@ -125,6 +129,7 @@ impl JournalConfig {
             commit_policy: CommitPolicy::FollowWritten,
             retention: RetentionPolicy::KeepAll,
             reader_wait: WaitStrategy::default(),
+            preallocate_next: true,
         }
     }
 

@@ -256,17 +256,23 @@ pub(crate) fn read_segment_header(dir: &Path, index: u64) -> Result<SegmentHeade
     Ok(h)
 }
 
-/// Create a zero-filled, pre-allocated segment file atomically
-/// (write `*.tmp`, allocate, rename).
-pub(crate) fn create_segment(
+/// A zero-filled, pre-allocated, mapped segment file under its `*.seg.tmp`
+/// name, not yet carrying a header.
+pub(crate) struct Prepared {
+    pub(crate) index: u64,
+    pub(crate) file: File,
+    pub(crate) map: MmapMut,
+    pub(crate) tmp: PathBuf,
+}
+
+/// Create `<index>.seg.tmp`, allocate its blocks and map it with pre-faulted
+/// page tables. Safe to run on a helper thread.
+pub(crate) fn prepare_segment(
     dir: &Path,
-    cfg: &JournalConfig,
+    segment_size: u64,
     index: u64,
-    base_sequence: u64,
-    sync_dir: bool,
-) -> Result<(File, MmapMut), OpenError> {
-    let path = segment_path(dir, index);
-    let tmp = path.with_extension("seg.tmp");
+) -> Result<Prepared, OpenError> {
+    let tmp = segment_path(dir, index).with_extension("seg.tmp");
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -281,39 +287,72 @@ pub(crate) fn create_segment(
         libc::posix_fallocate(
             std::os::fd::AsRawFd::as_raw_fd(&f),
             0,
-            cfg.segment_size as libc::off_t,
+            segment_size as libc::off_t,
         )
     };
     if rc != 0 {
-        f.set_len(cfg.segment_size).map_err(io_err(&tmp))?;
+        f.set_len(segment_size).map_err(io_err(&tmp))?;
     }
-    // SAFETY: we created the file and are its only writer until rename.
-    let mut map = unsafe {
+    // SAFETY: we created the file and are its only user until rename.
+    let map = unsafe {
         MmapOptions::new()
-            .len(cfg.segment_size as usize)
+            .len(segment_size as usize)
             .populate()
             .map_mut(&f)
     }
     .map_err(io_err(&tmp))?;
-    let h = SegmentHeader {
+    Ok(Prepared {
         index,
+        file: f,
+        map,
+        tmp,
+    })
+}
+
+/// Turn a prepared file into segment `index`: write the header, rename it to
+/// its final name (atomically visible), and in Sync mode sync header and
+/// directory.
+pub(crate) fn finish_segment(
+    dir: &Path,
+    cfg: &JournalConfig,
+    mut p: Prepared,
+    base_sequence: u64,
+    sync_dir: bool,
+) -> Result<(File, MmapMut), OpenError> {
+    assert_eq!(p.map.len() as u64, cfg.segment_size);
+    let path = segment_path(dir, p.index);
+    let h = SegmentHeader {
+        index: p.index,
         base_sequence,
         segment_size: cfg.segment_size,
         data_offset: data_offset(cfg.index_entries_max) as u32,
         index_stride: cfg.index_stride,
         index_entries: cfg.index_entries_max,
     };
-    h.encode(&mut map[..SEGMENT_HEADER_LEN]);
+    h.encode(&mut p.map[..SEGMENT_HEADER_LEN]);
     if sync_dir {
-        map.flush_range(0, PAGE).map_err(io_err(&tmp))?;
+        p.map.flush_range(0, PAGE).map_err(io_err(&p.tmp))?;
     }
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    std::fs::rename(&p.tmp, &path).map_err(io_err(&path))?;
     if sync_dir {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(dir))?;
     }
-    Ok((f, map))
+    Ok((p.file, p.map))
+}
+
+/// Create a zero-filled, pre-allocated segment file atomically
+/// (write `*.tmp`, allocate, header, rename).
+pub(crate) fn create_segment(
+    dir: &Path,
+    cfg: &JournalConfig,
+    index: u64,
+    base_sequence: u64,
+    sync_dir: bool,
+) -> Result<(File, MmapMut), OpenError> {
+    let p = prepare_segment(dir, cfg.segment_size, index)?;
+    finish_segment(dir, cfg, p, base_sequence, sync_dir)
 }
 
 /// Outcome of scanning one segment during recovery.

@@ -6,7 +6,7 @@ use crate::error::{AppendError, OpenError};
 use crate::format::*;
 use crate::handoff::Receiver;
 use crate::idle::IdleStrategy;
-use crate::journal::{create_segment, Journal, Shared};
+use crate::journal::{finish_segment, prepare_segment, Journal, Prepared, Shared};
 use crate::sync::{Arc, Ordering};
 use memmap2::MmapMut;
 use std::fs::File;
@@ -53,6 +53,99 @@ fn append_io(e: OpenError) -> AppendError {
     }
 }
 
+/// Work for the segment helper thread.
+enum Job {
+    /// Create and pre-fault `<index>.seg.tmp`.
+    Prepare(u64),
+    /// Unmap a retired segment (page-table teardown off the hot path).
+    Retire(ActiveSegment),
+    /// Unlink a reclaimed segment file (freeing its pages off the hot path).
+    Delete(std::path::PathBuf),
+}
+
+/// Helper thread that prepares the next segment file ahead of the roll and
+/// retires / deletes old ones, so a roll on the writer thread only writes a
+/// header and renames.
+struct SegmentHelper {
+    tx: Option<std::sync::mpsc::Sender<Job>>,
+    rx: std::sync::mpsc::Receiver<Result<Prepared, OpenError>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    pending: Option<u64>,
+}
+
+impl SegmentHelper {
+    fn start(dir: std::path::PathBuf, segment_size: u64) -> Self {
+        let (tx, req) = std::sync::mpsc::channel::<Job>();
+        let (done, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("journal-segments".into())
+            .spawn(move || {
+                for job in req {
+                    match job {
+                        Job::Prepare(index) => {
+                            if done
+                                .send(prepare_segment(&dir, segment_size, index))
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                        Job::Retire(seg) => drop(seg),
+                        Job::Delete(path) => {
+                            // NotFound is fine; other errors only delay reclamation.
+                            let _ = std::fs::remove_file(path);
+                        }
+                    }
+                }
+            })
+            .expect("spawn journal-segments thread");
+        Self {
+            tx: Some(tx),
+            rx,
+            handle: Some(handle),
+            pending: None,
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), Job> {
+        match &self.tx {
+            Some(tx) => tx.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
+    }
+
+    fn request(&mut self, index: u64) {
+        if self.pending.is_none() && self.send(Job::Prepare(index)).is_ok() {
+            self.pending = Some(index);
+        }
+    }
+
+    /// The prepared file for `index`, waiting for the helper if it is still
+    /// working on it; `None` if it was not requested or preparation failed.
+    fn take(&mut self, index: u64) -> Option<Prepared> {
+        let pending = self.pending.take()?;
+        let got = self.rx.recv().ok()?.ok()?;
+        if pending == index && got.index == index {
+            Some(got)
+        } else {
+            let _ = std::fs::remove_file(&got.tmp);
+            None
+        }
+    }
+}
+
+impl Drop for SegmentHelper {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        while let Ok(Ok(p)) = self.rx.try_recv() {
+            let _ = std::fs::remove_file(&p.tmp);
+        }
+    }
+}
+
 /// The journal's single writer (an agent: call [`Sequencer::do_work`] in a
 /// duty cycle, or [`Sequencer::append`] directly from the owning thread).
 /// Sequence numbers start at 1 and are gap-free.
@@ -72,6 +165,7 @@ struct Writer<C> {
     index_dirty: bool,
     frames_since_flush: u32,
     last_flush: Instant,
+    helper: Option<SegmentHelper>,
 }
 
 impl<C: Clock> std::fmt::Debug for Sequencer<C> {
@@ -95,6 +189,12 @@ impl<C: Clock> Sequencer<C> {
         written: u64,
     ) -> Self {
         let tail = active.tail;
+        let mut helper = cfg
+            .preallocate_next
+            .then(|| SegmentHelper::start(shared.dir.clone(), cfg.segment_size));
+        if let Some(p) = helper.as_mut() {
+            p.request(active.index + 1);
+        }
         Self {
             rx,
             w: Writer {
@@ -108,6 +208,7 @@ impl<C: Clock> Sequencer<C> {
                 index_dirty: false,
                 frames_since_flush: 0,
                 last_flush: Instant::now(),
+                helper,
             },
         }
     }
@@ -367,10 +468,20 @@ where
         let upto = upto.min(self.active.index);
         while self.first_segment < upto {
             let path = segment_path(&self.shared.dir, self.first_segment);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(AppendError::Io { path, source }),
+            let path = match self
+                .helper
+                .as_ref()
+                .map(|h| h.send(Job::Delete(path.clone())))
+            {
+                Some(Ok(())) => None,
+                _ => Some(path),
+            };
+            if let Some(path) = path {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(AppendError::Io { path, source }),
+                }
             }
             self.first_segment += 1;
         }
@@ -388,14 +499,22 @@ where
             });
         }
         let sync = matches!(self.cfg.durability, Durability::Sync);
-        let (file, map) = create_segment(
+        let prepared = match self.helper.as_mut().and_then(|p| p.take(new_index)) {
+            Some(p) => p,
+            None => prepare_segment(&self.shared.dir, self.cfg.segment_size, new_index)
+                .map_err(append_io)?,
+        };
+        let (file, map) = finish_segment(
             &self.shared.dir,
             &self.cfg,
-            new_index,
+            prepared,
             self.written + 1,
             sync,
         )
         .map_err(append_io)?;
+        if let Some(p) = self.helper.as_mut() {
+            p.request(new_index + 1);
+        }
         // Padding marker in the old segment so readers (and recovery) know it
         // is complete.
         let seg = &mut self.active;
@@ -422,7 +541,13 @@ where
         let header =
             SegmentHeader::decode(&map[..SEGMENT_HEADER_LEN]).expect("fresh segment header");
         let tail = header.data_offset as usize;
-        self.active = ActiveSegment::new(new_index, header, file, map, tail);
+        let old = std::mem::replace(
+            &mut self.active,
+            ActiveSegment::new(new_index, header, file, map, tail),
+        );
+        if let Some(h) = self.helper.as_ref() {
+            let _ = h.send(Job::Retire(old));
+        }
         self.flush_from = tail;
         self.index_dirty = false;
         Ok(())

@@ -60,6 +60,18 @@ fn frames_in(path: &Path) -> Vec<(usize, usize)> {
     v
 }
 
+/// Wait (bounded) for a condition made true by the segment helper thread.
+fn eventually(cond: impl Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "condition not reached"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn segs(dir: &Path) -> Vec<u64> {
     crate::journal::list_segments(dir).unwrap()
 }
@@ -397,7 +409,7 @@ fn retention_waits_for_lagging_reader() {
     // It now sits in segment 2, so 0 and 1 may go (KeepLast(2) = 2 and the new 3).
     s.append(0, &body(next)).unwrap();
     next += 1;
-    assert_eq!(segs(dir.path()), vec![2, 3]);
+    eventually(|| segs(dir.path()) == vec![2, 3]); // unlinked by the helper thread
     assert_eq!(lagging.poll().unwrap().unwrap().sequence, next - 1);
     // A reader asking for reclaimed data is told so.
     assert!(matches!(j.reader(1), Err(ReaderError::Trimmed { .. })));
@@ -407,7 +419,7 @@ fn retention_waits_for_lagging_reader() {
         s.append(0, &body(next)).unwrap();
         next += 1;
     }
-    assert!(segs(dir.path()).len() <= 2);
+    eventually(|| segs(dir.path()).len() <= 2);
     let oldest = crate::journal::read_segment_header(dir.path(), segs(dir.path())[0])
         .unwrap()
         .base_sequence;
@@ -564,4 +576,36 @@ fn config_bounds_are_validated() {
     }
     assert!(cfg(dir.path()).validate().is_ok());
     assert!(JournalConfig::new("j").validate().is_ok());
+}
+
+#[test]
+fn next_segment_is_preallocated_and_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = |i: u64| segment_path(dir.path(), i).with_extension("seg.tmp");
+    {
+        let (j, mut s) = Journal::open(cfg(dir.path())).unwrap();
+        let t = std::time::Instant::now();
+        while !tmp(1).exists() {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A spare file is not a segment: readers and listings ignore it.
+        assert_eq!(segs(dir.path()), vec![0]);
+        fill(&mut s, 1, 600);
+        assert!(s.active_segment() >= 1);
+        assert_eq!(read_all(&j, 1).len(), 600);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without preallocation the roll creates the file itself.
+    let mut c = cfg(dir.path());
+    c.preallocate_next = false;
+    let (j, mut s) = Journal::open(c).unwrap();
+    fill(&mut s, 601, 1500);
+    assert_eq!(read_all(&j, 1).len(), 1500);
+    assert!(!tmp(s.active_segment() + 1).exists());
 }

@@ -39,6 +39,9 @@ fn cfg(dir: &Path) -> JournalConfig {
     c.index_stride = 3;
     c.payload_len_max = 700;
     c.handoff_slots = 64;
+    // Rolls create segments synchronously here; the crash and concurrency
+    // tests cover the preallocating helper (the default).
+    c.preallocate_next = false;
     c
 }
 
