@@ -63,6 +63,8 @@ pub(crate) struct Level {
     pub count: u32,
     pub head: u32,
     pub tail: u32,
+    /// `instrument * 2 + side`: lets the price cache verify a hit.
+    pub book: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +127,11 @@ pub struct Engine {
     pub(crate) id_mask: u64,
     pub(crate) levels: Vec<Level>,
     pub(crate) level_free: Vec<u32>,
+    /// Direct-mapped price -> level cache per book side, `level_cache_slots` entries each,
+    /// indexed by `price & mask`. A hint only: a hit is verified against the level, a miss
+    /// falls back to the binary search. It never influences outputs.
+    pub(crate) level_cache: Vec<u32>,
+    pub(crate) level_cache_mask: u64,
     /// `books[instrument][side]`.
     pub(crate) books: Vec<[Vec<LevelKey>; 2]>,
     pub(crate) next_order_id: u64,
@@ -195,6 +202,9 @@ impl Engine {
             };
             books.push([Vec::with_capacity(cap), Vec::with_capacity(cap)]);
         }
+        let level_cache_slots = (levels_per_side_max * 2)
+            .next_power_of_two()
+            .clamp(64, 1 << 16);
         // Levels: each holds at least one order, so `orders_max` levels always suffice.
         let levels_max = orders_max;
         Engine {
@@ -212,10 +222,13 @@ impl Engine {
                     count: 0,
                     head: NIL,
                     tail: NIL,
+                    book: NIL,
                 };
                 levels_max
             ],
             level_free: (0..levels_max as u32).rev().collect(),
+            level_cache: vec![NIL; instruments_max * 2 * level_cache_slots],
+            level_cache_mask: level_cache_slots as u64 - 1,
             books,
             next_order_id: 1,
             next_exec_id: 1,
@@ -947,9 +960,25 @@ impl Engine {
         let instrument = o.instrument as usize;
         let side = o.side as usize;
         let key = key_of(o.side, o.price);
+        let book_id = (instrument * 2 + side) as u32;
+        let cache_index = (book_id as usize) * (self.level_cache_mask as usize + 1)
+            + (o.price as u64 & self.level_cache_mask) as usize;
+        let cached = self.level_cache[cache_index];
+        let hit = cached != NIL && {
+            let l = &self.levels[cached as usize];
+            l.book == book_id && l.price == o.price && l.count > 0
+        };
         let book = &mut self.books[instrument][side];
-        let level_index = match book.binary_search_by_key(&key, |k| k.key) {
-            Ok(i) => book[i].level,
+        let level_index = match if hit {
+            Ok(usize::MAX)
+        } else {
+            book.binary_search_by_key(&key, |k| k.key)
+        } {
+            Ok(usize::MAX) => cached,
+            Ok(i) => {
+                self.level_cache[cache_index] = book[i].level;
+                book[i].level
+            }
             Err(i) => {
                 assert!(book.len() < self.config.levels_per_side_max as usize);
                 let li = self
@@ -962,8 +991,10 @@ impl Engine {
                     count: 0,
                     head: NIL,
                     tail: NIL,
+                    book: book_id,
                 };
                 book.insert(i, LevelKey { key, level: li });
+                self.level_cache[cache_index] = li;
                 li
             }
         };
@@ -1290,7 +1321,11 @@ impl Engine {
         debug_assert!(level.head == slot && level.tail == slot);
         level.price = new.price;
         level.quantity = new.leaves;
+        let book_id = level.book as usize;
         self.orders[slot as usize] = *new;
+        let cache_index = book_id * (self.level_cache_mask as usize + 1)
+            + (new.price as u64 & self.level_cache_mask) as usize;
+        self.level_cache[cache_index] = level_index;
         true
     }
 
@@ -1574,6 +1609,7 @@ impl Engine {
             + self.id_table.capacity() * 4
             + self.levels.capacity() * size_of::<Level>()
             + self.level_free.capacity() * 4
+            + self.level_cache.capacity() * 4
             + self
                 .books
                 .iter()
