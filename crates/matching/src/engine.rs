@@ -576,6 +576,28 @@ impl Engine {
         }
     }
 
+    /// Moves an order's reservation from its old terms to its new ones in one update.
+    fn rereserve(&mut self, old: &Order, new: &Order) {
+        match old.side {
+            Side::Buy => {
+                let delta = i128::from(new.reserve_price) * i128::from(new.leaves)
+                    - i128::from(old.reserve_price) * i128::from(old.leaves);
+                let a = &mut self.accounts[old.account as usize];
+                a.cash_available -= delta;
+                a.cash_reserved += delta;
+                debug_assert!(a.cash_available >= 0 && a.cash_reserved >= 0);
+            }
+            Side::Sell => {
+                let delta = new.leaves as i64 - old.leaves as i64;
+                let i = self.pos_index(old.account, old.instrument);
+                let p = &mut self.positions[i];
+                p.available -= delta;
+                p.reserved += delta;
+                debug_assert!(p.available >= 0 && p.reserved >= 0);
+            }
+        }
+    }
+
     // ----- new order -----------------------------------------------------------------------
 
     fn validate_new(&self, o: &mut Order) -> Result<i64, RejectReason> {
@@ -633,7 +655,8 @@ impl Engine {
         if quantity == 0 {
             return Err(RejectReason::ZeroQuantity);
         }
-        if quantity % p.lot_size != 0 {
+        // The modulo is skipped for the common unit lot (an integer division costs ~30 cycles).
+        if p.lot_size != 1 && quantity % p.lot_size != 0 {
             return Err(RejectReason::QuantityOffLot);
         }
         if quantity > p.quantity_max {
@@ -650,7 +673,7 @@ impl Engine {
         if price <= 0 {
             return Err(RejectReason::PriceNotPositive);
         }
-        if price % p.tick_size != 0 {
+        if p.tick_size != 1 && price % p.tick_size != 0 {
             return Err(RejectReason::PriceOffTick);
         }
         if let Some((low, high)) = band {
@@ -1196,14 +1219,13 @@ impl Engine {
             }
         };
         let old = self.orders[slot as usize];
-        self.reserve(&old, old.leaves, -1);
         let mut o = old;
         o.price = new_price;
         o.reserve_price = new_price;
         o.leaves = new_leaves;
         o.quantity = new_quantity;
         o.client_order_id = new_client_order_id;
-        self.reserve(&o, o.leaves, 1);
+        self.rereserve(&old, &o);
         let replaced = Event::Replaced {
             order_id,
             account_id,
