@@ -5,8 +5,12 @@
 //! closed-loop throughput, per-command service time (HDR histogram, timer overhead
 //! subtracted), open-loop latency from the planned send time at fixed offered rates, and
 //! memory per resting order. The same stream is replayed through the `matchcore` crate (one
-//! `OrderBook` per instrument) and our figures are given as ratios to it. Set
-//! `MATCHING_BENCH_COMMANDS` to change the stream length (default 2,000,000).
+//! `OrderBook` per instrument) and our figures are given as ratios to it.
+//!
+//! Environment: `MATCHING_BENCH_COMMANDS` (stream length, default 2,000,000),
+//! `MATCHING_BENCH_ONLY=single|multi100`, `MATCHING_BENCH_QUICK` (skip the open-loop runs),
+//! `MATCHING_BENCH_NULLSINK` (also time a sink that only `black_box`es each output),
+//! `MATCHING_BENCH_DEBUG` (print the first command where the two engines' trades differ).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -80,6 +80,8 @@ pub(crate) struct Product {
     pub status: TradingStatus,
     /// Last trade price, or the configured / admin-set reference; 0 = none.
     pub reference_price: i64,
+    /// `compute_band` of the above, kept in step by `set_reference`.
+    pub band: Option<(i64, i64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,16 +173,20 @@ impl Engine {
                 configured: false,
                 status: TradingStatus::Halted,
                 reference_price: 0,
+                band: None,
             };
             instruments_max
         ];
         for p in &config.products {
-            products[p.instrument_id as usize] = Product {
+            let mut product = Product {
                 config: *p,
                 configured: true,
                 status: p.status,
                 reference_price: p.reference_price,
+                band: None,
             };
+            product.band = Self::compute_band(&product);
+            products[p.instrument_id as usize] = product;
         }
         let accounts = vec![
             Account {
@@ -358,7 +364,7 @@ impl Engine {
                 if price % tick != 0 {
                     return self.emit_admin_reject(RejectReason::PriceOffTick, sink);
                 }
-                self.products[instrument_id as usize].reference_price = price;
+                self.set_reference(instrument_id, price);
                 self.emit(
                     sink,
                     Event::ReferencePriceSet {
@@ -433,7 +439,11 @@ impl Engine {
 
     /// The band `[low, high]` around the reference price, or `None` without a reference.
     pub fn band(&self, instrument: u32) -> Option<(i64, i64)> {
-        let p = &self.products[instrument as usize];
+        self.products[instrument as usize].band
+    }
+
+    /// Computes the band of a product from its reference price.
+    pub(crate) fn compute_band(p: &Product) -> Option<(i64, i64)> {
         let reference = p.reference_price;
         if reference <= 0 {
             return None;
@@ -451,6 +461,16 @@ impl Engine {
         let high = reference.saturating_add(width);
         let high = high - high % tick;
         Some((low, high))
+    }
+
+    /// Sets the reference price and recomputes the cached band (divisions happen here, once
+    /// per trade or admin change, not once per order).
+    pub(crate) fn set_reference(&mut self, instrument: u32, price: i64) {
+        let p = &mut self.products[instrument as usize];
+        if p.reference_price != price {
+            p.reference_price = price;
+            p.band = Self::compute_band(p);
+        }
     }
 
     /// Notional in price units (price x quantity); `None` on overflow.
@@ -859,7 +879,7 @@ impl Engine {
             Side::Sell => (maker, *taker),
         };
         self.settle(&buyer, &seller, price, quantity);
-        self.products[taker.instrument as usize].reference_price = price;
+        self.set_reference(taker.instrument, price);
 
         {
             let level = &mut self.levels[level_index as usize];

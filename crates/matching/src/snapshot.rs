@@ -223,7 +223,11 @@ impl Engine {
             let id = e.config.products[i].instrument_id as usize;
             let status = r.u8()?;
             e.products[id].status = r.e(TradingStatus::from_u8(status))?;
-            e.products[id].reference_price = r.i64()?;
+            let reference = r.i64()?;
+            if reference < 0 {
+                return Err(DecodeError(r.pos).into());
+            }
+            e.set_reference(id as u32, reference);
         }
         e.next_order_id = r.u64()?;
         e.next_exec_id = r.u64()?;
