@@ -457,41 +457,20 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         100.0 * n_move as f64 / total
     );
 
-    // Memory: RSS delta around building and filling the engine.
-    let rss0 = rss_bytes();
+    // Memory: measured in a fresh child process (this process has freed pages the allocator
+    // would reuse, hiding the growth).
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("MATCHING_BENCH_MEMORY_FILE", &path)
+        .output()
+        .expect("memory child");
+    print!("{}", String::from_utf8_lossy(&child.stdout));
     let mut e = Engine::new(w.engine_config.clone());
-    let rss1 = rss_bytes();
     let mut sink = CountingSink::default();
     for c in &preamble {
         e.process(c, &mut sink);
     }
-    let rss2 = rss_bytes();
-    let resting = e.resting_orders();
-    let levels: usize = (0..cfg.instruments)
-        .map(|i| e.levels(i, Side::Buy).len() + e.levels(i, Side::Sell).len())
-        .sum();
-    println!(
-        "- after the fill phase: {} resting orders on {} price levels; start price of instrument 0: {}, band {:?}",
-        resting,
-        levels,
-        w.engine_config.products[0].reference_price,
-        e.band(0)
-    );
     let base = e.snapshot();
     drop(e);
-    let e = Engine::restore(&base).unwrap();
-    println!(
-        "- memory: preallocated {:.1} MiB for orders_max {} ({} B per order slot in the order-proportional tables); RSS +{:.1} MiB at construction, +{:.1} MiB after deposits and the fill phase ({} resting orders: {:.0} B RSS per resting order, all tables included)",
-        e.preallocated_bytes() as f64 / 1048576.0,
-        w.engine_config.orders_max,
-        Engine::bytes_per_order_slot(),
-        (rss1.saturating_sub(rss0)) as f64 / 1048576.0,
-        (rss2.saturating_sub(rss0)) as f64 / 1048576.0,
-        resting,
-        (rss2.saturating_sub(rss0)) as f64 / resting.max(1) as f64
-    );
-    drop(e);
-
     let mut by_kind = [hist(), hist(), hist()];
     let ours = run_ours(&base, &commands, overhead, &mut by_kind);
     let mc_stream = build_matchcore_stream(
@@ -547,7 +526,67 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     );
 }
 
+/// Child-process half of the memory figure: RSS before and after building the engine and
+/// replaying the preamble (deposits and fill phase) of a workload file.
+fn memory_child(path: &str) {
+    let (preamble, _commands) = workload::read_file(&mut std::io::BufReader::new(
+        std::fs::File::open(path).unwrap(),
+    ))
+    .unwrap();
+    let cfg = regenerate_config(path);
+    let rss0 = rss_bytes();
+    let mut e = Engine::new(cfg.clone());
+    let rss1 = rss_bytes();
+    let mut sink = CountingSink::default();
+    for c in &preamble {
+        e.process(c, &mut sink);
+    }
+    let rss2 = rss_bytes();
+    let resting = e.resting_orders();
+    let levels: usize = (0..cfg.instruments_max)
+        .map(|i| e.levels(i, Side::Buy).len() + e.levels(i, Side::Sell).len())
+        .sum();
+    println!(
+        "- after the fill phase: {resting} resting orders on {levels} price levels; instrument 0 starts at {} with band {:?}",
+        cfg.products[0].reference_price,
+        e.band(0)
+    );
+    println!(
+        "- memory: preallocated {:.1} MiB in engine tables for orders_max {} ({:.0} B per order of capacity; {} B per slot in the order-proportional tables); RSS +{:.1} MiB after construction, +{:.1} MiB after deposits and the fill phase = {:.0} B per resting order, all tables included",
+        e.preallocated_bytes() as f64 / 1048576.0,
+        cfg.orders_max,
+        e.preallocated_bytes() as f64 / f64::from(cfg.orders_max),
+        Engine::bytes_per_order_slot(),
+        rss1.saturating_sub(rss0) as f64 / 1048576.0,
+        rss2.saturating_sub(rss0) as f64 / 1048576.0,
+        rss2.saturating_sub(rss0) as f64 / resting.max(1) as f64
+    );
+}
+
+/// The engine config of a workload file, regenerated from the seed in its header.
+fn regenerate_config(path: &str) -> EngineConfig {
+    let bytes = std::fs::read(path).unwrap();
+    let h = &bytes[..workload::FILE_HEADER_SIZE];
+    let seed = u64::from_le_bytes(h[32..40].try_into().unwrap());
+    let instruments = u32::from_le_bytes(h[40..44].try_into().unwrap());
+    let accounts = u32::from_le_bytes(h[44..48].try_into().unwrap());
+    let resting = u32::from_le_bytes(h[48..52].try_into().unwrap());
+    let cfg = WorkloadConfig {
+        seed,
+        instruments,
+        accounts,
+        resting_per_instrument: resting,
+        commands: 0,
+        zipf_s: 1.0,
+    };
+    workload::engine_config_for(&cfg)
+}
+
 fn main() {
+    if let Ok(path) = std::env::var("MATCHING_BENCH_MEMORY_FILE") {
+        memory_child(&path);
+        return;
+    }
     // `cargo bench` passes `--bench`; ignore arguments.
     let commands: u64 = std::env::var("MATCHING_BENCH_COMMANDS")
         .ok()

@@ -375,16 +375,28 @@ impl Generator {
     }
 }
 
-/// Generates a workload. Deterministic in `cfg` (ChaCha8 from `cfg.seed`).
-pub fn generate(cfg: &WorkloadConfig) -> Workload {
-    assert!(cfg.instruments > 0 && cfg.accounts > 0 && cfg.resting_per_instrument > 0);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let start_prices: Vec<i64> = (0..cfg.instruments)
+/// Start prices `10^(3.3 + 1.5u + 1.5u)`, the first draws of the generator's RNG.
+fn start_prices(cfg: &WorkloadConfig, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    (0..cfg.instruments)
         .map(|_| {
             let e = 3.3 + 1.5 * rng.gen::<f64>() + 1.5 * rng.gen::<f64>();
             10f64.powf(e) as i64
         })
-        .collect();
+        .collect()
+}
+
+/// The engine configuration `generate(cfg)` returns, without generating the stream.
+pub fn engine_config_for(cfg: &WorkloadConfig) -> EngineConfig {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let prices = start_prices(cfg, &mut rng);
+    engine_config(cfg, &prices)
+}
+
+/// Generates a workload. Deterministic in `cfg` (ChaCha8 from `cfg.seed`).
+pub fn generate(cfg: &WorkloadConfig) -> Workload {
+    assert!(cfg.instruments > 0 && cfg.accounts > 0 && cfg.resting_per_instrument > 0);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let start_prices = start_prices(cfg, &mut rng);
     let engine_config = engine_config(cfg, &start_prices);
     let states = start_prices
         .iter()

@@ -267,6 +267,7 @@ fn workload_generator_is_reproducible_and_round_trips_through_its_file() {
     };
     let a = workload::generate(&cfg);
     let b = workload::generate(&cfg);
+    assert_eq!(workload::engine_config_for(&cfg), a.engine_config);
     assert_eq!(a.commands, b.commands);
     assert_eq!(a.preamble, b.preamble);
     let mut bytes = Vec::new();
