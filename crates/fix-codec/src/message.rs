@@ -1,0 +1,268 @@
+//! Zero-copy parsing of a framed message into (tag, value range) pairs.
+
+use crate::{parse_u64, DATA_PAIRS, SOH};
+
+/// One field: its tag (0 when the tag is not a number) and the value's byte range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FieldRef {
+    pub tag: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Tags below this are found through a direct table; others by a scan.
+pub const TAG_INDEX_LEN: usize = 1024;
+
+/// Why a framed message could not be split into fields. Such a message is garbled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    #[error("a field has no '=' or no SOH")]
+    Structure,
+    #[error("more than {0} fields")]
+    TooManyFields(usize),
+    #[error("a data field's length does not match its bytes")]
+    DataLength,
+    #[error("the message does not start 8=, 9=, 35=")]
+    Header,
+}
+
+/// Reusable parser state: the field array and the tag table, allocated once.
+pub struct Parser {
+    fields: Vec<FieldRef>,
+    fields_max: usize,
+    /// Position + 1 of the first occurrence of each small tag; 0 = absent.
+    index: Box<[u16; TAG_INDEX_LEN]>,
+}
+
+impl Parser {
+    /// A parser for messages of at most `fields_max` fields (at most 65534).
+    pub fn new(fields_max: usize) -> Parser {
+        let fields_max = fields_max.clamp(4, usize::from(u16::MAX) - 1);
+        Parser {
+            fields: Vec::with_capacity(fields_max),
+            fields_max,
+            index: Box::new([0; TAG_INDEX_LEN]),
+        }
+    }
+
+    /// Splits `buf` (one whole framed message) into fields.
+    pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        for f in &self.fields {
+            if (f.tag as usize) < TAG_INDEX_LEN {
+                self.index[f.tag as usize] = 0;
+            }
+        }
+        self.fields.clear();
+        let mut pos = 0_usize;
+        let mut pending_data: Option<(u32, usize)> = None;
+        while pos < buf.len() {
+            if self.fields.len() == self.fields_max {
+                return Err(ParseError::TooManyFields(self.fields_max));
+            }
+            // Tag.
+            let tag_start = pos;
+            let mut tag: u32 = 0;
+            let mut numeric = true;
+            while pos < buf.len() && buf[pos] != b'=' {
+                let b = buf[pos];
+                if b == SOH {
+                    return Err(ParseError::Structure);
+                }
+                if b.is_ascii_digit() && pos - tag_start < 9 {
+                    tag = tag * 10 + u32::from(b - b'0');
+                } else {
+                    numeric = false;
+                }
+                pos += 1;
+            }
+            if pos >= buf.len() {
+                return Err(ParseError::Structure);
+            }
+            if !numeric || pos == tag_start || buf[tag_start] == b'0' {
+                tag = 0;
+            }
+            pos += 1; // '='
+            let value_start = pos;
+            let value_end = match pending_data {
+                Some((data_tag, len)) if data_tag == tag => {
+                    let end = value_start.checked_add(len).ok_or(ParseError::DataLength)?;
+                    if end >= buf.len() || buf[end] != SOH {
+                        return Err(ParseError::DataLength);
+                    }
+                    end
+                }
+                _ => match buf[value_start..].iter().position(|&b| b == SOH) {
+                    Some(p) => value_start + p,
+                    None => return Err(ParseError::Structure),
+                },
+            };
+            pending_data = None;
+            if let Some(&(_, data_tag)) = DATA_PAIRS.iter().find(|(l, _)| *l == tag) {
+                if let Some(len) = parse_u64(&buf[value_start..value_end]) {
+                    pending_data = Some((data_tag, len as usize));
+                }
+            }
+            let i = self.fields.len();
+            if (tag as usize) < TAG_INDEX_LEN && self.index[tag as usize] == 0 {
+                self.index[tag as usize] = (i + 1) as u16;
+            }
+            self.fields.push(FieldRef {
+                tag,
+                start: value_start as u32,
+                end: value_end as u32,
+            });
+            pos = value_end + 1;
+        }
+        if self.fields.len() < 4
+            || self.fields[0].tag != 8
+            || self.fields[1].tag != 9
+            || self.fields[2].tag != 35
+        {
+            return Err(ParseError::Header);
+        }
+        Ok(Message {
+            buf,
+            fields: &self.fields,
+            index: &self.index,
+        })
+    }
+}
+
+/// A parsed message: views into the receive buffer.
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    buf: &'a [u8],
+    fields: &'a [FieldRef],
+    index: &'a [u16; TAG_INDEX_LEN],
+}
+
+impl<'a> Message<'a> {
+    /// The whole message's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The fields in wire order.
+    pub fn fields(&self) -> &'a [FieldRef] {
+        self.fields
+    }
+
+    /// The value of a field.
+    #[inline]
+    pub fn value(&self, f: &FieldRef) -> &'a [u8] {
+        &self.buf[f.start as usize..f.end as usize]
+    }
+
+    /// Position of the first occurrence of `tag`.
+    #[inline]
+    pub fn position(&self, tag: u32) -> Option<usize> {
+        if (tag as usize) < TAG_INDEX_LEN {
+            match self.index[tag as usize] {
+                0 => None,
+                i => Some(usize::from(i) - 1),
+            }
+        } else {
+            self.fields.iter().position(|f| f.tag == tag)
+        }
+    }
+
+    /// The value of the first occurrence of `tag`.
+    #[inline]
+    pub fn get(&self, tag: u32) -> Option<&'a [u8]> {
+        self.position(tag).map(|i| self.value(&self.fields[i]))
+    }
+
+    /// The value of `tag` as an unsigned integer.
+    #[inline]
+    pub fn get_u64(&self, tag: u32) -> Option<u64> {
+        self.get(tag).and_then(parse_u64)
+    }
+
+    /// Whether `tag` is `Y`.
+    #[inline]
+    pub fn get_flag(&self, tag: u32) -> bool {
+        self.get(tag) == Some(b"Y")
+    }
+
+    /// MsgType(35).
+    #[inline]
+    pub fn msg_type(&self) -> &'a [u8] {
+        self.value(&self.fields[2])
+    }
+
+    /// MsgSeqNum(34), when present and numeric.
+    #[inline]
+    pub fn seq_num(&self) -> Option<u64> {
+        self.get_u64(34)
+    }
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::writer::printable(self.buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Vec<u8> {
+        s.replace('|', "\x01").into_bytes()
+    }
+
+    #[test]
+    fn fields_and_lookups() {
+        let m = raw("8=FIX.4.2|9=20|35=D|11=A1|54=1|5000=x|10=000|");
+        let mut p = Parser::new(64);
+        let msg = p.parse(&m).unwrap();
+        assert_eq!(msg.msg_type(), b"D");
+        assert_eq!(msg.get(11), Some(&b"A1"[..]));
+        assert_eq!(msg.get(5000), Some(&b"x"[..]));
+        assert_eq!(msg.get(55), None);
+        assert_eq!(msg.fields().len(), 7);
+    }
+
+    #[test]
+    fn the_index_is_reset_between_messages() {
+        let a = raw("8=FIX.4.2|9=5|35=D|11=A1|10=000|");
+        let b = raw("8=FIX.4.2|9=5|35=0|10=000|");
+        let mut p = Parser::new(64);
+        p.parse(&a).unwrap();
+        let msg = p.parse(&b).unwrap();
+        assert_eq!(msg.get(11), None);
+    }
+
+    #[test]
+    fn data_fields_may_hold_soh() {
+        let m = raw("8=FIX.4.2|9=5|35=A|95=3|96=a|b|98=0|10=000|");
+        let mut p = Parser::new(64);
+        let msg = p.parse(&m).unwrap();
+        assert_eq!(msg.get(96), Some(&b"a\x01b"[..]));
+        assert_eq!(msg.get(98), Some(&b"0"[..]));
+    }
+
+    #[test]
+    fn a_non_numeric_tag_is_tag_zero() {
+        let m = raw("8=FIX.4.2|9=5|35=D|x1=A1|10=000|");
+        let mut p = Parser::new(64);
+        let msg = p.parse(&m).unwrap();
+        assert_eq!(msg.fields()[3].tag, 0);
+    }
+
+    #[test]
+    fn structure_errors() {
+        let mut p = Parser::new(64);
+        assert!(p.parse(&raw("8=FIX.4.2|9=5|35=D|11A1|10=000|")).is_err());
+        assert!(p.parse(&raw("8=FIX.4.2|9=5|35=D|11=A1")).is_err());
+        assert!(p.parse(&raw("8=FIX.4.2|35=D|9=5|10=000|")).is_err());
+        let mut small = Parser::new(4);
+        assert_eq!(
+            small
+                .parse(&raw("8=FIX.4.2|9=5|35=D|1=a|2=b|10=000|"))
+                .unwrap_err(),
+            ParseError::TooManyFields(4)
+        );
+    }
+}
