@@ -180,6 +180,10 @@ fn record(h: &mut Histogram<u64>, i: u64, base: Instant, intended: u64) {
 }
 
 fn lat_journal_three_threads() -> Histogram<u64> {
+    lat_journal_three(WaitStrategy::BusySpin)
+}
+
+fn lat_journal_three(wait: WaitStrategy) -> Histogram<u64> {
     let dir = bench_dir("jbench-l3");
     let (j, mut s) = Journal::open(config(dir.path())).unwrap();
     let total = WARMUP + MEASURED;
@@ -187,10 +191,10 @@ fn lat_journal_three_threads() -> Histogram<u64> {
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let seq = std::thread::spawn(move || {
-        let mut idle = IdleStrategy::new(WaitStrategy::BusySpin);
+        let mut idle = IdleStrategy::new(wait);
         s.run(&st, &mut idle).unwrap();
     });
-    let mut r = j.reader_with(1, WaitStrategy::BusySpin, false).unwrap();
+    let mut r = j.reader_with(1, wait, false).unwrap();
     let reader = std::thread::spawn(move || {
         let mut h = new_hist();
         for i in 0..total {

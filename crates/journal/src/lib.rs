@@ -53,6 +53,9 @@
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p journal --test loom --release
 //! ```
+//!
+//! (Add `CARGO_TARGET_DIR=target/loom` to keep the loom build from
+//! invalidating the normal build artifacts in a shared target directory.)
 
 #![warn(missing_docs)]
 

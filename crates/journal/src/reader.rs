@@ -78,6 +78,21 @@ impl std::fmt::Debug for Reader {
 }
 
 fn find_segment(dir: &std::path::Path, from_seq: u64) -> Result<(u64, u64), ReaderError> {
+    // Retention may unlink a listed segment while we look at it: list again.
+    let mut attempts = 0;
+    loop {
+        match find_segment_once(dir, from_seq) {
+            Err(ReaderError::Open(OpenError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound && attempts < 8 =>
+            {
+                attempts += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn find_segment_once(dir: &std::path::Path, from_seq: u64) -> Result<(u64, u64), ReaderError> {
     let segs = list_segments(dir)?;
     let Some(&first) = segs.first() else {
         return Err(ReaderError::Open(OpenError::NotFound(dir.to_path_buf())));

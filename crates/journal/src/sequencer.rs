@@ -278,10 +278,17 @@ impl<C: Clock> Sequencer<C> {
     }
 
     /// Run the duty cycle until `stop` is set, idling with `idle` when there
-    /// is no work; drains what is queued before returning.
+    /// is no work; drains what is queued before returning. Back-pressure
+    /// (a reader holding the oldest segment at `segments_max`) is waited out
+    /// like idleness — unless `stop` is set, then it is returned. Other
+    /// errors are returned at once.
     pub fn run(&mut self, stop: &AtomicBool, idle: &mut IdleStrategy) -> Result<(), AppendError> {
         loop {
-            let n = self.do_work()?;
+            let n = match self.do_work() {
+                Ok(n) => n,
+                Err(AppendError::BackPressure { .. }) if !stop.load(Ordering::Acquire) => 0,
+                Err(e) => return Err(e),
+            };
             if n == 0 && stop.load(Ordering::Acquire) {
                 return Ok(());
             }
