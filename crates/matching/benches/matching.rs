@@ -338,15 +338,21 @@ fn run_matchcore(s: &McStream, overhead: u64) -> Figures {
     }
 }
 
-/// Open loop at `rate` commands/s: latency from each command's planned send time.
+/// Open loop at `rate` commands/s: latency from each command's planned send time (so a stall
+/// delays every command behind it, as it would a real sender). The engine is restored and warmed
+/// up on the first `warm` commands, then the next `rate x 0.5 s` commands are timed.
 fn open_loop(base: &[u8], commands: &[Command], rate: f64) -> Histogram<u64> {
-    let n = commands.len().min((rate * 0.5) as usize).max(1000);
+    let warm = (commands.len() / 4).min(200_000);
+    let n = (commands.len() - warm).min((rate * 0.5) as usize).max(1000);
     let mut e = Engine::restore(base).unwrap();
     let mut sink = CountingSink::default();
+    for c in &commands[..warm] {
+        e.process(c, &mut sink);
+    }
     let mut h = hist();
     let interval = 1e9 / rate;
     let t0 = Instant::now() + Duration::from_micros(100);
-    for (i, c) in commands[..n].iter().enumerate() {
+    for (i, c) in commands[warm..warm + n].iter().enumerate() {
         let planned = t0 + Duration::from_nanos((i as f64 * interval) as u64);
         while Instant::now() < planned {
             std::hint::spin_loop();
@@ -356,6 +362,21 @@ fn open_loop(base: &[u8], commands: &[Command], rate: f64) -> Histogram<u64> {
         h.record((done - planned).as_nanos().max(1) as u64).unwrap();
     }
     h
+}
+
+/// Pins the benchmark thread to the last CPU to avoid migrations (best effort).
+fn pin_to_last_cpu() -> Option<usize> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = cpus - 1;
+    // SAFETY: `set` is a plain bitmask owned by this frame; the call only reads it.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    ok.then_some(cpu)
 }
 
 /// Replays both engines side by side and prints the first command whose trades differ
@@ -510,15 +531,27 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     if std::env::var("MATCHING_BENCH_QUICK").is_ok() {
         return;
     }
-    println!("- open loop (latency from planned send time, up to 0.5 s of commands per rate):");
+    println!("- open loop (latency from planned send time; per rate: restore, warm up on the first quarter of the stream (at most 200k commands), then time up to 0.5 s of commands; median-p99 run of 3):");
     let mut best_rate = 0.0;
     for rate in [250e3, 500e3, 1e6, 1.5e6, 2e6, 2.5e6, 3e6, 4e6, 5e6] {
-        let h = open_loop(&base, &commands, rate);
+        // Three runs per rate; the run with the median p99 is reported (stalls of the shared VM
+        // hit single runs at random).
+        let mut runs: Vec<Histogram<u64>> =
+            (0..3).map(|_| open_loop(&base, &commands, rate)).collect();
+        runs.sort_by_key(|h| h.value_at_quantile(0.99));
+        let h = &runs[1];
         let p99 = h.value_at_quantile(0.99);
         if p99 < 4_000 {
             best_rate = rate;
         }
-        println!("  - {:.2} M/s offered: {}", rate / 1e6, pct(&h));
+        println!(
+            "  - {:.2} M/s offered: {} [p99 of the 3 runs: {} / {} / {} ns]",
+            rate / 1e6,
+            pct(h),
+            runs[0].value_at_quantile(0.99),
+            runs[1].value_at_quantile(0.99),
+            runs[2].value_at_quantile(0.99)
+        );
     }
     println!(
         "- highest offered rate with p99 < 4 µs: {:.2} M commands/s",
@@ -592,8 +625,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
+    let pinned = pin_to_last_cpu();
     let overhead = timer_overhead_ns();
     println!("## Matching core benchmark output");
+    println!(
+        "- thread pinned to CPU {pinned:?}; machine: {} CPUs",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!("- timer: std::time::Instant pairs, median overhead {overhead} ns subtracted from service times (not from open-loop latencies)");
     let only = std::env::var("MATCHING_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "single" {

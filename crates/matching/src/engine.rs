@@ -213,7 +213,7 @@ impl Engine {
             .clamp(64, 1 << 16);
         // Levels: each holds at least one order, so `orders_max` levels always suffice.
         let levels_max = orders_max;
-        Engine {
+        let mut engine = Engine {
             products,
             accounts,
             positions: vec![Position::default(); accounts_max * instruments_max],
@@ -246,6 +246,41 @@ impl Engine {
             seq: 0,
             ts: 0,
             config,
+        };
+        engine.prefault();
+        engine
+    }
+
+    /// Touches every page of every table (including the spare capacity of the level arrays)
+    /// so that no page fault happens on the hot path: zeroed allocations are otherwise mapped
+    /// lazily by the kernel on first write.
+    fn prefault(&mut self) {
+        /// Writes one element per 4 KiB page, through `black_box` so the store stays.
+        fn touch<T: Copy>(v: &mut Vec<T>, filler: T) {
+            let step = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+            for slot in v.spare_capacity_mut().iter_mut().step_by(step) {
+                slot.write(std::hint::black_box(filler));
+            }
+            for i in (0..v.len()).step_by(step) {
+                v[i] = std::hint::black_box(v[i]);
+            }
+        }
+        let key = LevelKey { key: 0, level: NIL };
+        let product = self.products[0];
+        touch(&mut self.products, product);
+        let account = self.accounts[0];
+        touch(&mut self.accounts, account);
+        touch(&mut self.positions, Position::default());
+        touch(&mut self.orders, Order::EMPTY);
+        touch(&mut self.order_free, NIL);
+        touch(&mut self.id_table, NIL);
+        let level = self.levels[0];
+        touch(&mut self.levels, level);
+        touch(&mut self.level_free, NIL);
+        touch(&mut self.level_cache, NIL);
+        for book in &mut self.books {
+            touch(&mut book[0], key);
+            touch(&mut book[1], key);
         }
     }
 
