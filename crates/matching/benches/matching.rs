@@ -506,6 +506,12 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
     let theirs = run_matchcore(&mc_stream, overhead);
     println!("- closed-loop throughput: ours {:.2} M commands/s, matchcore {:.2} M commands/s, ratio {:.2}x", ours.throughput / 1e6, theirs.throughput / 1e6, ours.throughput / theirs.throughput);
     println!("- service time, ours: {}", pct(&ours.service));
+    let stalls = ours.service.count_between(10_000, u64::MAX);
+    println!(
+        "  - commands that took over 10 µs (VM stalls: timer ticks, steal): {stalls} of {} ({:.0} per second of run time)",
+        ours.service.len(),
+        stalls as f64 / (ours.service.len() as f64 / ours.throughput)
+    );
     println!("  - new orders: {}", pct(&by_kind[0]));
     println!("  - cancels: {}", pct(&by_kind[1]));
     println!("  - moves (replace): {}", pct(&by_kind[2]));
@@ -625,6 +631,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let pinned = pin_to_last_cpu();
     let overhead = timer_overhead_ns();
     println!("## Matching core benchmark output");
