@@ -1,0 +1,138 @@
+//! md-listen: joins the market-data channels and shows a live top of book and depth for the
+//! chosen symbols; `--print` also prints every decoded message as JSON.
+//!
+//! ```text
+//! md-listen --group 239.255.0.1 --port 40000 --retransmit 127.0.0.1:40100 --symbols INST1,INST2 --depth 5
+//! ```
+
+use clap::Parser;
+use md_consumer::{Consumer, ConsumerConfig};
+use md_core::{Channel, FeedGroups, PacketMessages, Side};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "Listen to the appliance's market data")]
+struct Args {
+    /// Multicast group of feed A.
+    #[arg(long, default_value = "239.255.0.1")]
+    group: Ipv4Addr,
+    /// First port of feed A (L1, L2, L3, snapshot on consecutive ports).
+    #[arg(long, default_value_t = 40_000)]
+    port: u16,
+    /// Group of feed B (same ports + 10), if any.
+    #[arg(long)]
+    group_b: Option<Ipv4Addr>,
+    /// Interface to join on.
+    #[arg(long, default_value = "127.0.0.1")]
+    interface: Ipv4Addr,
+    /// Retransmission server.
+    #[arg(long)]
+    retransmit: Option<SocketAddr>,
+    /// Symbols to show (all when empty).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Vec<String>,
+    /// Levels of depth to show.
+    #[arg(long, default_value_t = 5)]
+    depth: usize,
+    /// Print every decoded message as JSON.
+    #[arg(long)]
+    print: bool,
+    /// Refresh period of the book display, ms.
+    #[arg(long, default_value_t = 1000)]
+    refresh_ms: u64,
+    /// Exit after this many seconds (0: run until the session ends).
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let mut cfg = ConsumerConfig::new(FeedGroups::on_group(args.group, args.port));
+    cfg.interface = args.interface;
+    cfg.feed_b = args.group_b.map(|g| FeedGroups::on_group(g, args.port + 10));
+    cfg.retransmit_server = args.retransmit;
+    let mut consumer = Consumer::open(cfg)?;
+    let start = Instant::now();
+    let mut last_show = Instant::now();
+    let print = args.print;
+    loop {
+        let n = consumer.poll_with(|c, packet| {
+            if print {
+                print_packet(c, packet);
+            }
+        });
+        if n == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if last_show.elapsed() >= Duration::from_millis(args.refresh_ms) {
+            last_show = Instant::now();
+            show(&consumer, &args);
+        }
+        if consumer.client().session_ended() {
+            show(&consumer, &args);
+            println!("end of session");
+            return Ok(());
+        }
+        if args.seconds > 0 && start.elapsed() >= Duration::from_secs(args.seconds) {
+            show(&consumer, &args);
+            return Ok(());
+        }
+    }
+}
+
+fn print_packet(c: Channel, packet: &[u8]) {
+    let Ok((h, msgs)) = PacketMessages::new(packet) else {
+        println!("{c:?} malformed packet of {} bytes", packet.len());
+        return;
+    };
+    for m in msgs {
+        match m.map(sbe_market_data::message_to_json) {
+            Ok(Ok(json)) => println!("{c:?} seq={} t={} {json}", h.seq, h.sending_time_ns),
+            Ok(Err(e)) => println!("{c:?} seq={} undecodable message: {e}", h.seq),
+            Err(e) => println!("{c:?} seq={} {e}", h.seq),
+        }
+    }
+}
+
+fn show(consumer: &Consumer, args: &Args) {
+    let client = consumer.client();
+    let s = client.stats();
+    println!(
+        "-- packets {} dup {} gaps {} resend-req {} skipped {} snapshots {} | seq L1 {} L2 {} L3 {}",
+        s.packets,
+        s.duplicates,
+        s.gaps_detected,
+        s.retransmit_requests,
+        s.packets_skipped,
+        s.snapshots_applied,
+        client.applied_seq(Channel::L1),
+        client.applied_seq(Channel::L2),
+        client.applied_seq(Channel::L3)
+    );
+    for (id, i) in client.instruments() {
+        let sym = i.symbol();
+        if !args.symbols.is_empty() && !args.symbols.contains(&sym) {
+            continue;
+        }
+        let fmt = |l: Option<md_core::PriceLevel>| l.map_or("-".to_string(), |l| format!("{}x{}", l.quantity, l.price));
+        println!(
+            "{sym:<10} id {id:<4} bid {:<16} ask {:<16} last {:?} trades {} {}",
+            fmt(i.bbo.bid),
+            fmt(i.bbo.ask),
+            i.last_trade,
+            i.trades,
+            if i.is_synced(Channel::L2) { "" } else { "(L2 not in sync)" }
+        );
+        let bids = i.l2.levels(Side::Buy);
+        let asks = i.l2.levels(Side::Sell);
+        for k in 0..args.depth {
+            let b = bids.get(k).map_or(String::new(), |l| format!("{:>6} {:>10}", l.quantity, l.price));
+            let a = asks.get(k).map_or(String::new(), |l| format!("{:<10} {:<6}", l.price, l.quantity));
+            if b.is_empty() && a.is_empty() {
+                break;
+            }
+            println!("    {b:>17} | {a}");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! L3, L2 and L1 books.
+//!
+//! The publisher drives an [`L3Book`] from the engine's book events and derives the L2 and L1
+//! it publishes from it; a consumer drives one of each from the wire. Every operation on input
+//! that may come from the network answers a [`BookError`] instead of panicking, and every book
+//! has a fixed maximum size.
+
+use crate::msg::{Action, LevelEntry, Side};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A price level: total quantity and number of orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceLevel {
+    pub price: i64,
+    pub quantity: u64,
+    pub order_count: u32,
+}
+
+/// Best bid and offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bbo {
+    pub bid: Option<PriceLevel>,
+    pub ask: Option<PriceLevel>,
+}
+
+/// A resting order as the L3 book shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookOrder {
+    pub side: Side,
+    pub order_id: u64,
+    pub price: i64,
+    pub quantity: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BookError {
+    #[error("order {0} is already in the book")]
+    DuplicateOrder(u64),
+    #[error("order {0} is not in the book")]
+    UnknownOrder(u64),
+    #[error("order {0} is on another side or price than the update says")]
+    WrongPlace(u64),
+    #[error("quantity {1} for order {0} is zero or more than it has")]
+    BadQuantity(u64, u64),
+    #[error("the book is full ({0} orders or levels)")]
+    Full(usize),
+    #[error("level {0} is not in the book")]
+    UnknownLevel(i64),
+    #[error("level {0} is already in the book")]
+    DuplicateLevel(i64),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Level {
+    quantity: u64,
+    /// (order id, open quantity) in time priority.
+    orders: VecDeque<(u64, u64)>,
+}
+
+/// Order-by-order book of one instrument.
+#[derive(Debug, Clone)]
+pub struct L3Book {
+    bids: BTreeMap<i64, Level>,
+    asks: BTreeMap<i64, Level>,
+    /// Order id → (side, price). Only looked up, never iterated, so its order never reaches
+    /// any output.
+    index: HashMap<u64, (Side, i64)>,
+    orders_max: usize,
+}
+
+impl L3Book {
+    pub fn new(orders_max: usize) -> L3Book {
+        L3Book {
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            index: HashMap::with_capacity(orders_max.min(1 << 16)),
+            orders_max,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+        self.index.clear();
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.index.len()
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut BTreeMap<i64, Level> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    fn side(&self, side: Side) -> &BTreeMap<i64, Level> {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    /// Adds an order at the back of its level.
+    pub fn add(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<(), BookError> {
+        if quantity == 0 {
+            return Err(BookError::BadQuantity(order_id, quantity));
+        }
+        if self.index.contains_key(&order_id) {
+            return Err(BookError::DuplicateOrder(order_id));
+        }
+        if self.index.len() >= self.orders_max {
+            return Err(BookError::Full(self.orders_max));
+        }
+        let level = self.side_mut(side).entry(price).or_default();
+        level.quantity = level
+            .quantity
+            .checked_add(quantity)
+            .ok_or(BookError::BadQuantity(order_id, quantity))?;
+        level.orders.push_back((order_id, quantity));
+        self.index.insert(order_id, (side, price));
+        Ok(())
+    }
+
+    fn locate(&self, order_id: u64, side: Side, price: i64) -> Result<(), BookError> {
+        match self.index.get(&order_id) {
+            None => Err(BookError::UnknownOrder(order_id)),
+            Some(&(s, p)) if s == side && p == price => Ok(()),
+            Some(_) => Err(BookError::WrongPlace(order_id)),
+        }
+    }
+
+    /// Sets an order's open quantity in place (it keeps its priority); the new quantity must be
+    /// positive.
+    pub fn modify(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<(), BookError> {
+        self.locate(order_id, side, price)?;
+        if quantity == 0 {
+            return Err(BookError::BadQuantity(order_id, quantity));
+        }
+        let level = self
+            .side_mut(side)
+            .get_mut(&price)
+            .ok_or(BookError::UnknownLevel(price))?;
+        let slot = level
+            .orders
+            .iter_mut()
+            .find(|o| o.0 == order_id)
+            .ok_or(BookError::UnknownOrder(order_id))?;
+        let old = slot.1;
+        slot.1 = quantity;
+        level.quantity = level
+            .quantity
+            .checked_sub(old)
+            .and_then(|q| q.checked_add(quantity))
+            .ok_or(BookError::BadQuantity(order_id, quantity))?;
+        Ok(())
+    }
+
+    /// Removes an order.
+    pub fn delete(&mut self, side: Side, order_id: u64, price: i64) -> Result<(), BookError> {
+        self.locate(order_id, side, price)?;
+        let book = self.side_mut(side);
+        let level = book.get_mut(&price).ok_or(BookError::UnknownLevel(price))?;
+        let pos = level
+            .orders
+            .iter()
+            .position(|o| o.0 == order_id)
+            .ok_or(BookError::UnknownOrder(order_id))?;
+        let (_, q) = level.orders.remove(pos).ok_or(BookError::UnknownOrder(order_id))?;
+        level.quantity = level.quantity.saturating_sub(q);
+        if level.orders.is_empty() {
+            book.remove(&price);
+        }
+        self.index.remove(&order_id);
+        Ok(())
+    }
+
+    /// Executes `quantity` of a resting order; it leaves the book when nothing remains.
+    /// Returns the remaining quantity.
+    pub fn execute(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<u64, BookError> {
+        self.locate(order_id, side, price)?;
+        let open = self
+            .side(side)
+            .get(&price)
+            .and_then(|l| l.orders.iter().find(|o| o.0 == order_id))
+            .map(|o| o.1)
+            .ok_or(BookError::UnknownOrder(order_id))?;
+        if quantity == 0 || quantity > open {
+            return Err(BookError::BadQuantity(order_id, quantity));
+        }
+        let remaining = open - quantity;
+        if remaining == 0 {
+            self.delete(side, order_id, price)?;
+        } else {
+            self.modify(side, order_id, price, remaining)?;
+        }
+        Ok(remaining)
+    }
+
+    /// The level at a price.
+    pub fn level(&self, side: Side, price: i64) -> Option<PriceLevel> {
+        self.side(side).get(&price).map(|l| PriceLevel {
+            price,
+            quantity: l.quantity,
+            order_count: l.orders.len() as u32,
+        })
+    }
+
+    /// Up to `n` levels of a side, best first.
+    pub fn top_levels(&self, side: Side, n: usize) -> Vec<PriceLevel> {
+        let map = |(p, l): (&i64, &Level)| PriceLevel {
+            price: *p,
+            quantity: l.quantity,
+            order_count: l.orders.len() as u32,
+        };
+        match side {
+            Side::Buy => self.bids.iter().rev().take(n).map(map).collect(),
+            Side::Sell => self.asks.iter().take(n).map(map).collect(),
+        }
+    }
+
+    /// Writes up to `n` levels of a side, best first, into `out` (cleared first).
+    pub fn top_levels_into(&self, side: Side, n: usize, out: &mut Vec<PriceLevel>) {
+        out.clear();
+        let map = |(p, l): (&i64, &Level)| PriceLevel {
+            price: *p,
+            quantity: l.quantity,
+            order_count: l.orders.len() as u32,
+        };
+        match side {
+            Side::Buy => out.extend(self.bids.iter().rev().take(n).map(map)),
+            Side::Sell => out.extend(self.asks.iter().take(n).map(map)),
+        }
+    }
+
+    pub fn bbo(&self) -> Bbo {
+        Bbo {
+            bid: self.top_levels(Side::Buy, 1).first().copied(),
+            ask: self.top_levels(Side::Sell, 1).first().copied(),
+        }
+    }
+
+    /// Every order of a side: best level first, time priority within a level.
+    pub fn orders(&self, side: Side) -> Vec<BookOrder> {
+        let mut out = Vec::new();
+        let mut push = |p: i64, l: &Level| {
+            for &(order_id, quantity) in &l.orders {
+                out.push(BookOrder {
+                    side,
+                    order_id,
+                    price: p,
+                    quantity,
+                });
+            }
+        };
+        match side {
+            Side::Buy => self.bids.iter().rev().for_each(|(p, l)| push(*p, l)),
+            Side::Sell => self.asks.iter().for_each(|(p, l)| push(*p, l)),
+        }
+        out
+    }
+}
+
+impl PartialEq for L3Book {
+    fn eq(&self, other: &Self) -> bool {
+        self.bids == other.bids && self.asks == other.asks
+    }
+}
+
+/// The top N price levels of each side, as the L2 channel publishes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Book {
+    bids: BTreeMap<i64, (u64, u32)>,
+    asks: BTreeMap<i64, (u64, u32)>,
+    levels_max: usize,
+}
+
+impl L2Book {
+    /// `levels_max` per side.
+    pub fn new(levels_max: usize) -> L2Book {
+        L2Book {
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            levels_max,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut BTreeMap<i64, (u64, u32)> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// Applies one entry of a LevelUpdate.
+    pub fn apply(&mut self, e: &LevelEntry) -> Result<(), BookError> {
+        let max = self.levels_max;
+        let side = self.side_mut(e.side);
+        match e.action {
+            Action::New => {
+                if side.contains_key(&e.price) {
+                    return Err(BookError::DuplicateLevel(e.price));
+                }
+                if side.len() >= max {
+                    return Err(BookError::Full(max));
+                }
+                side.insert(e.price, (e.quantity, e.order_count));
+            }
+            Action::Change => {
+                let l = side.get_mut(&e.price).ok_or(BookError::UnknownLevel(e.price))?;
+                *l = (e.quantity, e.order_count);
+            }
+            Action::Delete => {
+                side.remove(&e.price).ok_or(BookError::UnknownLevel(e.price))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a side with `levels`.
+    pub fn set_level(&mut self, side: Side, level: PriceLevel) -> Result<(), BookError> {
+        let max = self.levels_max;
+        let s = self.side_mut(side);
+        if s.len() >= max && !s.contains_key(&level.price) {
+            return Err(BookError::Full(max));
+        }
+        s.insert(level.price, (level.quantity, level.order_count));
+        Ok(())
+    }
+
+    /// Levels of a side, best first.
+    pub fn levels(&self, side: Side) -> Vec<PriceLevel> {
+        let map = |(p, (q, n)): (&i64, &(u64, u32))| PriceLevel {
+            price: *p,
+            quantity: *q,
+            order_count: *n,
+        };
+        match side {
+            Side::Buy => self.bids.iter().rev().map(map).collect(),
+            Side::Sell => self.asks.iter().map(map).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l3_keeps_time_priority_and_level_totals() {
+        let mut b = L3Book::new(10);
+        b.add(Side::Buy, 1, 100, 5).unwrap();
+        b.add(Side::Buy, 2, 100, 7).unwrap();
+        b.add(Side::Buy, 3, 101, 1).unwrap();
+        b.add(Side::Sell, 4, 105, 2).unwrap();
+        assert_eq!(b.level(Side::Buy, 100).unwrap().quantity, 12);
+        b.modify(Side::Buy, 1, 100, 3).unwrap();
+        let ids: Vec<u64> = b.orders(Side::Buy).iter().map(|o| o.order_id).collect();
+        assert_eq!(ids, [3, 1, 2]);
+        assert_eq!(b.execute(Side::Buy, 3, 101, 1).unwrap(), 0);
+        assert_eq!(b.bbo().bid.unwrap().price, 100);
+        assert_eq!(b.bbo().bid.unwrap().quantity, 10);
+        assert_eq!(b.execute(Side::Buy, 1, 100, 2).unwrap(), 1);
+        b.delete(Side::Sell, 4, 105).unwrap();
+        assert_eq!(b.bbo().ask, None);
+        assert_eq!(b.add(Side::Buy, 2, 1, 1), Err(BookError::DuplicateOrder(2)));
+        assert_eq!(b.delete(Side::Sell, 2, 100), Err(BookError::WrongPlace(2)));
+        assert_eq!(b.execute(Side::Buy, 2, 100, 8), Err(BookError::BadQuantity(2, 8)));
+        for i in 10..18 {
+            b.add(Side::Sell, i, 200, 1).unwrap();
+        }
+        assert_eq!(b.add(Side::Sell, 99, 200, 1), Err(BookError::Full(10)));
+    }
+
+    #[test]
+    fn l2_applies_new_change_delete_and_refuses_nonsense() {
+        let mut b = L2Book::new(2);
+        let e = |action, price, quantity| LevelEntry {
+            side: Side::Sell,
+            action,
+            price,
+            quantity,
+            order_count: 1,
+        };
+        b.apply(&e(Action::New, 10, 5)).unwrap();
+        b.apply(&e(Action::New, 11, 5)).unwrap();
+        assert_eq!(b.apply(&e(Action::New, 12, 5)), Err(BookError::Full(2)));
+        b.apply(&e(Action::Change, 10, 3)).unwrap();
+        b.apply(&e(Action::Delete, 11, 0)).unwrap();
+        assert_eq!(b.apply(&e(Action::Delete, 11, 0)), Err(BookError::UnknownLevel(11)));
+        assert_eq!(
+            b.levels(Side::Sell),
+            vec![PriceLevel {
+                price: 10,
+                quantity: 3,
+                order_count: 1
+            }]
+        );
+    }
+}
