@@ -304,6 +304,8 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("loadavg at start: {}", load().trim());
     throughput();
     println!();
     append_latency();
@@ -330,6 +332,7 @@ fn main() {
             lat_disruptor(),
         ),
     ];
+    println!("loadavg at end: {}", load().trim());
     let base = &runs[0].1;
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
     println!(
