@@ -1,0 +1,431 @@
+//! Configuration: TOML through serde, with the embedded default as the base.
+//!
+//! A user file is merged over the embedded default (tables key by key, arrays replaced whole),
+//! then deserialised with unknown keys refused, then checked for meaning. Every error names the
+//! key and the problem.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The embedded default configuration, with comments.
+pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub journal: JournalSection,
+    pub threads: ThreadsConfig,
+    pub http: HttpConfig,
+    pub engine: EngineSection,
+    pub instruments: Vec<InstrumentConfig>,
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityName {
+    Memory,
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    pub segment_size_bytes: u64,
+    pub segments_max: u64,
+    pub durability: DurabilityName,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleName {
+    Backoff,
+    SpinYield,
+    BusySpin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadsConfig {
+    pub idle: IdleName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub body_bytes_max: usize,
+    pub concurrency_max: usize,
+    pub request_timeout_ms: u64,
+    pub order_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub orders_max: u32,
+    pub levels_per_side_max: u32,
+    pub accounts_max: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentConfig {
+    pub id: u32,
+    pub symbol: String,
+    pub tick_size: i64,
+    pub lot_size: u64,
+    pub price_scale: i64,
+    pub reference_price: i64,
+    pub band_bps: u32,
+    pub quantity_max: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub id: u32,
+    pub api_key: String,
+    #[serde(default)]
+    pub cash: i64,
+    #[serde(default)]
+    pub positions: BTreeMap<String, i64>,
+}
+
+/// A configuration problem: the key it concerns and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+fn err<T>(key: impl Into<String>, problem: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    })
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(bv) if bv.is_table() && v.is_table() => merge(bv, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Config {
+        Config::from_toml(DEFAULT_TOML, "embedded default")
+            .expect("the embedded default configuration is valid")
+    }
+
+    /// Parses `text` (from `origin`, named in errors) merged over the embedded default.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut base: toml::Value = toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError {
+            key: "(embedded default)".into(),
+            problem: e.to_string(),
+        })?;
+        let over: toml::Value = toml::from_str(text).map_err(|e| ConfigError {
+            key: origin.to_string(),
+            problem: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
+        })?;
+        merge(&mut base, over);
+        let config: Config = serde_path_to_error::deserialize(base).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError {
+                key: if path == "." {
+                    origin.to_string()
+                } else {
+                    format!("{origin}: {path}")
+                },
+                problem: e.into_inner().message().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a file merged over the embedded default.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            key: path.display().to_string(),
+            problem: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks what types cannot: ranges, uniqueness, references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.journal.segment_size_bytes < journal::SEGMENT_SIZE_MIN
+            || self.journal.segment_size_bytes > journal::SEGMENT_SIZE_MAX
+            || self.journal.segment_size_bytes % 4096 != 0
+        {
+            return err(
+                "journal.segment_size_bytes",
+                format!(
+                    "must be a multiple of 4096 between {} and {}",
+                    journal::SEGMENT_SIZE_MIN,
+                    journal::SEGMENT_SIZE_MAX
+                ),
+            );
+        }
+        if self.journal.segments_max < 2 {
+            return err("journal.segments_max", "must be at least 2");
+        }
+        if self.http.body_bytes_max < 256 || self.http.body_bytes_max > 1 << 20 {
+            return err("http.body_bytes_max", "must be between 256 and 1048576");
+        }
+        if self.http.concurrency_max == 0 {
+            return err("http.concurrency_max", "must be positive");
+        }
+        if self.http.request_timeout_ms == 0 || self.http.order_timeout_ms == 0 {
+            return err("http.request_timeout_ms", "timeouts must be positive");
+        }
+        if self.engine.orders_max == 0 || self.engine.orders_max >= 1 << 30 {
+            return err("engine.orders_max", "must be between 1 and 2^30");
+        }
+        if self.engine.levels_per_side_max == 0 {
+            return err("engine.levels_per_side_max", "must be positive");
+        }
+        if self.instruments.is_empty() {
+            return err("instruments", "at least one instrument is needed");
+        }
+        let mut symbols = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, ins) in self.instruments.iter().enumerate() {
+            let key = |f: &str| format!("instruments[{i}].{f}");
+            if ins.id >= 4096 {
+                return err(key("id"), "must be below 4096");
+            }
+            if !ids.insert(ins.id) {
+                return err(key("id"), format!("id {} is used twice", ins.id));
+            }
+            if ins.symbol.is_empty()
+                || ins.symbol.len() > 16
+                || !ins
+                    .symbol
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return err(key("symbol"), "1 to 16 characters among A-Z a-z 0-9 . -");
+            }
+            if !symbols.insert(ins.symbol.clone()) {
+                return err(key("symbol"), format!("'{}' is used twice", ins.symbol));
+            }
+            if ins.tick_size <= 0 {
+                return err(key("tick_size"), "must be positive");
+            }
+            if ins.lot_size == 0 {
+                return err(key("lot_size"), "must be positive");
+            }
+            if ins.price_scale <= 0 {
+                return err(key("price_scale"), "must be positive");
+            }
+            if ins.price_scale != self.instruments[0].price_scale {
+                return err(
+                    key("price_scale"),
+                    "every instrument uses the same price_scale (one cash balance per account)",
+                );
+            }
+            if ins.reference_price < 0 || ins.reference_price % ins.tick_size != 0 {
+                return err(
+                    key("reference_price"),
+                    "must be a non-negative multiple of tick_size",
+                );
+            }
+            if ins.band_bps == 0 || ins.band_bps > 10_000 {
+                return err(key("band_bps"), "must be between 1 and 10000");
+            }
+            if ins.quantity_max == 0 {
+                return err(key("quantity_max"), "must be positive");
+            }
+        }
+        let mut account_ids = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            let key = |f: &str| format!("accounts[{i}].{f}");
+            if a.id == 0 || a.id >= self.engine.accounts_max {
+                return err(
+                    key("id"),
+                    format!(
+                        "must be between 1 and engine.accounts_max - 1 ({})",
+                        self.engine.accounts_max - 1
+                    ),
+                );
+            }
+            if !account_ids.insert(a.id) {
+                return err(key("id"), format!("account {} is defined twice", a.id));
+            }
+            if a.api_key.len() < 8 {
+                return err(key("api_key"), "must be at least 8 characters");
+            }
+            if !keys.insert(a.api_key.clone()) {
+                return err(key("api_key"), "is used by two accounts");
+            }
+            if a.cash < 0 {
+                return err(key("cash"), "must not be negative");
+            }
+            for (sym, qty) in &a.positions {
+                if !symbols.contains(sym) {
+                    return err(
+                        key(&format!("positions.{sym}")),
+                        "names no configured instrument",
+                    );
+                }
+                if *qty < 0 {
+                    return err(key(&format!("positions.{sym}")), "must not be negative");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The instrument id of a symbol.
+    pub fn instrument_id(&self, symbol: &str) -> Option<u32> {
+        self.instruments
+            .iter()
+            .find(|i| i.symbol == symbol)
+            .map(|i| i.id)
+    }
+
+    /// The engine configuration these settings describe.
+    pub fn engine_config(&self) -> matching::EngineConfig {
+        let instruments_max = self.instruments.iter().map(|i| i.id + 1).max().unwrap_or(1);
+        let products = self
+            .instruments
+            .iter()
+            .map(|i| {
+                let mut p = matching::ProductConfig::simple(i.id, &i.symbol, i.reference_price);
+                p.tick_size = i.tick_size;
+                p.lot_size = i.lot_size;
+                p.price_scale = i.price_scale;
+                p.band = matching::Band::Bps(i.band_bps);
+                p.quantity_max = i.quantity_max;
+                p
+            })
+            .collect();
+        matching::EngineConfig {
+            orders_max: self.engine.orders_max,
+            order_id_window: (self.engine.orders_max * 2).next_power_of_two(),
+            levels_per_side_max: self.engine.levels_per_side_max,
+            accounts_max: self.engine.accounts_max,
+            instruments_max,
+            default_limits: matching::AccountLimits::UNLIMITED,
+            products,
+        }
+    }
+
+    fn journal_config(&self, name: &str) -> journal::JournalConfig {
+        let mut c = journal::JournalConfig::in_dir(self.data.dir.join(name));
+        c.segment_size = self.journal.segment_size_bytes;
+        c.segments_max = self.journal.segments_max;
+        c.durability = match self.journal.durability {
+            DurabilityName::Memory => journal::Durability::Memory,
+            DurabilityName::Async => journal::Durability::AsyncFlush {
+                frames_max: 4096,
+                interval_max: std::time::Duration::from_millis(10),
+            },
+            DurabilityName::Sync => journal::Durability::Sync,
+        };
+        c.reader_wait = self.wait_strategy();
+        c
+    }
+
+    pub fn inbound_journal(&self) -> journal::JournalConfig {
+        self.journal_config("inbound")
+    }
+
+    pub fn outbound_journal(&self) -> journal::JournalConfig {
+        self.journal_config("outbound")
+    }
+
+    pub fn wait_strategy(&self) -> journal::WaitStrategy {
+        match self.threads.idle {
+            IdleName::Backoff => journal::WaitStrategy::default(),
+            IdleName::SpinYield => journal::WaitStrategy::SpinThenYield { spins_max: 100 },
+            IdleName::BusySpin => journal::WaitStrategy::BusySpin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = Config::embedded();
+        assert_eq!(c.instruments.len(), 3);
+        assert_eq!(c.instrument_id("GLOBEX"), Some(1));
+        c.engine_config().validate().unwrap();
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let c = Config::from_toml("[http]\nlisten = \"127.0.0.1:9999\"\n", "t.toml").unwrap();
+        assert_eq!(c.http.listen.port(), 9999);
+        assert_eq!(c.http.body_bytes_max, 16384);
+        assert_eq!(c.instruments.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[http]\nlisten = 5\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = Config::from_toml("[http]\nlisen = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen"), "{e}");
+        let e = Config::from_toml("[journal]\ndurability = \"fast\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fast"), "{e}");
+        let e = Config::from_toml(
+            "[[instruments]]\nid = 0\nsymbol = \"A\"\ntick_size = 0\nlot_size = 1\nprice_scale = 1\nreference_price = 0\nband_bps = 1\nquantity_max = 1\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "instruments[0].tick_size: must be positive");
+        let e = Config::from_toml(
+            "[[accounts]]\nid = 1\napi_key = \"long-enough\"\npositions = { NOPE = 1 }\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "accounts[0].positions.NOPE: names no configured instrument"
+        );
+        let e = Config::from_toml("[http\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml: "), "{e}");
+    }
+}

@@ -1,0 +1,827 @@
+//! The HTTP API (seed 001's API section), on axum.
+//!
+//! Orders entered here go through the same sequencer, journal and risk checks as FIX: the
+//! handler encodes a `NewOrderEvent` (session 0) into the inbound journal's hand-off and waits
+//! for the engine's outcome, which the query replica reports. Reads come from the replica
+//! (balances, books) and from the reporter's database (orders, executions, candles).
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::replica::{Outcome, Pending, Replica, HTTP_SESSION};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use journal::{Journal, PublishError, Publisher};
+use matching::{
+    CancelReason, CommandKind, Event, OrderType, RejectReason, Side, StpMode, TimeInForce,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+pub struct AppState {
+    pub config: Config,
+    pub publisher: Publisher,
+    pub inbound: Journal,
+    pub outbound: Journal,
+    pub replica: Arc<RwLock<Replica>>,
+    pub pending: Arc<Pending>,
+    pub metrics: Arc<Metrics>,
+    pub db_path: PathBuf,
+    pub next_client_order_id: AtomicU64,
+    /// Set by a worker thread that stopped with an error.
+    pub failed: Arc<AtomicBool>,
+}
+
+type Shared = Arc<AppState>;
+
+/// A JSON error naming the field (when there is one).
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl ApiError {
+    fn bad(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+    fn status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.field {
+            Some(f) => json!({ "error": self.message, "field": f }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let body_max = state.config.http.body_bytes_max;
+    let timeout = Duration::from_millis(state.config.http.request_timeout_ms);
+    let concurrency = state.config.http.concurrency_max;
+    Router::new()
+        .route("/v1/order", post(new_order))
+        .route("/v1/order/{id}", get(get_order).delete(cancel_order))
+        .route("/v1/execution", get(executions))
+        .route("/v1/account", get(account))
+        .route("/marketdata/book/{symbol}", get(book))
+        .route("/marketdata/candles", get(candles))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_max))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
+        .with_state(state)
+}
+
+/// The account of the request's API key (`X-API-Key`), compared in constant time.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<u32, ApiError> {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let Some(key) = headers.get("x-api-key").map(|v| v.as_bytes()) else {
+        state
+            .metrics
+            .http_rejects_auth
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::status(
+            StatusCode::UNAUTHORIZED,
+            "missing X-API-Key header",
+        ));
+    };
+    let mut found = 0_u32;
+    for a in &state.config.accounts {
+        // Every key is compared, whether or not an earlier one matched.
+        let eq: bool = a.api_key.as_bytes().ct_eq(key).into();
+        if eq {
+            found = a.id;
+        }
+    }
+    if found == 0 {
+        state
+            .metrics
+            .http_rejects_auth
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::status(
+            StatusCode::UNAUTHORIZED,
+            "unknown API key",
+        ));
+    }
+    Ok(found)
+}
+
+/// Parses a decimal price ("100.25") into the instrument's integer units, exactly.
+pub fn parse_price(text: &str, price_scale: i64) -> Option<i64> {
+    let text = text.trim();
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || int.len() + frac.len() > 30
+    {
+        return None;
+    }
+    let mantissa: i128 = format!("{int}{frac}").parse().ok()?;
+    let pow = 10_i128.checked_pow(frac.len() as u32)?;
+    let scaled = mantissa.checked_mul(i128::from(price_scale))?;
+    if scaled % pow != 0 {
+        return None;
+    }
+    let v = i64::try_from(scaled / pow).ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// Formats integer price units as a decimal when the scale is a power of ten.
+pub fn format_units(units: i128, scale: i64) -> String {
+    let mut places = 0;
+    let mut s = scale;
+    while s > 1 && s % 10 == 0 {
+        s /= 10;
+        places += 1;
+    }
+    if s != 1 || places == 0 {
+        return units.to_string();
+    }
+    let neg = units < 0;
+    let abs = units.unsigned_abs();
+    let div = 10_u128.pow(places);
+    format!(
+        "{}{}.{:0width$}",
+        if neg { "-" } else { "" },
+        abs / div,
+        abs % div,
+        width = places as usize
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewOrderBody {
+    symbol: Option<String>,
+    side: Option<String>,
+    order_type: Option<String>,
+    price: Option<Value>,
+    quantity: Option<Value>,
+    time_in_force: Option<String>,
+}
+
+fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+fn reject_name(r: RejectReason) -> String {
+    sbe_order_entry::RejectReason::from(r as u8).to_string()
+}
+
+fn cancel_name(r: CancelReason) -> String {
+    sbe_order_entry::CancelReason::from(r as u8).to_string()
+}
+
+async fn submit(
+    state: &AppState,
+    kind: CommandKind,
+    client_order_id: u64,
+) -> Result<Outcome, ApiError> {
+    let mut buf = [0_u8; matching_agent::inbound::ENCODED_LEN_MAX];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let (t, len) = matching_agent::inbound::encode(&kind, now, &mut buf)
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let rx = state.pending.register(client_order_id);
+    match state.publisher.try_publish(t, &buf[..len]) {
+        Ok(()) => {}
+        Err(PublishError::Full) => {
+            state.pending.forget(client_order_id);
+            state
+                .metrics
+                .http_backpressure
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the sequencer is full; retry",
+            ));
+        }
+        Err(e) => {
+            state.pending.forget(client_order_id);
+            return Err(ApiError::status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            ));
+        }
+    }
+    let wait = Duration::from_millis(state.config.http.order_timeout_ms);
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        _ => {
+            state.pending.forget(client_order_id);
+            // The event is in the journal: its outcome will be decided, just not reported here.
+            Err(ApiError::status(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the order is journaled but its outcome did not arrive in time; query it later",
+            ))
+        }
+    }
+}
+
+fn next_id(state: &AppState) -> u64 {
+    // Unique across restarts: at least the wall clock in ns, strictly increasing.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut cur = state.next_client_order_id.load(Ordering::Relaxed);
+    loop {
+        let next = cur.max(now) + 1;
+        match state.next_client_order_id.compare_exchange_weak(
+            cur,
+            next,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+async fn new_order(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<NewOrderBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let account_id = authenticate(&state, &headers)?;
+    let bad = |f, m: &str| {
+        state
+            .metrics
+            .http_rejects_bad_request
+            .fetch_add(1, Ordering::Relaxed);
+        ApiError::bad(f, m)
+    };
+    let Json(body) = body.map_err(|e| {
+        state
+            .metrics
+            .http_rejects_bad_request
+            .fetch_add(1, Ordering::Relaxed);
+        ApiError::status(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {}", e.body_text()),
+        )
+    })?;
+    let symbol = body.symbol.ok_or_else(|| bad("symbol", "required"))?;
+    let instrument = state
+        .config
+        .instruments
+        .iter()
+        .find(|i| i.symbol == symbol)
+        .ok_or_else(|| bad("symbol", "unknown symbol"))?;
+    let side = match body.side.as_deref() {
+        Some("buy") => Side::Buy,
+        Some("sell") => Side::Sell,
+        Some(_) => return Err(bad("side", "must be \"buy\" or \"sell\"")),
+        None => return Err(bad("side", "required")),
+    };
+    let order_type = match body.order_type.as_deref().unwrap_or("limit") {
+        "limit" => OrderType::Limit,
+        "market" => OrderType::Market,
+        _ => return Err(bad("orderType", "must be \"limit\" or \"market\"")),
+    };
+    let price = match (order_type, &body.price) {
+        (OrderType::Limit, Some(Value::String(p))) => parse_price(p, instrument.price_scale)
+            .ok_or_else(|| {
+                bad(
+                    "price",
+                    "not a decimal number representable in the instrument's price scale",
+                )
+            })?,
+        (OrderType::Limit, Some(_)) => {
+            return Err(bad("price", "must be a decimal string such as \"100.25\""))
+        }
+        (OrderType::Limit, None) => return Err(bad("price", "required for a limit order")),
+        (OrderType::Market, None) => 0,
+        (OrderType::Market, Some(_)) => return Err(bad("price", "a market order has no price")),
+    };
+    let quantity = match &body.quantity {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|q| *q > 0)
+            .ok_or_else(|| bad("quantity", "must be a positive integer"))?,
+        Some(_) => return Err(bad("quantity", "must be a positive integer")),
+        None => return Err(bad("quantity", "required")),
+    };
+    let time_in_force = match body.time_in_force.as_deref().unwrap_or("day") {
+        "day" => TimeInForce::Day,
+        "gtc" => TimeInForce::Gtc,
+        "ioc" => TimeInForce::Ioc,
+        "fok" => TimeInForce::Fok,
+        _ => return Err(bad("timeInForce", "must be day, gtc, ioc or fok")),
+    };
+    state.metrics.http_orders.fetch_add(1, Ordering::Relaxed);
+    let client_order_id = next_id(&state);
+    let kind = CommandKind::NewOrder {
+        session_id: HTTP_SESSION,
+        account_id,
+        client_order_id,
+        instrument_id: instrument.id,
+        side,
+        order_type,
+        price,
+        quantity,
+        time_in_force,
+        stp_mode: StpMode::None,
+    };
+    let outcome = submit(&state, kind, client_order_id).await?;
+    let scale = instrument.price_scale;
+    let mut order_id = None;
+    let mut status = "new";
+    let (mut filled, mut remaining) = (0_u64, quantity);
+    let mut reason = None;
+    let mut fills = Vec::new();
+    for e in &outcome.events {
+        match *e {
+            Event::Rejected { reason: r, .. } if order_id.is_none() => {
+                status = "rejected";
+                remaining = 0;
+                reason = Some(reject_name(r));
+            }
+            Event::Accepted { order_id: id, .. } => order_id = Some(id),
+            Event::Filled {
+                order_id: id,
+                exec_id,
+                price,
+                quantity,
+                leaves_quantity,
+                cumulative_quantity,
+                ..
+            } if Some(id) == order_id => {
+                filled = cumulative_quantity;
+                remaining = leaves_quantity;
+                status = if leaves_quantity == 0 {
+                    "filled"
+                } else {
+                    "partially_filled"
+                };
+                fills.push(json!({ "execId": exec_id, "price": format_units(price.into(), scale), "quantity": quantity }));
+            }
+            Event::Cancelled {
+                order_id: id,
+                reason: r,
+                ..
+            } if Some(id) == order_id => {
+                status = "cancelled";
+                remaining = 0;
+                reason = Some(cancel_name(r));
+            }
+            _ => {}
+        }
+    }
+    let body = json!({
+        "id": order_id,
+        "clientOrderId": client_order_id,
+        "creationTime": outcome.timestamp_ns,
+        "symbol": symbol,
+        "side": side_name(side),
+        "orderType": if order_type == OrderType::Limit { "limit" } else { "market" },
+        "price": if order_type == OrderType::Limit { Some(format_units(price.into(), scale)) } else { None },
+        "quantity": quantity,
+        "filledQuantity": filled,
+        "remainingQuantity": remaining,
+        "status": status,
+        "reason": reason,
+        "fills": fills,
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+async fn cancel_order(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let account_id = authenticate(&state, &headers)?;
+    let order_id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("id", "must be an order id"))?;
+    let client_order_id = next_id(&state);
+    let kind = CommandKind::Cancel {
+        session_id: HTTP_SESSION,
+        account_id,
+        client_order_id,
+        order_id,
+    };
+    let outcome = submit(&state, kind, client_order_id).await?;
+    for e in &outcome.events {
+        match *e {
+            Event::Cancelled {
+                cancelled_quantity,
+                cumulative_quantity,
+                ..
+            } => {
+                return Ok(Json(json!({
+                    "id": order_id,
+                    "status": "cancelled",
+                    "cancelledQuantity": cancelled_quantity,
+                    "filledQuantity": cumulative_quantity,
+                }))
+                .into_response())
+            }
+            Event::CancelRejected { reason, .. } => {
+                let status = match reason {
+                    RejectReason::UnknownOrder | RejectReason::NotOwner => StatusCode::NOT_FOUND,
+                    RejectReason::AlreadyClosed => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                return Err(ApiError::status(
+                    status,
+                    format!("cancel rejected: {}", reject_name(reason)),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the engine gave no answer to the cancel",
+    ))
+}
+
+fn db(state: &AppState) -> Result<rusqlite::Connection, ApiError> {
+    rusqlite::Connection::open_with_flags(
+        &state.db_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(|e| {
+        ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reporting database: {e}"),
+        )
+    })
+}
+
+fn scale_of(state: &AppState, symbol: &str) -> i64 {
+    state
+        .config
+        .instruments
+        .iter()
+        .find(|i| i.symbol == symbol)
+        .map_or(1, |i| i.price_scale)
+}
+
+async fn get_order(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let account_id = authenticate(&state, &headers)?;
+    let order_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("id", "must be an order id"))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = db(&st)?;
+        let row = conn.query_row(
+            "SELECT order_id, symbol, side, order_type, time_in_force, price, quantity, filled_quantity, remaining_quantity, status, created_ns, updated_ns
+             FROM orders WHERE order_id = ?1 AND account_id = ?2",
+            rusqlite::params![order_id, account_id],
+            |r| {
+                let symbol: String = r.get(1)?;
+                let price: Option<i64> = r.get(5)?;
+                Ok((symbol, price, json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "side": r.get::<_, String>(2)?,
+                    "orderType": r.get::<_, String>(3)?,
+                    "timeInForce": r.get::<_, String>(4)?,
+                    "quantity": r.get::<_, i64>(6)?,
+                    "filledQuantity": r.get::<_, i64>(7)?,
+                    "remainingQuantity": r.get::<_, i64>(8)?,
+                    "status": r.get::<_, String>(9)?,
+                    "creationTime": r.get::<_, i64>(10)?,
+                    "updateTime": r.get::<_, i64>(11)?,
+                })))
+            },
+        );
+        match row {
+            Ok((symbol, price, mut v)) => {
+                v["symbol"] = json!(symbol);
+                v["price"] = json!(price.map(|p| format_units(p.into(), scale_of(&st, &symbol))));
+                Ok(Json(v).into_response())
+            }
+            Err(rusqlite::Error::QueryReturnedNoRows) => Err(ApiError::status(StatusCode::NOT_FOUND, "no such order for this account")),
+            Err(e) => Err(ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecQuery {
+    symbol: Option<String>,
+    order_id: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+/// A time bound in milliseconds since the Unix epoch, as nanoseconds.
+fn ms_bound(v: &Option<String>, field: &'static str, default: i64) -> Result<i64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|ms| *ms >= 0 && *ms < i64::MAX / 1_000_000)
+            .map(|ms| ms * 1_000_000)
+            .ok_or_else(|| ApiError::bad(field, "milliseconds since the Unix epoch")),
+    }
+}
+
+async fn executions(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ExecQuery>,
+) -> Result<Response, ApiError> {
+    let account_id = authenticate(&state, &headers)?;
+    let symbol = q
+        .symbol
+        .clone()
+        .ok_or_else(|| ApiError::bad("symbol", "required"))?;
+    if state.config.instrument_id(&symbol).is_none() {
+        return Err(ApiError::bad("symbol", "unknown symbol"));
+    }
+    let order_id = match &q.order_id {
+        None => None,
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::bad("orderId", "must be an order id"))?,
+        ),
+    };
+    let start = ms_bound(&q.start_time, "startTime", 0)?;
+    let end = ms_bound(&q.end_time, "endTime", i64::MAX)?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = db(&st)?;
+        let scale = scale_of(&st, &symbol);
+        let mut stmt = conn
+            .prepare(
+                "SELECT exec_id, trade_id, order_id, side, price, quantity, liquidity, ts_ns FROM executions
+                 WHERE account_id = ?1 AND symbol = ?2 AND ts_ns >= ?3 AND ts_ns <= ?4 AND (?5 IS NULL OR order_id = ?5)
+                 ORDER BY exec_id LIMIT 10000",
+            )
+            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let rows = stmt
+            .query_map(rusqlite::params![account_id, symbol, start, end, order_id], |r| {
+                Ok(json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "tradeId": r.get::<_, i64>(1)?,
+                    "orderId": r.get::<_, i64>(2)?,
+                    "symbol": symbol,
+                    "side": r.get::<_, String>(3)?,
+                    "price": format_units(r.get::<_, i64>(4)?.into(), scale),
+                    "quantity": r.get::<_, i64>(5)?,
+                    "liquidity": r.get::<_, String>(6)?,
+                    "time": r.get::<_, i64>(7)?,
+                }))
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(Json(json!({ "executions": rows })).into_response())
+    })
+    .await
+    .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+async fn account(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let account_id = authenticate(&state, &headers)?;
+    let replica = state.replica.read().expect("replica lock");
+    let scale = state
+        .config
+        .instruments
+        .first()
+        .map_or(1, |i| i.price_scale);
+    let (available, reserved) = replica.engine.cash(account_id).unwrap_or((0, 0));
+    let positions: Vec<Value> = state
+        .config
+        .instruments
+        .iter()
+        .map(|i| {
+            let (a, r) = replica.engine.position(account_id, i.id).unwrap_or((0, 0));
+            json!({ "symbol": i.symbol, "available": a, "reserved": r })
+        })
+        .collect();
+    Ok(Json(json!({
+        "accountId": account_id,
+        "cash": { "available": format_units(available, scale), "reserved": format_units(reserved, scale) },
+        "positions": positions,
+        "asOfSequence": replica.processed_seq,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DepthQuery {
+    depth: Option<String>,
+}
+
+async fn book(
+    State(state): State<Shared>,
+    Path(symbol): Path<String>,
+    Query(q): Query<DepthQuery>,
+) -> Result<Response, ApiError> {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let instrument = state
+        .config
+        .instruments
+        .iter()
+        .find(|i| i.symbol == symbol)
+        .ok_or_else(|| ApiError::status(StatusCode::NOT_FOUND, "unknown symbol"))?;
+    let depth = match &q.depth {
+        None => 10,
+        Some(d) => d
+            .parse::<usize>()
+            .ok()
+            .filter(|d| (1..=1000).contains(d))
+            .ok_or_else(|| ApiError::bad("depth", "an integer from 1 to 1000"))?,
+    };
+    let replica = state.replica.read().expect("replica lock");
+    let side = |s| -> Vec<Value> {
+        replica
+            .engine
+            .levels(instrument.id, s)
+            .into_iter()
+            .take(depth)
+            .map(|(p, q, n)| json!({ "price": format_units(p.into(), instrument.price_scale), "quantity": q, "orders": n }))
+            .collect()
+    };
+    Ok(Json(json!({
+        "symbol": symbol,
+        "bids": side(Side::Buy),
+        "asks": side(Side::Sell),
+        "asOfSequence": replica.processed_seq,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandleQuery {
+    symbol: Option<String>,
+    resolution: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+async fn candles(
+    State(state): State<Shared>,
+    Query(q): Query<CandleQuery>,
+) -> Result<Response, ApiError> {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let symbol = q
+        .symbol
+        .clone()
+        .ok_or_else(|| ApiError::bad("symbol", "required"))?;
+    if state.config.instrument_id(&symbol).is_none() {
+        return Err(ApiError::bad("symbol", "unknown symbol"));
+    }
+    let res_ns: i64 = match q.resolution.as_deref().unwrap_or("1m") {
+        "1s" => 1_000_000_000,
+        "1m" => 60_000_000_000,
+        "5m" => 300_000_000_000,
+        "1h" => 3_600_000_000_000,
+        "1d" => 86_400_000_000_000,
+        _ => return Err(ApiError::bad("resolution", "one of 1s, 1m, 5m, 1h, 1d")),
+    };
+    let start = ms_bound(&q.start_time, "startTime", 0)?;
+    let end = ms_bound(&q.end_time, "endTime", i64::MAX)?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = db(&st)?;
+        let scale = scale_of(&st, &symbol);
+        let mut stmt = conn
+            .prepare("SELECT price, quantity, ts_ns FROM trades WHERE symbol = ?1 AND ts_ns >= ?2 AND ts_ns <= ?3 ORDER BY trade_id LIMIT 1000000")
+            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let trades = stmt
+            .query_map(rusqlite::params![symbol, start, end], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let mut out: Vec<Value> = Vec::new();
+        let mut cur: Option<(i64, i64, i64, i64, i64, i64)> = None; // bucket, o, h, l, c, v
+        let flush = |c: (i64, i64, i64, i64, i64, i64), out: &mut Vec<Value>| {
+            out.push(json!({
+                "time": c.0 * res_ns / 1_000_000,
+                "open": format_units(c.1.into(), scale),
+                "high": format_units(c.2.into(), scale),
+                "low": format_units(c.3.into(), scale),
+                "close": format_units(c.4.into(), scale),
+                "volume": c.5,
+            }));
+        };
+        for (p, q, ts) in trades {
+            let b = ts / res_ns;
+            cur = match cur {
+                Some(c) if c.0 == b => Some((b, c.1, c.2.max(p), c.3.min(p), p, c.5 + q)),
+                Some(c) => {
+                    flush(c, &mut out);
+                    Some((b, p, p, p, p, q))
+                }
+                None => Some((b, p, p, p, p, q)),
+            };
+        }
+        if let Some(c) = cur {
+            flush(c, &mut out);
+        }
+        Ok(Json(json!({ "symbol": symbol, "resolution": q.resolution.unwrap_or_else(|| "1m".into()), "candles": out })).into_response())
+    })
+    .await
+    .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+async fn healthz(State(state): State<Shared>) -> Response {
+    let m = &state.metrics;
+    let inbound = state.inbound.committed_seq();
+    let outbound = state.outbound.committed_seq();
+    let failed = state.failed.load(Ordering::Acquire);
+    let body = json!({
+        "status": if failed { "failed" } else { "ok" },
+        "inbound": { "written": state.inbound.written_seq(), "committed": inbound },
+        "outbound": { "committed": outbound },
+        "consumers": {
+            "matching": { "seq": m.matching_seq.load(Ordering::Relaxed), "lag": inbound.saturating_sub(m.matching_seq.load(Ordering::Relaxed)) },
+            "replica": { "seq": m.replica_seq.load(Ordering::Relaxed), "lag": inbound.saturating_sub(m.replica_seq.load(Ordering::Relaxed)) },
+            "reporter": { "seq": m.reporter_seq.load(Ordering::Relaxed), "lag": outbound.saturating_sub(m.reporter_seq.load(Ordering::Relaxed)) },
+        },
+        "sessions": { "fix": 0 },
+    });
+    let code = if failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let text = state.metrics.render(
+        state.inbound.written_seq(),
+        state.inbound.committed_seq(),
+        state.outbound.committed_seq(),
+    );
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_exactly_or_not_at_all() {
+        assert_eq!(parse_price("100.25", 100), Some(10025));
+        assert_eq!(parse_price("100", 100), Some(10000));
+        assert_eq!(parse_price("100.250", 100), Some(10025));
+        assert_eq!(parse_price("100.255", 100), None);
+        assert_eq!(parse_price(".5", 10), Some(5));
+        assert_eq!(parse_price("-1.5", 10), Some(-15));
+        assert_eq!(parse_price("1e5", 10), None);
+        assert_eq!(parse_price("", 10), None);
+        assert_eq!(parse_price(".", 10), None);
+        assert_eq!(parse_price("99999999999999999999999", 100), None);
+    }
+
+    #[test]
+    fn units_format_as_decimals() {
+        assert_eq!(format_units(10025, 100), "100.25");
+        assert_eq!(format_units(5, 100), "0.05");
+        assert_eq!(format_units(-5, 100), "-0.05");
+        assert_eq!(format_units(7, 1), "7");
+        assert_eq!(format_units(7, 3), "7");
+    }
+}

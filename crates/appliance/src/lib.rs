@@ -1,0 +1,11 @@
+//! The exchange gateway appliance: one process wiring the inbound journal and its sequencer,
+//! the matching agent, the outbound journal, the query replica, the reporter and the HTTP API.
+//! The `appliance` binary (src/main.rs) is the command line around [`node::Node`].
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod replay;
+pub mod replica;
+pub mod reporter;

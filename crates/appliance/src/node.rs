@@ -1,0 +1,261 @@
+//! `serve`: starts every agent on its thread and stops them in order.
+//!
+//! Threads: the sequencer (inbound journal writer), the matching agent, the query replica, the
+//! reporter, and a small tokio runtime for HTTP. Shutdown (SIGINT/SIGTERM or `Node::stop`):
+//! stop taking requests, let the sequencer drain its hand-off, let the matching agent drain
+//! the inbound journal, let the replica and the reporter catch up, flush, return.
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::replica::{self, Pending, Replica};
+use crate::reporter;
+use anyhow::Context as _;
+use journal::{IdleStrategy, Journal};
+use matching::Engine;
+use matching_agent::{AgentConfig, MatchingAgent};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+/// A running appliance.
+pub struct Node {
+    pub http_addr: SocketAddr,
+    stop_input: Arc<AtomicBool>,
+    stop_seq: Arc<AtomicBool>,
+    stop_match: Arc<AtomicBool>,
+    stop_followers: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    sequencer: Option<JoinHandle<anyhow::Result<()>>>,
+    matching: Option<JoinHandle<anyhow::Result<()>>>,
+    followers: Vec<JoinHandle<anyhow::Result<()>>>,
+    http: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn spawn(
+    name: &str,
+    failed: &Arc<AtomicBool>,
+    f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let failed = failed.clone();
+    let n = name.to_string();
+    Ok(std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let r = f();
+            if let Err(e) = &r {
+                tracing::error!(thread = %n, error = %e, "thread stopped with an error");
+                failed.store(true, Ordering::Release);
+            }
+            r
+        })?)
+}
+
+/// Funds the configured demo accounts, once, when the inbound journal is new.
+fn fund_accounts(config: &Config, seq: &mut journal::Sequencer) -> anyhow::Result<()> {
+    let mut buf = [0_u8; matching_agent::inbound::ENCODED_LEN_MAX];
+    for a in &config.accounts {
+        let mut deposits = Vec::new();
+        if a.cash > 0 {
+            deposits.push((matching::Asset::Cash, i128::from(a.cash)));
+        }
+        for (sym, qty) in &a.positions {
+            let id = config.instrument_id(sym).expect("validated");
+            if *qty > 0 {
+                deposits.push((matching::Asset::Position(id), i128::from(*qty)));
+            }
+        }
+        for (asset, amount) in deposits {
+            let kind = matching::CommandKind::Deposit {
+                account_id: a.id,
+                asset,
+                amount,
+            };
+            let (t, len) = matching_agent::inbound::encode(&kind, 0, &mut buf)?;
+            seq.append(t, &buf[..len])?;
+        }
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Starts everything; returns once HTTP listens.
+    pub fn start(config: Config) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.data.dir).with_context(|| {
+            format!("creating the data directory {}", config.data.dir.display())
+        })?;
+        let (inbound, mut sequencer) =
+            Journal::open(config.inbound_journal()).context("opening the inbound journal")?;
+        if sequencer.written_seq() == 0 {
+            fund_accounts(&config, &mut sequencer).context("funding the demo accounts")?;
+        }
+        let publisher = inbound
+            .publisher()
+            .context("the inbound journal has no hand-off")?;
+        let engine_config = config.engine_config();
+        let agent = MatchingAgent::open(
+            AgentConfig::new(engine_config.clone(), config.outbound_journal()),
+            &inbound,
+        )
+        .context("opening the matching agent")?;
+        let outbound = agent.outbound_journal().clone();
+        let metrics = Arc::new(Metrics::default());
+        let failed = Arc::new(AtomicBool::new(false));
+        let stop_input = Arc::new(AtomicBool::new(false));
+        let stop_seq = Arc::new(AtomicBool::new(false));
+        let stop_match = Arc::new(AtomicBool::new(false));
+        let stop_followers = Arc::new(AtomicBool::new(false));
+        let wait = config.wait_strategy();
+
+        let s = stop_seq.clone();
+        let seq_thread = spawn("sequencer", &failed, move || {
+            sequencer.run(&s, &mut IdleStrategy::new(wait))?;
+            sequencer.flush()?;
+            Ok(())
+        })?;
+
+        let s = stop_match.clone();
+        let m = metrics.clone();
+        let match_thread = spawn("matching", &failed, move || {
+            let mut agent = agent;
+            let mut idle = IdleStrategy::new(wait);
+            loop {
+                let n = agent.do_work()?;
+                m.matching_seq
+                    .store(agent.processed_seq(), Ordering::Relaxed);
+                if n == 0 && s.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                idle.idle(n);
+            }
+        })?;
+
+        let replica = Arc::new(RwLock::new(Replica {
+            engine: Engine::new(engine_config),
+            processed_seq: 0,
+        }));
+        let pending = Arc::new(Pending::default());
+        let mut followers = Vec::new();
+        {
+            let (j, r, p, m, s) = (
+                inbound.clone(),
+                replica.clone(),
+                pending.clone(),
+                metrics.clone(),
+                stop_followers.clone(),
+            );
+            followers.push(spawn("replica", &failed, move || {
+                replica::run(j, r, p, m, s, IdleStrategy::new(wait))
+            })?);
+        }
+        let db_path = config.data.dir.join("reporter.sqlite");
+        {
+            let symbols = {
+                let max = config.instruments.iter().map(|i| i.id).max().unwrap_or(0) as usize;
+                let mut v = vec![String::new(); max + 1];
+                for i in &config.instruments {
+                    v[i.id as usize] = i.symbol.clone();
+                }
+                v
+            };
+            // Create the schema before HTTP can read it.
+            reporter::open(&db_path).context("opening the reporting database")?;
+            let (path, j, m, s) = (
+                db_path.clone(),
+                outbound.clone(),
+                metrics.clone(),
+                stop_followers.clone(),
+            );
+            followers.push(spawn("reporter", &failed, move || {
+                reporter::run(&path, j, symbols, m, s, IdleStrategy::new(wait))
+            })?);
+        }
+
+        let state = Arc::new(AppState {
+            config: config.clone(),
+            publisher,
+            inbound: inbound.clone(),
+            outbound: outbound.clone(),
+            replica,
+            pending,
+            metrics,
+            db_path,
+            next_client_order_id: AtomicU64::new(0),
+            failed: failed.clone(),
+        });
+        let listener = std::net::TcpListener::bind(config.http.listen)
+            .with_context(|| format!("binding HTTP to {}", config.http.listen))?;
+        listener.set_nonblocking(true)?;
+        let http_addr = listener.local_addr()?;
+        let s = stop_input.clone();
+        let http_thread = spawn("http", &failed, move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let app = http::router(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        while !s.load(Ordering::Acquire) {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    })
+                    .await?;
+                anyhow::Ok(())
+            })
+        })?;
+        tracing::info!(%http_addr, data = %config.data.dir.display(), "appliance started");
+        Ok(Node {
+            http_addr,
+            stop_input,
+            stop_seq,
+            stop_match,
+            stop_followers,
+            failed,
+            sequencer: Some(seq_thread),
+            matching: Some(match_thread),
+            followers,
+            http: Some(http_thread),
+        })
+    }
+
+    /// True when a worker thread stopped with an error.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Stops in order and reports the first thread error.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let mut first_err = None;
+        let mut join = |h: Option<JoinHandle<anyhow::Result<()>>>, what: &str| {
+            if let Some(h) = h {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        first_err.get_or_insert(e.context(format!("{what} thread")));
+                    }
+                    Err(_) => {
+                        first_err.get_or_insert(anyhow::anyhow!("{what} thread panicked"));
+                    }
+                }
+            }
+        };
+        self.stop_input.store(true, Ordering::Release);
+        join(self.http.take(), "http");
+        self.stop_seq.store(true, Ordering::Release);
+        join(self.sequencer.take(), "sequencer");
+        self.stop_match.store(true, Ordering::Release);
+        join(self.matching.take(), "matching");
+        self.stop_followers.store(true, Ordering::Release);
+        for h in std::mem::take(&mut self.followers) {
+            join(Some(h), "follower");
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The reporter: the outbound journal into SQLite, for reconciliation and the HTTP queries.
+//!
+//! Exactly once by journal sequence: every batch of frames is applied in one transaction that
+//! also records the last outbound sequence applied, so after a crash or restart the reporter
+//! resumes after the last committed transaction, with no duplicate and no gap.
+
+use crate::metrics::Metrics;
+use journal::{IdleStrategy, Journal};
+use rusqlite::{params, Connection, OptionalExtension};
+use sbe_order_entry as sbe;
+use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    session_id INTEGER NOT NULL,
+    client_order_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    order_type TEXT NOT NULL,
+    time_in_force TEXT NOT NULL,
+    price INTEGER,
+    quantity INTEGER NOT NULL,
+    filled_quantity INTEGER NOT NULL,
+    remaining_quantity INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    inbound_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_account ON orders (account_id, order_id);
+CREATE TABLE IF NOT EXISTS rejections (
+    inbound_seq INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    session_id INTEGER NOT NULL,
+    client_order_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id INTEGER PRIMARY KEY,
+    trade_id INTEGER NOT NULL,
+    order_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    leaves_quantity INTEGER NOT NULL,
+    cum_quantity INTEGER NOT NULL,
+    liquidity TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    outbound_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_symbol_ts ON executions (symbol, ts_ns);
+CREATE INDEX IF NOT EXISTS executions_order ON executions (order_id);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    aggressor_side TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trades_symbol_ts ON trades (symbol, ts_ns);
+";
+
+/// Opens (creating if needed) the reporter database.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The last outbound sequence applied to the database.
+pub fn applied_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'outbound_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+fn side(s: sbe::Side) -> &'static str {
+    match s {
+        sbe::Side::Buy => "buy",
+        sbe::Side::Sell => "sell",
+        sbe::Side::NullVal => "",
+    }
+}
+
+/// Follows the outbound journal into the database until `stop` and drained.
+pub fn run(
+    db_path: &Path,
+    outbound: Journal,
+    symbols: Vec<String>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    mut idle: IdleStrategy,
+) -> anyhow::Result<()> {
+    let mut conn = open(db_path)?;
+    let start = applied_seq(&conn)? + 1;
+    let mut reader = outbound.reader(start)?;
+    let symbol = |id: u32| {
+        symbols
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    };
+    loop {
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        let mut last = 0;
+        while n < 1024 {
+            let Some(f) = reader.poll()? else { break };
+            apply(
+                &tx,
+                f.sequence,
+                f.timestamp_ns,
+                f.template_id,
+                f.payload,
+                &symbol,
+                &metrics,
+            )?;
+            last = f.sequence;
+            n += 1;
+        }
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![last as i64],
+            )?;
+            tx.commit()?;
+            metrics.reporter_seq.store(last, Ordering::Relaxed);
+        } else {
+            drop(tx);
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+        }
+        idle.idle(n);
+    }
+}
+
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    ts: u64,
+    template_id: u16,
+    payload: &[u8],
+    symbol: &dyn Fn(u32) -> String,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let h = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(payload), 0)?;
+    let ts = ts as i64;
+    match template_id {
+        sbe::order_accepted_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::order_accepted_codec::OrderAcceptedDecoder::default().header(h, HDR)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO orders (order_id, account_id, session_id, client_order_id, symbol, side, order_type, time_in_force, price, quantity, filled_quantity, remaining_quantity, status, created_ns, updated_ns, inbound_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?10, 'new', ?11, ?11, ?12)",
+                params![
+                    d.order_id() as i64,
+                    d.account_id(),
+                    d.session_id(),
+                    d.client_order_id() as i64,
+                    symbol(d.instrument_id()),
+                    side(d.side()),
+                    match d.ord_type() {
+                        sbe::OrdType::Market => "market",
+                        _ => "limit",
+                    },
+                    match d.time_in_force() {
+                        sbe::TimeInForce::Day => "day",
+                        sbe::TimeInForce::GoodTillCancel => "gtc",
+                        sbe::TimeInForce::ImmediateOrCancel => "ioc",
+                        sbe::TimeInForce::FillOrKill => "fok",
+                        sbe::TimeInForce::NullVal => "",
+                    },
+                    d.price(),
+                    d.quantity() as i64,
+                    ts,
+                    d.inbound_seq() as i64,
+                ],
+            )?;
+            metrics.orders_accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        sbe::order_rejected_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::order_rejected_codec::OrderRejectedDecoder::default().header(h, HDR)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO rejections (inbound_seq, account_id, session_id, client_order_id, symbol, side, quantity, reason, ts_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    d.inbound_seq() as i64,
+                    d.account_id(),
+                    d.session_id(),
+                    d.client_order_id() as i64,
+                    symbol(d.instrument_id()),
+                    side(d.side()),
+                    d.quantity() as i64,
+                    d.reason().to_string(),
+                    ts,
+                ],
+            )?;
+            metrics.orders_rejected.fetch_add(1, Ordering::Relaxed);
+            let r = u8::from(d.reason()) as usize;
+            if let Some(c) = metrics.rejects_by_reason.get(r) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        sbe::order_filled_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::order_filled_codec::OrderFilledDecoder::default().header(h, HDR)?;
+            let (leaves, cum) = (d.leaves_qty() as i64, d.cum_qty() as i64);
+            tx.execute(
+                "INSERT OR IGNORE INTO executions (exec_id, trade_id, order_id, account_id, symbol, side, price, quantity, leaves_quantity, cum_quantity, liquidity, ts_ns, outbound_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    d.exec_id() as i64,
+                    d.trade_id() as i64,
+                    d.order_id() as i64,
+                    d.account_id(),
+                    symbol(d.instrument_id()),
+                    side(d.side()),
+                    d.price(),
+                    d.quantity() as i64,
+                    leaves,
+                    cum,
+                    match d.liquidity() {
+                        sbe::Liquidity::Maker => "maker",
+                        _ => "taker",
+                    },
+                    ts,
+                    seq as i64,
+                ],
+            )?;
+            tx.execute(
+                "UPDATE orders SET filled_quantity = ?2, remaining_quantity = ?3,
+                 status = CASE WHEN ?3 = 0 THEN 'filled' ELSE 'partially_filled' END, updated_ns = ?4
+                 WHERE order_id = ?1",
+                params![d.order_id() as i64, cum, leaves, ts],
+            )?;
+            metrics.fills.fetch_add(1, Ordering::Relaxed);
+        }
+        sbe::order_cancelled_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::order_cancelled_codec::OrderCancelledDecoder::default().header(h, HDR)?;
+            tx.execute(
+                "UPDATE orders SET status = 'cancelled', remaining_quantity = 0, updated_ns = ?2 WHERE order_id = ?1",
+                params![d.order_id() as i64, ts],
+            )?;
+        }
+        sbe::order_replaced_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::order_replaced_codec::OrderReplacedDecoder::default().header(h, HDR)?;
+            tx.execute(
+                "UPDATE orders SET price = ?2, quantity = ?3, remaining_quantity = ?4, client_order_id = ?5, updated_ns = ?6 WHERE order_id = ?1",
+                params![
+                    d.order_id() as i64,
+                    d.price(),
+                    d.quantity() as i64,
+                    d.leaves_qty() as i64,
+                    d.client_order_id() as i64,
+                    ts
+                ],
+            )?;
+        }
+        sbe::trade_event_codec::SBE_TEMPLATE_ID => {
+            let d = sbe::trade_event_codec::TradeEventDecoder::default().header(h, HDR)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO trades (trade_id, symbol, price, quantity, aggressor_side, ts_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    d.trade_id() as i64,
+                    symbol(d.instrument_id()),
+                    d.price(),
+                    d.quantity() as i64,
+                    side(d.aggressor_side()),
+                    ts
+                ],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
