@@ -1,0 +1,303 @@
+//! Persistent per-session state: the next sequence numbers and every application message sent.
+//!
+//! [`FileStore`] keeps two files per session in its directory:
+//! - `<name>.seqnums`: 24 bytes, little-endian u64 next sender seq, next target seq, and the
+//!   creation time (ns since epoch) of the current sequence period, rewritten in place;
+//! - `<name>.body`: the sent application messages, each as u64 seq, u32 length, the bytes.
+//!   On open the body is scanned to rebuild the index; a torn last record is cut off.
+//!
+//! Session-level messages are not stored: a ResendRequest answers them with a gap fill.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// What a session needs from its store. Errors are operating errors (the session is dropped).
+pub trait Store {
+    fn next_sender_seq(&self) -> u64;
+    fn next_target_seq(&self) -> u64;
+    fn set_next_sender_seq(&mut self, seq: u64) -> io::Result<()>;
+    fn set_next_target_seq(&mut self, seq: u64) -> io::Result<()>;
+    /// Stores the sent message `seq` (a whole FIX message).
+    fn save(&mut self, seq: u64, msg: &[u8]) -> io::Result<()>;
+    /// Appends stored message `seq` to `out`; false when it is not stored.
+    fn load(&mut self, seq: u64, out: &mut Vec<u8>) -> io::Result<bool>;
+    /// Starts a new sequence period: both numbers back to 1, no messages.
+    fn reset(&mut self, now_ns: u64) -> io::Result<()>;
+    /// When the current sequence period started.
+    fn created_ns(&self) -> u64;
+}
+
+/// A store in memory, for tests and sessions that need no persistence.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    sender: u64,
+    target: u64,
+    created: u64,
+    messages: Vec<(u64, Vec<u8>)>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self {
+            sender: 1,
+            target: 1,
+            created: 0,
+            messages: Vec::new(),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn next_sender_seq(&self) -> u64 {
+        self.sender
+    }
+    fn next_target_seq(&self) -> u64 {
+        self.target
+    }
+    fn set_next_sender_seq(&mut self, seq: u64) -> io::Result<()> {
+        self.sender = seq;
+        Ok(())
+    }
+    fn set_next_target_seq(&mut self, seq: u64) -> io::Result<()> {
+        self.target = seq;
+        Ok(())
+    }
+    fn save(&mut self, seq: u64, msg: &[u8]) -> io::Result<()> {
+        self.messages.push((seq, msg.to_vec()));
+        Ok(())
+    }
+    fn load(&mut self, seq: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+        match self.messages.iter().rev().find(|(s, _)| *s == seq) {
+            Some((_, m)) => {
+                out.extend_from_slice(m);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    fn reset(&mut self, now_ns: u64) -> io::Result<()> {
+        *self = Self::new();
+        self.created = now_ns;
+        Ok(())
+    }
+    fn created_ns(&self) -> u64 {
+        self.created
+    }
+}
+
+const RECORD_HEADER: usize = 12;
+
+/// The on-disk store (see the module documentation).
+#[derive(Debug)]
+pub struct FileStore {
+    seqnums: File,
+    body: File,
+    body_len: u64,
+    sender: u64,
+    target: u64,
+    created: u64,
+    /// (seq, offset of the record, message length), in append order.
+    index: Vec<(u64, u64, u32)>,
+    messages_max: usize,
+    scratch: Vec<u8>,
+    sync: bool,
+}
+
+impl FileStore {
+    /// Opens (or creates) the store `name` in `dir`. `messages_max` bounds the stored messages
+    /// of one sequence period; `sync` makes every write durable (fdatasync) before returning.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        messages_max: usize,
+        sync: bool,
+        now_ns: u64,
+    ) -> io::Result<FileStore> {
+        std::fs::create_dir_all(dir)?;
+        let path = |ext: &str| -> PathBuf { dir.join(format!("{name}.{ext}")) };
+        let mut seqnums = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path("seqnums"))?;
+        let mut raw = Vec::new();
+        seqnums.read_to_end(&mut raw)?;
+        let (sender, target, created) = if raw.len() >= 24 {
+            let u = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
+            (u(0).max(1), u(8).max(1), u(16))
+        } else {
+            (1, 1, now_ns)
+        };
+        let mut body = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path("body"))?;
+        let mut data = Vec::new();
+        body.read_to_end(&mut data)?;
+        let mut index = Vec::new();
+        let mut pos = 0_usize;
+        while pos + RECORD_HEADER <= data.len() {
+            let seq = u64::from_le_bytes(data[pos..pos + 8].try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(data[pos + 8..pos + 12].try_into().expect("4 bytes"));
+            if pos + RECORD_HEADER + len as usize > data.len() {
+                break;
+            }
+            index.push((seq, pos as u64, len));
+            pos += RECORD_HEADER + len as usize;
+        }
+        if pos != data.len() {
+            body.set_len(pos as u64)?;
+        }
+        body.seek(SeekFrom::Start(pos as u64))?;
+        let mut store = FileStore {
+            seqnums,
+            body,
+            body_len: pos as u64,
+            sender,
+            target,
+            created,
+            index,
+            messages_max,
+            scratch: Vec::with_capacity(4096),
+            sync,
+        };
+        store.write_seqnums()?;
+        Ok(store)
+    }
+
+    fn write_seqnums(&mut self) -> io::Result<()> {
+        let mut b = [0_u8; 24];
+        b[0..8].copy_from_slice(&self.sender.to_le_bytes());
+        b[8..16].copy_from_slice(&self.target.to_le_bytes());
+        b[16..24].copy_from_slice(&self.created.to_le_bytes());
+        self.seqnums.write_all_at(&b, 0)?;
+        if self.sync {
+            self.seqnums.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for FileStore {
+    fn next_sender_seq(&self) -> u64 {
+        self.sender
+    }
+    fn next_target_seq(&self) -> u64 {
+        self.target
+    }
+    fn set_next_sender_seq(&mut self, seq: u64) -> io::Result<()> {
+        self.sender = seq;
+        self.write_seqnums()
+    }
+    fn set_next_target_seq(&mut self, seq: u64) -> io::Result<()> {
+        self.target = seq;
+        self.write_seqnums()
+    }
+    fn save(&mut self, seq: u64, msg: &[u8]) -> io::Result<()> {
+        if self.index.len() >= self.messages_max {
+            return Err(io::Error::other("message store full (messages_max)"));
+        }
+        let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("message too long"))?;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&seq.to_le_bytes());
+        self.scratch.extend_from_slice(&len.to_le_bytes());
+        self.scratch.extend_from_slice(msg);
+        self.body.write_all(&self.scratch)?;
+        if self.sync {
+            self.body.sync_data()?;
+        }
+        self.index.push((seq, self.body_len, len));
+        self.body_len += self.scratch.len() as u64;
+        Ok(())
+    }
+    fn load(&mut self, seq: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+        // Sequence numbers are appended in increasing order within a period.
+        let Ok(i) = self.index.binary_search_by_key(&seq, |e| e.0) else {
+            return Ok(false);
+        };
+        let (_, off, len) = self.index[i];
+        let start = out.len();
+        out.resize(start + len as usize, 0);
+        self.body
+            .read_exact_at(&mut out[start..], off + RECORD_HEADER as u64)?;
+        Ok(true)
+    }
+    fn reset(&mut self, now_ns: u64) -> io::Result<()> {
+        self.body.set_len(0)?;
+        self.body.seek(SeekFrom::Start(0))?;
+        self.body_len = 0;
+        self.index.clear();
+        self.sender = 1;
+        self.target = 1;
+        self.created = now_ns;
+        self.write_seqnums()
+    }
+    fn created_ns(&self) -> u64 {
+        self.created
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopened_store_has_its_numbers_and_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = FileStore::open(dir.path(), "S1", 100, false, 7).unwrap();
+            s.set_next_sender_seq(3).unwrap();
+            s.set_next_target_seq(9).unwrap();
+            s.save(1, b"one").unwrap();
+            s.save(2, b"two").unwrap();
+        }
+        let mut s = FileStore::open(dir.path(), "S1", 100, false, 99).unwrap();
+        assert_eq!(
+            (s.next_sender_seq(), s.next_target_seq(), s.created_ns()),
+            (3, 9, 7)
+        );
+        let mut out = Vec::new();
+        assert!(s.load(2, &mut out).unwrap());
+        assert_eq!(out, b"two");
+        assert!(!s.load(3, &mut out).unwrap());
+        s.reset(100).unwrap();
+        assert_eq!((s.next_sender_seq(), s.next_target_seq()), (1, 1));
+        assert!(!s.load(1, &mut out).unwrap());
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = FileStore::open(dir.path(), "S", 100, false, 0).unwrap();
+            s.save(1, b"one").unwrap();
+            s.save(2, b"two").unwrap();
+        }
+        let p = dir.path().join("S.body");
+        let len = std::fs::metadata(&p).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(len - 1).unwrap();
+        let mut s = FileStore::open(dir.path(), "S", 100, false, 0).unwrap();
+        let mut out = Vec::new();
+        assert!(s.load(1, &mut out).unwrap());
+        assert!(!s.load(2, &mut out).unwrap());
+        s.save(2, b"TWO").unwrap();
+        out.clear();
+        assert!(s.load(2, &mut out).unwrap());
+        assert_eq!(out, b"TWO");
+    }
+
+    #[test]
+    fn the_store_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileStore::open(dir.path(), "S", 2, false, 0).unwrap();
+        s.save(1, b"a").unwrap();
+        s.save(2, b"b").unwrap();
+        assert!(s.save(3, b"c").is_err());
+    }
+}
