@@ -31,6 +31,16 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Minor and major page faults of this process so far.
+fn faults() -> (i64, i64) {
+    // SAFETY: `getrusage` fills the struct we own; zeroed is a valid initial value.
+    unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut r);
+        (r.ru_minflt, r.ru_majflt)
+    }
+}
+
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
 }
@@ -258,6 +268,7 @@ fn run_ours(
     }
     // Service time per command.
     let mut e = Engine::restore(base).unwrap();
+    let faults0 = faults();
     let mut service = hist();
     let mut rejects = 0;
     let mut out: Vec<Output> = Vec::with_capacity(4096);
@@ -284,6 +295,12 @@ fn run_ours(
             })
             .count() as u64;
     }
+    let faults1 = faults();
+    println!(
+        "  - page faults during our timed service-time run: {} minor, {} major",
+        faults1.0 - faults0.0,
+        faults1.1 - faults0.1
+    );
     Figures {
         throughput: best,
         service,
@@ -501,6 +518,31 @@ fn bench(name: &str, cfg: WorkloadConfig, overhead: u64) {
         &w.engine_config,
     );
     if std::env::var("MATCHING_BENCH_DEBUG").is_ok() {
+        let slow = |base: &[u8]| -> Vec<usize> {
+            let mut e = Engine::restore(base).unwrap();
+            let mut sink = CountingSink::default();
+            let mut v = Vec::new();
+            for (i, c) in commands.iter().enumerate() {
+                let a = Instant::now();
+                e.process(c, &mut sink);
+                if a.elapsed() > Duration::from_micros(10) {
+                    v.push(i);
+                }
+            }
+            v
+        };
+        let a = slow(&base);
+        let b = slow(&base);
+        let common = a.iter().filter(|i| b.binary_search(i).is_ok()).count();
+        eprintln!(
+            "slow commands: run 1 {}, run 2 {}, in both {common}; first of run 1: {:?}",
+            a.len(),
+            b.len(),
+            &a[..a.len().min(8)]
+        );
+        for &i in a.iter().filter(|i| b.binary_search(i).is_ok()).take(3) {
+            eprintln!("  slow in both: {:?}", commands[i]);
+        }
         debug_divergence(&w.engine_config, &preamble, &commands, &mc_stream);
     }
     let theirs = run_matchcore(&mc_stream, overhead);
@@ -637,12 +679,7 @@ fn main() {
     let pinned = pin_to_last_cpu();
     let overhead = timer_overhead_ns();
     println!("## Matching core benchmark output");
-    println!(
-        "- thread pinned to CPU {pinned:?}; machine: {} CPUs",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("- thread pinned to CPU {pinned:?} of {cpus}");
     println!("- timer: std::time::Instant pairs, median overhead {overhead} ns subtracted from service times (not from open-loop latencies)");
     let only = std::env::var("MATCHING_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "single" {
