@@ -18,7 +18,9 @@
 
 use crate::config::ConsumerConfig;
 use md_core::msg::{Candle, InstrumentDef, MdMsg, SnapshotChunk};
-use md_core::{Bbo, Channel, L2Book, L3Book, PacketMessages, PriceLevel, RejectReason, Side, Status};
+use md_core::{
+    Bbo, Channel, L2Book, L3Book, PacketMessages, PriceLevel, RejectReason, Side, Status,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -168,7 +170,10 @@ impl MdClient {
     /// Every known instrument is in sync on every incremental channel and no gap is open.
     pub fn is_synced(&self) -> bool {
         self.feeds.iter().all(|f| f.pending.is_empty())
-            && self.instruments.values().all(|i| i.synced.iter().all(|s| *s))
+            && self
+                .instruments
+                .values()
+                .all(|i| i.synced.iter().all(|s| *s))
     }
 
     fn view(&mut self, id: u32) -> Option<&mut InstrumentView> {
@@ -267,7 +272,7 @@ impl MdClient {
 
     fn apply_in_order(&mut self, i: usize, seq: u32, bytes: Vec<u8>) {
         let channel = self.feeds[i].channel;
-        self.feeds[i].next = Some(seq + 1);
+        self.feeds[i].next = Some(seq.saturating_add(1));
         self.apply_messages(channel, &bytes, None);
         let feed = &mut self.feeds[i];
         if feed.ring.len() == self.config.replay_packets_max {
@@ -330,7 +335,7 @@ impl MdClient {
         if !v.synced[c] || rpt <= v.rpt_seq[c] {
             return;
         }
-        if rpt != v.rpt_seq[c] + 1 || apply_to_view(v, msg).is_err() {
+        if Some(rpt) != v.rpt_seq[c].checked_add(1) || apply_to_view(v, msg).is_err() {
             desync(v, channel);
             self.stats.instrument_desyncs += 1;
             return;
@@ -392,11 +397,16 @@ impl MdClient {
         let timeout = self.config.retransmit_timeout;
         for i in 0..3 {
             let feed = &self.feeds[i];
-            let (Some(next), Some((&first_pending, _))) = (feed.next, feed.pending.first_key_value()) else {
+            let (Some(next), Some((&first_pending, _))) =
+                (feed.next, feed.pending.first_key_value())
+            else {
                 continue;
             };
             if !self.has_retransmit {
-                if feed.gap_since.is_some_and(|t| now.duration_since(t) >= timeout) {
+                if feed
+                    .gap_since
+                    .is_some_and(|t| now.duration_since(t) >= timeout)
+                {
                     self.skip_to(i, first_pending);
                 }
                 continue;
@@ -459,7 +469,9 @@ impl MdClient {
                 self.stats.malformed += 1;
                 return;
             }
-            if self.assemblies.len() >= self.config.instruments_max && !self.assemblies.contains_key(&id) {
+            if self.assemblies.len() >= self.config.instruments_max
+                && !self.assemblies.contains_key(&id)
+            {
                 return;
             }
             self.assemblies.insert(
@@ -504,7 +516,7 @@ impl MdClient {
             let replay: Vec<Vec<u8>> = if applied_up_to > s {
                 // The packets after the snapshot's must still be in the ring.
                 match feed.ring.front() {
-                    Some(&(first, _)) if first <= s + 1 => feed
+                    Some(&(first, _)) if first <= s.saturating_add(1) => feed
                         .ring
                         .iter()
                         .filter(|(q, _)| *q > s)
@@ -544,7 +556,12 @@ fn desync(v: &mut InstrumentView, c: Channel) {
 }
 
 /// Loads one channel's state of an instrument from a complete snapshot.
-fn load_channel(v: &mut InstrumentView, c: Channel, chunks: &[SnapshotChunk], depth: usize) -> Result<(), md_core::BookError> {
+fn load_channel(
+    v: &mut InstrumentView,
+    c: Channel,
+    chunks: &[SnapshotChunk],
+    depth: usize,
+) -> Result<(), md_core::BookError> {
     let status = chunks.first().map(|k| k.status);
     v.status = status.or(v.status);
     match c {

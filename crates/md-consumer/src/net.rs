@@ -12,7 +12,11 @@ use std::time::Instant;
 
 /// Joins `group` on `interface` with a socket bound to the group's address and port (so it
 /// receives only that group), address reuse on so several consumers share the port.
-pub fn join_multicast(group: SocketAddrV4, interface: Ipv4Addr, receive_buffer: usize) -> io::Result<UdpSocket> {
+pub fn join_multicast(
+    group: SocketAddrV4,
+    interface: Ipv4Addr,
+    receive_buffer: usize,
+) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_recv_buffer_size(receive_buffer)?;
@@ -40,7 +44,10 @@ impl Consumer {
         let mut receivers = Vec::new();
         for feed in std::iter::once(&config.feed_a).chain(config.feed_b.iter()) {
             for c in Channel::ALL {
-                receivers.push((c, join_multicast(feed.get(c), config.interface, config.socket_receive_buffer)?));
+                receivers.push((
+                    c,
+                    join_multicast(feed.get(c), config.interface, config.socket_receive_buffer)?,
+                ));
             }
         }
         let mut requesters = Vec::new();
@@ -90,7 +97,9 @@ impl Consumer {
                     first_seq: r.first_seq,
                     count: r.count,
                 };
-                let len = msg.encode(&mut self.scratch).expect("a request fits 64 bytes");
+                let len = msg
+                    .encode(&mut self.scratch)
+                    .expect("a request fits 64 bytes");
                 if let Some((_, s)) = self.requesters.iter().find(|(c, _)| *c == r.channel) {
                     let _ = s.send_to(&self.scratch[..len], server);
                 }
@@ -159,6 +168,10 @@ impl TcpConsumer {
         }
         self.buf.copy_within(at..self.filled, 0);
         self.filled -= at;
+        // No retransmission over TCP: a gap (packets sent before we connected) is skipped
+        // after the timeout, and the instruments it touched resync from snapshots.
+        let requests = self.client.gap_requests(Instant::now());
+        debug_assert!(requests.is_empty());
         Ok(packets)
     }
 }

@@ -104,7 +104,13 @@ impl L3Book {
     }
 
     /// Adds an order at the back of its level.
-    pub fn add(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<(), BookError> {
+    pub fn add(
+        &mut self,
+        side: Side,
+        order_id: u64,
+        price: i64,
+        quantity: u64,
+    ) -> Result<(), BookError> {
         if quantity == 0 {
             return Err(BookError::BadQuantity(order_id, quantity));
         }
@@ -134,7 +140,13 @@ impl L3Book {
 
     /// Sets an order's open quantity in place (it keeps its priority); the new quantity must be
     /// positive.
-    pub fn modify(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<(), BookError> {
+    pub fn modify(
+        &mut self,
+        side: Side,
+        order_id: u64,
+        price: i64,
+        quantity: u64,
+    ) -> Result<(), BookError> {
         self.locate(order_id, side, price)?;
         if quantity == 0 {
             return Err(BookError::BadQuantity(order_id, quantity));
@@ -168,7 +180,10 @@ impl L3Book {
             .iter()
             .position(|o| o.0 == order_id)
             .ok_or(BookError::UnknownOrder(order_id))?;
-        let (_, q) = level.orders.remove(pos).ok_or(BookError::UnknownOrder(order_id))?;
+        let (_, q) = level
+            .orders
+            .remove(pos)
+            .ok_or(BookError::UnknownOrder(order_id))?;
         level.quantity = level.quantity.saturating_sub(q);
         if level.orders.is_empty() {
             book.remove(&price);
@@ -179,7 +194,13 @@ impl L3Book {
 
     /// Executes `quantity` of a resting order; it leaves the book when nothing remains.
     /// Returns the remaining quantity.
-    pub fn execute(&mut self, side: Side, order_id: u64, price: i64, quantity: u64) -> Result<u64, BookError> {
+    pub fn execute(
+        &mut self,
+        side: Side,
+        order_id: u64,
+        price: i64,
+        quantity: u64,
+    ) -> Result<u64, BookError> {
         self.locate(order_id, side, price)?;
         let open = self
             .side(side)
@@ -314,11 +335,14 @@ impl L2Book {
                 side.insert(e.price, (e.quantity, e.order_count));
             }
             Action::Change => {
-                let l = side.get_mut(&e.price).ok_or(BookError::UnknownLevel(e.price))?;
+                let l = side
+                    .get_mut(&e.price)
+                    .ok_or(BookError::UnknownLevel(e.price))?;
                 *l = (e.quantity, e.order_count);
             }
             Action::Delete => {
-                side.remove(&e.price).ok_or(BookError::UnknownLevel(e.price))?;
+                side.remove(&e.price)
+                    .ok_or(BookError::UnknownLevel(e.price))?;
             }
         }
         Ok(())
@@ -372,7 +396,10 @@ mod tests {
         assert_eq!(b.bbo().ask, None);
         assert_eq!(b.add(Side::Buy, 2, 1, 1), Err(BookError::DuplicateOrder(2)));
         assert_eq!(b.delete(Side::Sell, 2, 100), Err(BookError::WrongPlace(2)));
-        assert_eq!(b.execute(Side::Buy, 2, 100, 8), Err(BookError::BadQuantity(2, 8)));
+        assert_eq!(
+            b.execute(Side::Buy, 2, 100, 8),
+            Err(BookError::BadQuantity(2, 8))
+        );
         for i in 10..18 {
             b.add(Side::Sell, i, 200, 1).unwrap();
         }
@@ -394,7 +421,10 @@ mod tests {
         assert_eq!(b.apply(&e(Action::New, 12, 5)), Err(BookError::Full(2)));
         b.apply(&e(Action::Change, 10, 3)).unwrap();
         b.apply(&e(Action::Delete, 11, 0)).unwrap();
-        assert_eq!(b.apply(&e(Action::Delete, 11, 0)), Err(BookError::UnknownLevel(11)));
+        assert_eq!(
+            b.apply(&e(Action::Delete, 11, 0)),
+            Err(BookError::UnknownLevel(11))
+        );
         assert_eq!(
             b.levels(Side::Sell),
             vec![PriceLevel {

@@ -434,7 +434,8 @@ impl MdMsg {
                     rpt_seq,
                     status,
                 } => {
-                    let mut e = start!(buf, trading_status_update_codec, TradingStatusUpdateEncoder);
+                    let mut e =
+                        start!(buf, trading_status_update_codec, TradingStatusUpdateEncoder);
                     e.transact_time(*time_ns);
                     e.instrument_id(*instrument_id);
                     e.rpt_seq(*rpt_seq);
@@ -550,10 +551,11 @@ impl MdMsg {
                     e.transact_time(*time_ns);
                     e.instrument_id(*instrument_id);
                     e.rpt_seq(*rpt_seq);
-                    let count = u16::try_from(entries.len()).map_err(|_| SbeErr::CountTooLarge {
-                        max: 4096,
-                        actual: entries.len() as u64,
-                    })?;
+                    let count =
+                        u16::try_from(entries.len()).map_err(|_| SbeErr::CountTooLarge {
+                            max: 4096,
+                            actual: entries.len() as u64,
+                        })?;
                     let mut g = e.entries_encoder(count, Default::default())?;
                     for en in entries {
                         g.advance()?;
@@ -606,7 +608,8 @@ impl MdMsg {
                     e.encoded_length()
                 }
                 MdMsg::Snapshot(s) => {
-                    let mut e = start!(buf, snapshot_full_refresh_codec, SnapshotFullRefreshEncoder);
+                    let mut e =
+                        start!(buf, snapshot_full_refresh_codec, SnapshotFullRefreshEncoder);
                     e.transact_time(s.time_ns);
                     e.last_seq_l1(s.last_seq[0]);
                     e.last_seq_l2(s.last_seq[1]);

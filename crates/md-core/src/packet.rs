@@ -110,7 +110,10 @@ impl PacketBuilder {
     /// `size_max` is the largest datagram (header included), at least 64 and at most 65_507.
     pub fn new(size_max: usize) -> PacketBuilder {
         assert!(size_max >= 64, "packet_size_max {size_max} below 64");
-        assert!(size_max <= 65_507, "packet_size_max {size_max} above a UDP datagram");
+        assert!(
+            size_max <= 65_507,
+            "packet_size_max {size_max} above a UDP datagram"
+        );
         let mut buf = Vec::with_capacity(size_max);
         buf.resize(PACKET_HEADER_LEN, 0);
         PacketBuilder {
@@ -187,7 +190,13 @@ mod tests {
         let p = b.finish(7, 99).to_vec();
         assert_eq!(p.len(), 56);
         let (h, msgs) = PacketMessages::new(&p).unwrap();
-        assert_eq!(h, PacketHeader { seq: 7, sending_time_ns: 99 });
+        assert_eq!(
+            h,
+            PacketHeader {
+                seq: 7,
+                sending_time_ns: 99
+            }
+        );
         let got: Vec<_> = msgs.map(|m| m.unwrap().to_vec()).collect();
         assert_eq!(got, vec![m1.to_vec(), m2.to_vec()]);
         b.reset();
@@ -199,7 +208,10 @@ mod tests {
         let mut p = vec![0_u8; 12];
         p.extend_from_slice(&[200, 0, 1, 2, 3]);
         let (_, mut msgs) = PacketMessages::new(&p).unwrap();
-        assert!(matches!(msgs.next(), Some(Err(PacketError::BadMessageSize { .. }))));
+        assert!(matches!(
+            msgs.next(),
+            Some(Err(PacketError::BadMessageSize { .. }))
+        ));
         assert!(msgs.next().is_none());
         assert!(PacketMessages::new(&p[..11]).is_err());
     }

@@ -42,11 +42,24 @@ pub struct PublisherAgent {
 impl PublisherAgent {
     /// Opens the sockets and a reader on `journal` from sequence 1, and sends the instrument
     /// definitions on L1.
-    pub fn open(config: PublisherConfig, products: &[matching::ProductConfig], journal: &Journal) -> Result<PublisherAgent, PublisherError> {
+    pub fn open(
+        config: PublisherConfig,
+        products: &[matching::ProductConfig],
+        journal: &Journal,
+    ) -> Result<PublisherAgent, PublisherError> {
         config.validate()?;
         let reader = journal.reader(1)?;
-        let mut net = Network::open(&config.net, config.retransmit.history_packets_max, config.tcp, config.faults)?;
-        let retransmit = RetransmitServer::open(config.net.retransmit_bind, config.retransmit, config.core.packet_size_max)?;
+        let mut net = Network::open(
+            &config.net,
+            config.retransmit.history_packets_max,
+            config.tcp,
+            config.faults,
+        )?;
+        let retransmit = RetransmitServer::open(
+            config.net.retransmit_bind,
+            config.retransmit,
+            config.core.packet_size_max,
+        )?;
         let mut core = MdCore::new(config.core.clone(), products);
         core.set_time(wall_ns());
         core.send_definitions(&mut net);
@@ -82,6 +95,11 @@ impl PublisherAgent {
         self.net.tcp_addr()
     }
 
+    /// Per TCP subscriber, how many updates it was sent first (see [`Network::tcp_first_counts`]).
+    pub fn tcp_first_counts(&self) -> Vec<u64> {
+        self.net.tcp_first_counts()
+    }
+
     /// The next journal sequence the agent will read.
     pub fn next_journal_seq(&self) -> u64 {
         self.reader.next_sequence()
@@ -106,14 +124,19 @@ impl PublisherAgent {
             } else {
                 self.core.set_time(wall_ns());
             }
-            self.core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut self.net);
+            self.core
+                .on_frame(f.timestamp_ns, f.template_id, f.payload, &mut self.net);
             work += 1;
         }
         if work > 0 {
             self.stamp();
             self.core.flush(&mut self.net);
         }
-        let now_ns = if journal_time { self.core.time() } else { wall_ns() };
+        let now_ns = if journal_time {
+            self.core.time()
+        } else {
+            wall_ns()
+        };
         work += self.retransmit.poll(&self.net.history, now_ns);
         work += self.net.poll_tcp();
         let now = Instant::now();
@@ -145,7 +168,11 @@ impl PublisherAgent {
     }
 
     /// Runs the duty cycle until `stop`, idling with `idle` when there is nothing to do.
-    pub fn run(&mut self, stop: &AtomicBool, idle: &mut IdleStrategy) -> Result<(), PublisherError> {
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        idle: &mut IdleStrategy,
+    ) -> Result<(), PublisherError> {
         while !stop.load(Ordering::Acquire) {
             let n = self.do_work()?;
             idle.idle(n);

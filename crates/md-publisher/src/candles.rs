@@ -113,7 +113,10 @@ mod tests {
         assert!(c.close_due(t0 + S - 1).iter().all(Option::is_none));
         let closed = c.close_due(t0 + S);
         let s = closed[CandleInterval::OneSecond.index()].unwrap();
-        assert_eq!((s.open, s.high, s.low, s.close, s.volume, s.trade_count), (100, 103, 99, 99, 8, 3));
+        assert_eq!(
+            (s.open, s.high, s.low, s.close, s.volume, s.trade_count),
+            (100, 103, 99, 99, 8, 3)
+        );
         assert!(closed[CandleInterval::OneMinute.index()].is_none());
         assert_eq!(c.current(CandleInterval::OneMinute).unwrap().volume, 8);
         // The ring keeps the newest candles_max bars.

@@ -9,7 +9,9 @@
 use crate::candles::Candles;
 use crate::config::CoreConfig;
 use md_core::msg::{Candle, Channel, InstrumentDef, LevelEntry, MdMsg, Side, SnapshotChunk};
-use md_core::{Action, Bbo, L3Book, PacketBuilder, PriceLevel, SnapshotLevel, SnapshotOrder, Status};
+use md_core::{
+    Action, Bbo, L3Book, PacketBuilder, PriceLevel, SnapshotLevel, SnapshotOrder, Status,
+};
 use sbe_order_entry as oe;
 use std::collections::BTreeMap;
 
@@ -49,7 +51,11 @@ impl ChannelOut {
     fn push(&mut self, msg: &[u8], time_ns: u64, sink: &mut dyn PacketSink, stats: &mut CoreStats) {
         if !self.builder.push(msg) {
             self.flush(time_ns, sink, stats);
-            assert!(self.builder.push(msg), "message of {} bytes above packet_size_max", msg.len());
+            assert!(
+                self.builder.push(msg),
+                "message of {} bytes above packet_size_max",
+                msg.len()
+            );
         }
         stats.messages += 1;
     }
@@ -62,7 +68,10 @@ impl ChannelOut {
         let bytes = self.builder.finish(seq, time_ns);
         sink.packet(self.channel, seq, bytes);
         self.builder.reset();
-        self.next_seq = self.next_seq.checked_add(1).expect("channel sequence wrapped");
+        self.next_seq = self
+            .next_seq
+            .checked_add(1)
+            .expect("channel sequence wrapped");
         stats.packets += 1;
     }
 
@@ -161,14 +170,22 @@ impl MdCore {
                 },
             );
         }
-        assert!(instruments.len() <= config.instruments_max, "more products than instruments_max");
+        assert!(
+            instruments.len() <= config.instruments_max,
+            "more products than instruments_max"
+        );
         let out = |channel| ChannelOut {
             channel,
             builder: PacketBuilder::new(config.packet_size_max),
             next_seq: 1,
         };
         MdCore {
-            channels: [out(Channel::L1), out(Channel::L2), out(Channel::L3), out(Channel::Snapshot)],
+            channels: [
+                out(Channel::L1),
+                out(Channel::L2),
+                out(Channel::L3),
+                out(Channel::Snapshot),
+            ],
             scratch: vec![0; config.packet_size_max],
             levels_scratch: Vec::with_capacity(config.l2_depth),
             entries_scratch: Vec::with_capacity(2 * config.l2_depth),
@@ -258,7 +275,13 @@ impl MdCore {
 
     /// Handles one outbound-journal frame stamped `time_ns`. Frames that are not market data
     /// are skipped.
-    pub fn on_frame(&mut self, time_ns: u64, template_id: u16, payload: &[u8], sink: &mut dyn PacketSink) {
+    pub fn on_frame(
+        &mut self,
+        time_ns: u64,
+        template_id: u16,
+        payload: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
         self.stats.frames += 1;
         self.event_time_ns = self.event_time_ns.max(time_ns);
         self.close_candles(sink);
@@ -271,7 +294,11 @@ impl MdCore {
 
     fn decode_event(&self, template_id: u16, payload: &[u8]) -> Result<Option<Event>, ()> {
         use oe::{message_header_codec::ENCODED_LENGTH as HDR, MessageHeaderDecoder, ReadBuf};
-        let header = || MessageHeaderDecoder::default().wrap(ReadBuf::new(payload), 0).map_err(|_| ());
+        let header = || {
+            MessageHeaderDecoder::default()
+                .wrap(ReadBuf::new(payload), 0)
+                .map_err(|_| ())
+        };
         let side = |s| side_from_oe(s).ok_or(());
         Ok(Some(match template_id {
             oe::book_order_added_codec::SBE_TEMPLATE_ID => {
@@ -511,8 +538,14 @@ impl MdCore {
             Event::Trade { .. } | Event::Status { .. } => unreachable!(),
         };
         // The engine states the level after every book event: the rebuilt book must agree.
-        let ours = inst.book.level(side, price).map_or((0, 0), |l| (l.quantity, l.order_count));
-        assert_eq!(ours, level_after, "level {price} of instrument {id} differs from the engine's");
+        let ours = inst
+            .book
+            .level(side, price)
+            .map_or((0, 0), |l| (l.quantity, l.order_count));
+        assert_eq!(
+            ours, level_after,
+            "level {price} of instrument {id} differs from the engine's"
+        );
 
         let rpt_seq = self.next_rpt(id, Channel::L3);
         let msg = with_rpt_seq(msg, rpt_seq);
@@ -619,7 +652,12 @@ impl MdCore {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let closed = self.instruments.get_mut(&id).expect("known").candles.close_due(now);
+            let closed = self
+                .instruments
+                .get_mut(&id)
+                .expect("known")
+                .candles
+                .close_due(now);
             for c in closed.into_iter().flatten() {
                 self.emit_candle(id, c, sink);
             }
@@ -683,10 +721,16 @@ impl MdCore {
         }
         // Chunking: a chunk is one message of at most message_len_max bytes: 8 header + 41 root
         // + 4 + 21 per level + 4 + 25 per order.
-        let room = self.channels[Channel::Snapshot.index()].builder.message_len_max() - (8 + 41 + 4 + 4);
+        let room = self.channels[Channel::Snapshot.index()]
+            .builder
+            .message_len_max()
+            - (8 + 41 + 4 + 4);
         let first_orders = room.saturating_sub(21 * levels.len()) / 25;
         let per_chunk = room / 25;
-        assert!(21 * levels.len() <= room, "l2_depth too large for packet_size_max");
+        assert!(
+            21 * levels.len() <= room,
+            "l2_depth too large for packet_size_max"
+        );
         let rest = orders.len().saturating_sub(first_orders);
         let chunks = 1 + rest.div_ceil(per_chunk);
         let chunks = u16::try_from(chunks).expect("snapshot chunks fit u16");

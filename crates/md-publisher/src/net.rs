@@ -112,7 +112,12 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn open(net: &NetConfig, history_packets_max: usize, tcp: TcpConfig, faults: Option<FaultConfig>) -> io::Result<Network> {
+    pub fn open(
+        net: &NetConfig,
+        history_packets_max: usize,
+        tcp: TcpConfig,
+        faults: Option<FaultConfig>,
+    ) -> io::Result<Network> {
         let socket = multicast_sender(net)?;
         let groups = |f: &crate::config::FeedGroups| Channel::ALL.map(|c| SocketAddr::V4(f.get(c)));
         let mut feeds = vec![groups(&net.feed_a)];
@@ -145,6 +150,13 @@ impl Network {
             s.tcp_dropped = t.dropped;
         }
         s
+    }
+
+    /// For each TCP subscriber (in order of connection), how many updates it was sent first.
+    pub fn tcp_first_counts(&self) -> Vec<u64> {
+        self.tcp
+            .as_ref()
+            .map_or_else(Vec::new, |t| t.subs.iter().map(|s| s.firsts).collect())
     }
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
@@ -245,6 +257,8 @@ struct Subscriber {
     stream: TcpStream,
     queue: VecDeque<u8>,
     dead: bool,
+    /// Updates in which this subscriber was first in the send order.
+    firsts: u64,
 }
 
 /// TCP fan-out: every packet goes to every subscriber, in an order shuffled per packet.
@@ -278,25 +292,21 @@ impl TcpFanout {
 
     fn poll(&mut self) -> usize {
         let mut work = 0;
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    work += 1;
-                    if self.subs.len() >= self.config.subscribers_max
-                        || stream.set_nonblocking(true).is_err()
-                        || stream.set_nodelay(true).is_err()
-                    {
-                        self.dropped += 1;
-                        continue;
-                    }
-                    self.subs.push(Subscriber {
-                        stream,
-                        queue: VecDeque::new(),
-                        dead: false,
-                    });
-                }
-                Err(_) => break,
+        while let Ok((stream, _)) = self.listener.accept() {
+            work += 1;
+            if self.subs.len() >= self.config.subscribers_max
+                || stream.set_nonblocking(true).is_err()
+                || stream.set_nodelay(true).is_err()
+            {
+                self.dropped += 1;
+                continue;
             }
+            self.subs.push(Subscriber {
+                stream,
+                queue: VecDeque::new(),
+                dead: false,
+                firsts: 0,
+            });
         }
         for s in &mut self.subs {
             if !s.queue.is_empty() {
@@ -346,6 +356,7 @@ impl TcpFanout {
         self.order.clear();
         self.order.extend(0..self.subs.len());
         self.order.shuffle(&mut self.rng);
+        self.subs[self.order[0]].firsts += 1;
         for &i in &self.order {
             let s = &mut self.subs[i];
             if s.dead {

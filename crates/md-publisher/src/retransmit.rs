@@ -47,7 +47,11 @@ pub struct RetransmitServer {
 }
 
 impl RetransmitServer {
-    pub fn open(bind: SocketAddrV4, config: RetransmitConfig, packet_size_max: usize) -> io::Result<RetransmitServer> {
+    pub fn open(
+        bind: SocketAddrV4,
+        config: RetransmitConfig,
+        packet_size_max: usize,
+    ) -> io::Result<RetransmitServer> {
         let socket = UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
         Ok(RetransmitServer {
@@ -96,7 +100,15 @@ impl RetransmitServer {
                 Some(c) if c != Channel::Snapshot => c,
                 _ => {
                     self.stats.invalid += 1;
-                    self.answer_reject(from, channel, first_seq, count, (0, 0), RejectReason::UnknownChannel, now_ns);
+                    self.answer_reject(
+                        from,
+                        channel,
+                        first_seq,
+                        count,
+                        (0, 0),
+                        RejectReason::UnknownChannel,
+                        now_ns,
+                    );
                     continue;
                 }
             };
@@ -104,14 +116,30 @@ impl RetransmitServer {
             let range = h.range().unwrap_or((0, 0));
             if count == 0 || count > self.config.request_count_max || first_seq == 0 {
                 self.stats.invalid += 1;
-                self.answer_reject(from, channel, first_seq, count, range, RejectReason::InvalidRequest, now_ns);
+                self.answer_reject(
+                    from,
+                    channel,
+                    first_seq,
+                    count,
+                    range,
+                    RejectReason::InvalidRequest,
+                    now_ns,
+                );
                 continue;
             }
             let (lo, hi) = match h.range() {
                 Some((lo, hi)) if first_seq >= lo && first_seq <= hi => (lo, hi),
                 _ => {
                     self.stats.not_available += 1;
-                    self.answer_reject(from, channel, first_seq, count, range, RejectReason::NotAvailable, now_ns);
+                    self.answer_reject(
+                        from,
+                        channel,
+                        first_seq,
+                        count,
+                        range,
+                        RejectReason::NotAvailable,
+                        now_ns,
+                    );
                     continue;
                 }
             };
@@ -120,7 +148,15 @@ impl RetransmitServer {
             let packets = u64::from(last - first_seq + 1);
             if !self.take_tokens(from, packets) {
                 self.stats.rate_limited += 1;
-                self.answer_reject(from, channel, first_seq, count, range, RejectReason::RateLimited, now_ns);
+                self.answer_reject(
+                    from,
+                    channel,
+                    first_seq,
+                    count,
+                    range,
+                    RejectReason::RateLimited,
+                    now_ns,
+                );
                 continue;
             }
             for seq in first_seq..=last {
@@ -160,7 +196,10 @@ impl RetransmitServer {
             }
         };
         let r = &mut self.requesters[i];
-        let elapsed_us = now.duration_since(r.last).as_micros().min(u128::from(u32::MAX)) as u64;
+        let elapsed_us = now
+            .duration_since(r.last)
+            .as_micros()
+            .min(u128::from(u32::MAX)) as u64;
         r.tokens = r
             .tokens
             .saturating_add(elapsed_us * u64::from(self.config.packets_per_second))
@@ -193,7 +232,9 @@ impl RetransmitServer {
             newest_available: range.1,
             reason,
         };
-        let len = msg.encode(&mut self.scratch).expect("a reject fits 64 bytes");
+        let len = msg
+            .encode(&mut self.scratch)
+            .expect("a reject fits 64 bytes");
         self.reject.reset();
         assert!(self.reject.push(&self.scratch[..len]));
         let p = self.reject.finish(0, now_ns);

@@ -33,7 +33,11 @@ fn publisher_config(group: Ipv4Addr, port: u16) -> PublisherConfig {
     c
 }
 
-fn consumer_config(p: &PublisherConfig, agent: &PublisherAgent, from_start: bool) -> ConsumerConfig {
+fn consumer_config(
+    p: &PublisherConfig,
+    agent: &PublisherAgent,
+    from_start: bool,
+) -> ConsumerConfig {
     let mut c = ConsumerConfig::new(p.net.feed_a);
     c.feed_b = p.net.feed_b;
     c.retransmit_server = Some(agent.retransmit_addr());
@@ -88,8 +92,14 @@ fn with_loss_duplication_and_reordering_the_consumer_books_equal_the_publisher_a
     let net = agent.net_stats();
     let cs = consumer.client().stats();
     assert!(net.injected_losses > 20, "{net:?}");
-    assert!(net.injected_duplicates > 5 && net.injected_reorders > 5, "{net:?}");
-    assert!(cs.gaps_detected > 0 && cs.retransmit_requests > 0 && cs.duplicates > 0, "{cs:?}");
+    assert!(
+        net.injected_duplicates > 5 && net.injected_reorders > 5,
+        "{net:?}"
+    );
+    assert!(
+        cs.gaps_detected > 0 && cs.retransmit_requests > 0 && cs.duplicates > 0,
+        "{cs:?}"
+    );
     assert!(agent.retransmit_stats().packets_resent > 0);
     assert_eq!(cs.packets_skipped, 0, "{cs:?}");
     // The candles the consumer received are the ones the publisher closed.
@@ -99,7 +109,10 @@ fn with_loss_duplication_and_reordering_the_consumer_books_equal_the_publisher_a
             .iter()
             .map(|iv| mine.candles.closed(*iv).len())
             .sum();
-        assert_eq!(consumer.client().instrument(id).unwrap().candles().len(), total.min(256));
+        assert_eq!(
+            consumer.client().instrument(id).unwrap().candles().len(),
+            total.min(256)
+        );
     }
 
     // End of session reaches the consumer.
@@ -161,7 +174,13 @@ fn a_consumer_started_late_converges_from_the_snapshot_channel() {
     assert!(consumer.client().applied_seq(Channel::L3) > 0);
 }
 
-fn request(sock: &UdpSocket, server: SocketAddr, channel: Channel, first_seq: u32, count: u16) -> Vec<Vec<u8>> {
+fn request(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    channel: Channel,
+    first_seq: u32,
+    count: u16,
+) -> Vec<Vec<u8>> {
     let mut buf = [0_u8; 64];
     let len = MdMsg::RetransmitRequest {
         channel: channel as u8,
@@ -171,7 +190,8 @@ fn request(sock: &UdpSocket, server: SocketAddr, channel: Channel, first_seq: u3
     .encode(&mut buf)
     .unwrap();
     sock.send_to(&buf[..len], server).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut out = Vec::new();
     let mut rb = vec![0_u8; 65_536];
     while let Ok((n, _)) = sock.recv_from(&mut rb) {
@@ -242,7 +262,10 @@ fn a_request_beyond_history_is_answered_not_available() {
     ));
     // Inside the history: the original packets, in order (clipped at the newest).
     let answers = request(&sock, server, Channel::L3, oldest + 10, 20);
-    let seqs: Vec<u32> = answers.iter().map(|p| PacketMessages::new(p).unwrap().0.seq).collect();
+    let seqs: Vec<u32> = answers
+        .iter()
+        .map(|p| PacketMessages::new(p).unwrap().0.seq)
+        .collect();
     assert_eq!(seqs, (oldest + 10..=newest).collect::<Vec<_>>());
     // Malformed and unknown-channel requests.
     sock.send_to(&[1, 2, 3], server).unwrap();
@@ -279,5 +302,8 @@ fn a_request_beyond_history_is_answered_not_available() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let agent = t.join().unwrap();
     let rs = agent.retransmit_stats();
-    assert!(rs.not_available >= 2 && rs.rate_limited >= 1 && rs.invalid >= 2, "{rs:?}");
+    assert!(
+        rs.not_available >= 2 && rs.rate_limited >= 1 && rs.invalid >= 2,
+        "{rs:?}"
+    );
 }

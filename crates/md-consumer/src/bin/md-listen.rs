@@ -50,7 +50,9 @@ fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let mut cfg = ConsumerConfig::new(FeedGroups::on_group(args.group, args.port));
     cfg.interface = args.interface;
-    cfg.feed_b = args.group_b.map(|g| FeedGroups::on_group(g, args.port + 10));
+    cfg.feed_b = args
+        .group_b
+        .map(|g| FeedGroups::on_group(g, args.port + 10));
     cfg.retransmit_server = args.retransmit;
     let mut consumer = Consumer::open(cfg)?;
     let start = Instant::now();
@@ -115,20 +117,30 @@ fn show(consumer: &Consumer, args: &Args) {
         if !args.symbols.is_empty() && !args.symbols.contains(&sym) {
             continue;
         }
-        let fmt = |l: Option<md_core::PriceLevel>| l.map_or("-".to_string(), |l| format!("{}x{}", l.quantity, l.price));
+        let fmt = |l: Option<md_core::PriceLevel>| {
+            l.map_or("-".to_string(), |l| format!("{}x{}", l.quantity, l.price))
+        };
         println!(
             "{sym:<10} id {id:<4} bid {:<16} ask {:<16} last {:?} trades {} {}",
             fmt(i.bbo.bid),
             fmt(i.bbo.ask),
             i.last_trade,
             i.trades,
-            if i.is_synced(Channel::L2) { "" } else { "(L2 not in sync)" }
+            if i.is_synced(Channel::L2) {
+                ""
+            } else {
+                "(L2 not in sync)"
+            }
         );
         let bids = i.l2.levels(Side::Buy);
         let asks = i.l2.levels(Side::Sell);
         for k in 0..args.depth {
-            let b = bids.get(k).map_or(String::new(), |l| format!("{:>6} {:>10}", l.quantity, l.price));
-            let a = asks.get(k).map_or(String::new(), |l| format!("{:<10} {:<6}", l.price, l.quantity));
+            let b = bids.get(k).map_or(String::new(), |l| {
+                format!("{:>6} {:>10}", l.quantity, l.price)
+            });
+            let a = asks.get(k).map_or(String::new(), |l| {
+                format!("{:<10} {:<6}", l.price, l.quantity)
+            });
             if b.is_empty() && a.is_empty() {
                 break;
             }

@@ -51,7 +51,8 @@ impl Engine {
 pub fn run_engine(dir: &Path, seed: u64, commands: u64) -> Engine {
     let w = workload(seed, commands);
     let clock = TestClock::new(1_763_769_600_000_000_000, 1_000);
-    let (inbound, mut seq) = Journal::open_with_clock(small_journal(&dir.join("in")), clock).unwrap();
+    let (inbound, mut seq) =
+        Journal::open_with_clock(small_journal(&dir.join("in")), clock).unwrap();
     let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
     for c in w.preamble.iter().chain(w.commands.iter()) {
         let (t, len) = inbound::encode(&c.kind, 0, &mut buf).unwrap();
@@ -114,21 +115,46 @@ pub fn assert_books_equal(engine: &matching::Engine, core: &MdCore, client: &MdC
         }
         for side in [Side::Buy, Side::Sell] {
             let e3 = engine_l3(engine, id, side);
-            let p3: Vec<_> = p.book.orders(side).iter().map(|o| (o.order_id, o.price, o.quantity)).collect();
-            let c3: Vec<_> = c.l3.orders(side).iter().map(|o| (o.order_id, o.price, o.quantity)).collect();
+            let p3: Vec<_> = p
+                .book
+                .orders(side)
+                .iter()
+                .map(|o| (o.order_id, o.price, o.quantity))
+                .collect();
+            let c3: Vec<_> =
+                c.l3.orders(side)
+                    .iter()
+                    .map(|o| (o.order_id, o.price, o.quantity))
+                    .collect();
             assert_eq!(p3, e3, "publisher L3 of {id} {side:?}");
             assert_eq!(c3, e3, "consumer L3 of {id} {side:?}");
             orders += e3.len();
             let e2 = engine_l2(engine, id, side, depth);
-            assert_eq!(p.published_l2(side), &e2[..], "publisher L2 of {id} {side:?}");
+            assert_eq!(
+                p.published_l2(side),
+                &e2[..],
+                "publisher L2 of {id} {side:?}"
+            );
             assert_eq!(c.l2.levels(side), e2, "consumer L2 of {id} {side:?}");
         }
         let best = |side| engine_l2(engine, id, side, 1).first().copied();
-        assert_eq!(p.published_bbo().bid, best(Side::Buy), "publisher L1 bid of {id}");
-        assert_eq!(p.published_bbo().ask, best(Side::Sell), "publisher L1 ask of {id}");
+        assert_eq!(
+            p.published_bbo().bid,
+            best(Side::Buy),
+            "publisher L1 bid of {id}"
+        );
+        assert_eq!(
+            p.published_bbo().ask,
+            best(Side::Sell),
+            "publisher L1 ask of {id}"
+        );
         assert_eq!(c.bbo, p.published_bbo(), "consumer L1 of {id}");
         for ch in Channel::INCREMENTAL {
-            assert_eq!(c.rpt_seq(ch), p.rpt_seq()[ch.index()], "rptSeq of {id} on {ch:?}");
+            assert_eq!(
+                c.rpt_seq(ch),
+                p.rpt_seq()[ch.index()],
+                "rptSeq of {id} on {ch:?}"
+            );
         }
     }
     orders
