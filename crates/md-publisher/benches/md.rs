@@ -154,7 +154,7 @@ fn report(name: &str, times: &Times, packets: usize) {
     let mut complete = 0;
     for p in 0..packets {
         let ts: Vec<u64> = times.iter().map(|t| t[p]).collect();
-        if ts.iter().any(|t| *t == u64::MAX) {
+        if ts.contains(&u64::MAX) {
             continue;
         }
         complete += 1;
