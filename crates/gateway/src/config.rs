@@ -1,0 +1,153 @@
+//! Gateway configuration: listeners, sessions, instruments and every bound.
+
+use fix_session::SessionConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What happens when a session exceeds its message rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitAction {
+    /// The application message is refused with a BusinessMessageReject (380=0, Text says why);
+    /// session-level messages are still processed.
+    Reject,
+    /// The session is logged out and disconnected.
+    Logout,
+}
+
+/// A per-session message rate (governor's GCRA): `per_second` sustained, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+    pub action: RateLimitAction,
+}
+
+/// One configured FIX session.
+#[derive(Clone, Debug)]
+pub struct SessionEntry {
+    /// The session number carried in SBE events (1..; 0 is the operator).
+    pub session_id: u32,
+    /// The engine account every order of this session trades for.
+    pub account_id: u32,
+    pub fix: SessionConfig,
+    /// Publish a MassCancelEvent (scope Session, reason Disconnect) when the connection drops.
+    pub cancel_on_disconnect: bool,
+    pub rate_limit: RateLimit,
+}
+
+/// A tradable symbol and how its FIX prices and quantities map to the engine's integers.
+#[derive(Clone, Debug)]
+pub struct InstrumentEntry {
+    pub symbol: String,
+    pub instrument_id: u32,
+    /// Decimal places of the engine's price mantissa (price_scale = 10^price_decimals).
+    pub price_decimals: u32,
+    /// Price mantissas must be multiples of this.
+    pub tick_size: i64,
+    /// Quantities must be multiples of this.
+    pub lot_size: u64,
+}
+
+/// Everything the gateway needs at start-up.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// Plain TCP listen address, if any.
+    pub tcp_listen: Option<SocketAddr>,
+    /// TLS listen address and server configuration, if any.
+    pub tls_listen: Option<SocketAddr>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The data dictionary file (QuickFIX format).
+    pub dictionary_path: PathBuf,
+    /// Directory of the per-session message stores.
+    pub store_dir: PathBuf,
+    pub store_messages_max: usize,
+    /// fdatasync every stored message (power-loss durability of sent messages).
+    pub store_sync: bool,
+    /// The gateway's cursor into the outbound journal lives here too.
+    pub sessions: Vec<SessionEntry>,
+    pub instruments: Vec<InstrumentEntry>,
+    /// Largest BodyLength accepted; larger messages disconnect before they are buffered.
+    pub body_len_max: usize,
+    /// Fields per message at most.
+    pub fields_max: usize,
+    /// ClOrdID length at most.
+    pub cl_ord_id_len_max: usize,
+    /// Orders (and cancel/replace requests) remembered per session.
+    pub orders_per_session_max: usize,
+    /// A connection must send a valid Logon within this time.
+    pub logon_timeout_ms: u64,
+    /// Connections from one IP address at once.
+    pub connections_per_ip_max: usize,
+    /// Connections not yet logged on, from one IP address and in total.
+    pub unauthenticated_per_ip_max: usize,
+    pub unauthenticated_max: usize,
+    /// A TLS handshake must complete within this time.
+    pub tls_handshake_timeout_ms: u64,
+    /// Bytes queued for one connection at most; past it the peer is a slow consumer and is
+    /// disconnected.
+    pub outbound_bytes_max: usize,
+    /// Outbound journal frames the router handles per batch.
+    pub router_batch_max: usize,
+}
+
+impl GatewayConfig {
+    /// Defaults with no listeners, sessions or instruments.
+    pub fn new(dictionary_path: impl Into<PathBuf>, store_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            tcp_listen: None,
+            tls_listen: None,
+            tls: None,
+            dictionary_path: dictionary_path.into(),
+            store_dir: store_dir.into(),
+            store_messages_max: 1_000_000,
+            store_sync: false,
+            sessions: Vec::new(),
+            instruments: Vec::new(),
+            body_len_max: 4096,
+            fields_max: 256,
+            cl_ord_id_len_max: 64,
+            orders_per_session_max: 1_000_000,
+            logon_timeout_ms: 5_000,
+            connections_per_ip_max: 16,
+            unauthenticated_per_ip_max: 4,
+            unauthenticated_max: 256,
+            tls_handshake_timeout_ms: 5_000,
+            outbound_bytes_max: 4 * 1024 * 1024,
+            router_batch_max: 256,
+        }
+    }
+}
+
+/// Builds a rustls server configuration from PEM files (certificate chain, private key).
+pub fn tls_from_pem_files(
+    cert_chain: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, crate::GatewayError> {
+    use std::io::BufReader;
+    let bad = |m: String| crate::GatewayError::Tls(m);
+    let mut r = BufReader::new(std::fs::File::open(cert_chain).map_err(|e| bad(e.to_string()))?);
+    let certs = rustls_pemfile::certs(&mut r)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut r = BufReader::new(std::fs::File::open(key).map_err(|e| bad(e.to_string()))?);
+    let key = rustls_pemfile::private_key(&mut r)
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("no private key in the file".into()))?;
+    tls_server_config(certs, key)
+}
+
+/// A rustls server configuration (ring provider, TLS 1.2 and 1.3) from DER certificates.
+pub fn tls_server_config(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, crate::GatewayError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| crate::GatewayError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| crate::GatewayError::Tls(e.to_string()))?;
+    Ok(Arc::new(config))
+}

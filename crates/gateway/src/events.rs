@@ -1,0 +1,88 @@
+//! SBE events the gateway publishes into the inbound journal.
+
+use crate::orders::SessionOrders;
+use crate::shared::Shared;
+use fix_session::{FileStore, Session};
+use journal::PublishError;
+use sbe_order_entry as sbe;
+use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, WriteBuf};
+use std::sync::atomic::Ordering;
+
+/// Attempts before back-pressure is reported to the client.
+const PUBLISH_ATTEMPTS_MAX: u32 = 10_000;
+
+/// Hands an event to the sequencer; false when it stayed full (back-pressure) or refused it.
+pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
+    for attempt in 0..PUBLISH_ATTEMPTS_MAX {
+        match shared.publisher.try_publish(template, bytes) {
+            Ok(()) => return true,
+            Err(PublishError::Full) => {
+                if attempt > 100 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    shared
+        .stats
+        .publish_back_pressure
+        .fetch_add(1, Ordering::Relaxed);
+    false
+}
+
+pub(crate) fn publish_session_event(
+    shared: &Shared,
+    session: &Session<FileStore>,
+    orders: &SessionOrders,
+    kind: sbe::SessionEventType,
+    buf: &mut [u8],
+) {
+    let encoded = (|| {
+        let mut e = sbe::session_event_codec::SessionEventEncoder::default()
+            .wrap(WriteBuf::new(buf), HDR)?;
+        e = e.header(0)?.parent()?;
+        e.session_id(orders.session_id);
+        e.next_sender_seq_num(u32::try_from(session.next_sender_seq()).unwrap_or(u32::MAX));
+        e.next_target_seq_num(u32::try_from(session.next_target_seq()).unwrap_or(u32::MAX));
+        e.event_type(kind);
+        e.cancel_on_disconnect(if orders.cancel_on_disconnect {
+            sbe::BooleanType::True
+        } else {
+            sbe::BooleanType::False
+        });
+        Ok::<_, sbe::SbeErr>(HDR + e.encoded_length())
+    })();
+    if let Ok(len) = encoded {
+        publish(
+            shared,
+            sbe::session_event_codec::SBE_TEMPLATE_ID,
+            &buf[..len],
+        );
+    }
+}
+
+pub(crate) fn publish_mass_cancel(shared: &Shared, orders: &SessionOrders, buf: &mut [u8]) {
+    let encoded = (|| {
+        let mut e = sbe::mass_cancel_event_codec::MassCancelEventEncoder::default()
+            .wrap(WriteBuf::new(buf), HDR)?;
+        e = e.header(0)?.parent()?;
+        e.session_id(orders.session_id);
+        e.account_id(orders.account_id);
+        e.scope(sbe::MassCancelScope::Session);
+        e.reason(sbe::MassCancelReason::Disconnect);
+        let mut g = e.instruments_encoder(0, Default::default())?;
+        let mut e = g.parent()?;
+        e.text(b"cancel on disconnect")?;
+        Ok::<_, sbe::SbeErr>(HDR + e.encoded_length())
+    })();
+    if let Ok(len) = encoded {
+        publish(
+            shared,
+            sbe::mass_cancel_event_codec::SBE_TEMPLATE_ID,
+            &buf[..len],
+        );
+    }
+}

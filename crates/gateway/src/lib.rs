@@ -1,0 +1,354 @@
+//! The FIX 4.2 gateway: the only crate with sockets.
+//!
+//! - Listeners (TCP with TCP_NODELAY, and TLS through rustls) accept connections under a
+//!   per-IP connection cap and a cap on connections that have not logged on (per IP and in
+//!   total); a TLS handshake must finish in time and a Logon must arrive in time.
+//! - Each connection is one tokio task: it frames and parses inbound bytes (`fix-codec`),
+//!   drives the configured session's state machine (`fix-session`), applies the session's
+//!   governor rate limit, and turns NewOrderSingle, OrderCancelRequest and
+//!   OrderCancelReplaceRequest into SBE events handed to the sequencer (the inbound journal);
+//!   OrderStatusRequest is answered from the gateway's own view.
+//! - One router thread reads the outbound journal and sends ExecutionReports and
+//!   OrderCancelRejects through the sessions (stored for resends, even while a client is away).
+//!   A connection whose unsent bytes pass `outbound_bytes_max` is a slow consumer and is dropped.
+//!
+//! Orders are acknowledged only by the engine's results, which exist only after the inbound
+//! event was sequenced into the journal.
+
+mod config;
+mod events;
+mod orders;
+mod router;
+mod server;
+mod shared;
+
+pub use config::{
+    tls_from_pem_files, tls_server_config, GatewayConfig, InstrumentEntry, RateLimit,
+    RateLimitAction, SessionEntry,
+};
+pub use shared::GatewayStats;
+
+use crate::orders::{Entry, Order, Request, SessionOrders};
+use crate::shared::{Shared, Slot, SlotInner};
+use fix_codec::Dictionary;
+use fix_session::{FileStore, Session};
+use journal::Journal;
+use sbe_order_entry as sbe;
+use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Operating errors of the gateway (protocol faults are answered on the wire, not here).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    #[error("dictionary: {0}")]
+    Dictionary(#[from] fix_codec::DictionaryError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("journal: {0}")]
+    Journal(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Nanoseconds since the Unix epoch (the only clock the gateway reads).
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    pub tcp_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    router: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Loads the dictionary, opens the session stores, rebuilds the order maps from the
+    /// journals, binds the listeners and starts the accept tasks (on the current tokio
+    /// runtime) and the router thread.
+    pub async fn start(
+        config: GatewayConfig,
+        inbound: &Journal,
+        outbound: &Journal,
+    ) -> Result<Gateway, GatewayError> {
+        let dict = Arc::new(Dictionary::from_file(&config.dictionary_path)?);
+        let now = now_ns();
+        let mut ids = std::collections::HashSet::new();
+        let mut slots = Vec::new();
+        for e in &config.sessions {
+            if e.session_id == 0 || e.session_id >= 1 << 24 || !ids.insert(e.session_id) {
+                return Err(GatewayError::Config(format!(
+                    "session id {} invalid or repeated",
+                    e.session_id
+                )));
+            }
+            let name = format!("{}-{}", e.fix.sender_comp_id, e.fix.target_comp_id);
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(GatewayError::Config(format!(
+                    "CompIDs of session {} must be [A-Za-z0-9._]",
+                    e.session_id
+                )));
+            }
+            let store = FileStore::open(
+                &config.store_dir,
+                &name,
+                config.store_messages_max,
+                config.store_sync,
+                now,
+            )?;
+            let inner = SlotInner {
+                session: Session::new(e.fix.clone(), Arc::clone(&dict), store),
+                orders: SessionOrders::new(
+                    e.session_id,
+                    e.account_id,
+                    e.cancel_on_disconnect,
+                    config.orders_per_session_max,
+                ),
+                conn: None,
+                scratch: Vec::with_capacity(4096),
+                logged_on: false,
+            };
+            slots.push(Slot::new(e.clone(), inner));
+        }
+        let publisher = inbound
+            .publisher()
+            .ok_or_else(|| GatewayError::Journal("the inbound journal is read-only".into()))?;
+        std::fs::create_dir_all(&config.store_dir)?;
+        let cursor_path = config.store_dir.join("router.cursor");
+        let cursor_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&cursor_path)?;
+        let raw = std::fs::read(&cursor_path)?;
+        let cursor = if raw.len() >= 8 {
+            u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"))
+        } else {
+            0
+        };
+        let tcp_listen = config.tcp_listen;
+        let tls_listen = config.tls_listen;
+        let tls = config.tls.clone();
+        let shared = Arc::new(Shared::new(config, slots, publisher, cursor_file));
+        rebuild(&shared, inbound, outbound, cursor)?;
+        shared.save_cursor(cursor);
+
+        let mut tasks = Vec::new();
+        let mut tcp_addr = None;
+        let mut tls_addr = None;
+        if let Some(addr) = tcp_listen {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            tcp_addr = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(server::accept_tcp(Arc::clone(&shared), l)));
+        }
+        if let Some(addr) = tls_listen {
+            let cfg = tls.ok_or_else(|| {
+                GatewayError::Config("tls_listen without a TLS configuration".into())
+            })?;
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            tls_addr = Some(l.local_addr()?);
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            tasks.push(tokio::spawn(server::accept_tls(
+                Arc::clone(&shared),
+                l,
+                acceptor,
+            )));
+        }
+        let reader = outbound
+            .reader(cursor + 1)
+            .map_err(|e| GatewayError::Journal(e.to_string()))?;
+        let s = Arc::clone(&shared);
+        let router = std::thread::Builder::new()
+            .name("gateway-router".into())
+            .spawn(move || router::run(s, reader))?;
+        Ok(Gateway {
+            shared,
+            tcp_addr,
+            tls_addr,
+            tasks,
+            router: Some(router),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &GatewayStats {
+        &self.shared.stats
+    }
+
+    /// The next sequence numbers (sender, target) of a session.
+    pub fn session_seq_nums(&self, session_id: u32) -> Option<(u64, u64)> {
+        let slot = self.shared.slot(session_id)?;
+        let inner = slot.lock();
+        Some((
+            inner.session.next_sender_seq(),
+            inner.session.next_target_seq(),
+        ))
+    }
+
+    /// Stops accepting, stops the router; connected sessions are dropped.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(r) = self.router.take() {
+            let _ = r.join();
+        }
+        for slot in &self.shared.slots {
+            let mut inner = slot.lock();
+            if let Some(c) = inner.conn.as_mut() {
+                c.close = Some("gateway shutdown");
+            }
+            drop(inner);
+            slot.notify.notify_one();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Rebuilds the per-session order maps from the journals: every order and request from the
+/// inbound journal (their ClOrdIDs are in the events), then the outbound results up to the
+/// router's cursor, applied without sending.
+fn rebuild(
+    shared: &Shared,
+    inbound: &Journal,
+    outbound: &Journal,
+    cursor: u64,
+) -> Result<(), GatewayError> {
+    let jerr = |e: &dyn std::fmt::Display| GatewayError::Journal(e.to_string());
+    let mut r = inbound.reader(1).map_err(|e| jerr(&e))?;
+    while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
+        let Ok(h) = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(f.payload), 0) else {
+            continue;
+        };
+        match f.template_id {
+            sbe::new_order_event_codec::SBE_TEMPLATE_ID => {
+                let Ok(mut d) =
+                    sbe::new_order_event_codec::NewOrderEventDecoder::default().header(h, HDR)
+                else {
+                    continue;
+                };
+                let (sid, key, iid) = (d.session_id(), d.client_order_id(), d.instrument_id());
+                let (Some(slot), Some(inst)) = (shared.slot(sid), shared.instruments.by_id(iid))
+                else {
+                    continue;
+                };
+                let order = Order {
+                    cl_ord_id: Box::from(&b""[..]),
+                    instrument: inst,
+                    side: if d.side() == sbe::Side::Buy {
+                        b'1'
+                    } else {
+                        b'2'
+                    },
+                    ord_type: if d.ord_type() == sbe::OrdType::Market {
+                        b'1'
+                    } else {
+                        b'2'
+                    },
+                    tif: match d.time_in_force() {
+                        sbe::TimeInForce::GoodTillCancel => b'1',
+                        sbe::TimeInForce::ImmediateOrCancel => b'3',
+                        sbe::TimeInForce::FillOrKill => b'4',
+                        _ => b'0',
+                    },
+                    price: d.price(),
+                    order_qty: d.quantity(),
+                    cum_qty: 0,
+                    notional: 0,
+                    order_id: None,
+                    status: b'A',
+                    pending: None,
+                };
+                let Ok(cl) = d.cl_ord_id() else { continue };
+                let cl = cl.to_vec();
+                let order = Order {
+                    cl_ord_id: cl.clone().into_boxed_slice(),
+                    ..order
+                };
+                slot.lock()
+                    .orders
+                    .observe_key(key, &cl, Entry::Order(order));
+            }
+            sbe::cancel_order_event_codec::SBE_TEMPLATE_ID
+            | sbe::replace_order_event_codec::SBE_TEMPLATE_ID => {
+                let is_replace = f.template_id == sbe::replace_order_event_codec::SBE_TEMPLATE_ID;
+                let (sid, key, target, cl) = if is_replace {
+                    let Ok(mut d) =
+                        sbe::replace_order_event_codec::ReplaceOrderEventDecoder::default()
+                            .header(h, HDR)
+                    else {
+                        continue;
+                    };
+                    let v = (
+                        d.session_id(),
+                        d.client_order_id(),
+                        d.orig_client_order_id(),
+                    );
+                    let Ok(cl) = d.cl_ord_id() else { continue };
+                    (v.0, v.1, v.2, cl.to_vec())
+                } else {
+                    let Ok(mut d) =
+                        sbe::cancel_order_event_codec::CancelOrderEventDecoder::default()
+                            .header(h, HDR)
+                    else {
+                        continue;
+                    };
+                    let v = (
+                        d.session_id(),
+                        d.client_order_id(),
+                        d.orig_client_order_id(),
+                    );
+                    let Ok(cl) = d.cl_ord_id() else { continue };
+                    (v.0, v.1, v.2, cl.to_vec())
+                };
+                let Some(slot) = shared.slot(sid) else {
+                    continue;
+                };
+                let mut inner = slot.lock();
+                inner.orders.observe_key(
+                    key,
+                    &cl,
+                    Entry::Request(Request {
+                        cl_ord_id: cl.clone().into_boxed_slice(),
+                        target,
+                    }),
+                );
+                if let Some(Entry::Order(o)) = inner.orders.entries.get_mut(&target) {
+                    o.pending = Some(key);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut r = outbound.reader(1).map_err(|e| jerr(&e))?;
+    while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
+        if f.sequence > cursor {
+            break;
+        }
+        router::route(shared, &f, false);
+    }
+    Ok(())
+}

@@ -1,0 +1,674 @@
+//! The application side of a session: FIX orders in, SBE events out; engine results in,
+//! ExecutionReports and OrderCancelRejects out.
+//!
+//! Each session keeps its own map from ClOrdID to the 64-bit `client_order_id` key the SBE
+//! events carry (`session_id << 40 | n`), and per order what an ExecutionReport needs (symbol,
+//! side, quantities, the notional for AvgPx). Every ClOrdID also travels in the events'
+//! var-data, so the maps can be rebuilt from the journals.
+
+use crate::config::InstrumentEntry;
+use fix_codec::{decimal, Message, Writer};
+use sbe_order_entry as sbe;
+use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, WriteBuf};
+use std::collections::HashMap;
+
+/// Symbol lookup.
+pub(crate) struct Instruments {
+    pub list: Vec<InstrumentEntry>,
+    by_symbol: HashMap<Box<[u8]>, usize>,
+    by_id: HashMap<u32, usize>,
+}
+
+impl Instruments {
+    pub fn new(list: Vec<InstrumentEntry>) -> Self {
+        let by_symbol = list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.symbol.as_bytes().to_vec().into_boxed_slice(), i))
+            .collect();
+        let by_id = list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.instrument_id, i))
+            .collect();
+        Self {
+            list,
+            by_symbol,
+            by_id,
+        }
+    }
+    pub fn by_symbol(&self, s: &[u8]) -> Option<usize> {
+        self.by_symbol.get(s).copied()
+    }
+    pub fn by_id(&self, id: u32) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+}
+
+/// What the gateway remembers of one order.
+#[derive(Clone, Debug)]
+pub(crate) struct Order {
+    pub cl_ord_id: Box<[u8]>,
+    pub instrument: usize,
+    pub side: u8,
+    pub ord_type: u8,
+    pub tif: u8,
+    pub price: Option<i64>,
+    pub order_qty: u64,
+    pub cum_qty: u64,
+    /// Sum of price mantissa x quantity of the fills.
+    pub notional: i128,
+    pub order_id: Option<u64>,
+    /// FIX OrdStatus(39).
+    pub status: u8,
+    /// The key of a cancel or replace request in flight.
+    pub pending: Option<u64>,
+}
+
+/// A cancel or replace request, keyed by its own client_order_id.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub cl_ord_id: Box<[u8]>,
+    pub target: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Entry {
+    Order(Order),
+    Request(Request),
+}
+
+/// One session's orders.
+pub(crate) struct SessionOrders {
+    pub session_id: u32,
+    pub account_id: u32,
+    pub cancel_on_disconnect: bool,
+    next: u64,
+    pub entries: HashMap<u64, Entry>,
+    by_cl_ord_id: HashMap<Box<[u8]>, u64>,
+    entries_max: usize,
+    gateway_exec_ids: u64,
+}
+
+/// Result of handling one application message.
+pub(crate) enum Handled {
+    /// Answered directly (a reject); nothing for the engine.
+    Answered,
+    /// An SBE event of `len` bytes with `template` waits in the buffer.
+    Publish { template: u16, len: usize },
+}
+
+const OUR_ORDER_ID_NONE: &[u8] = b"NONE";
+
+impl SessionOrders {
+    pub fn new(
+        session_id: u32,
+        account_id: u32,
+        cancel_on_disconnect: bool,
+        entries_max: usize,
+    ) -> Self {
+        Self {
+            session_id,
+            account_id,
+            cancel_on_disconnect,
+            next: 1,
+            entries: HashMap::new(),
+            by_cl_ord_id: HashMap::new(),
+            entries_max,
+            gateway_exec_ids: 0,
+        }
+    }
+
+    fn new_key(&mut self) -> u64 {
+        let k = (u64::from(self.session_id) << 40) | self.next;
+        self.next += 1;
+        k
+    }
+
+    /// Registers a key seen in the journals (restart).
+    pub fn observe_key(&mut self, key: u64, cl_ord_id: &[u8], entry: Entry) {
+        self.next = self.next.max((key & ((1 << 40) - 1)) + 1);
+        self.by_cl_ord_id.insert(cl_ord_id.into(), key);
+        self.entries.insert(key, entry);
+    }
+
+    pub fn order(&self, key: u64) -> Option<&Order> {
+        match self.entries.get(&key) {
+            Some(Entry::Order(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn next_gateway_exec_id(&mut self, now_ns: u64, out: &mut Vec<u8>) {
+        self.gateway_exec_ids += 1;
+        out.extend_from_slice(b"G");
+        fix_codec::write_u64(out, now_ns);
+        out.push(b'-');
+        fix_codec::write_u64(out, self.gateway_exec_ids);
+    }
+}
+
+/// A FIX fault in an order, answered without the engine.
+struct OrderReject {
+    reason: u8,
+    text: &'static str,
+}
+
+fn rej(reason: u8, text: &'static str) -> OrderReject {
+    OrderReject { reason, text }
+}
+
+/// The fields every application handler needs.
+pub(crate) struct AppContext<'a> {
+    pub instruments: &'a Instruments,
+    pub cl_ord_id_len_max: usize,
+    pub now_ns: u64,
+}
+
+type Send<'s> = dyn FnMut(&[u8], &mut dyn FnMut(&mut Writer)) + 's;
+
+/// Handles D, F, G, H. `send(msg_type, body)` sends an application message on the session.
+pub(crate) fn handle(
+    ctx: &AppContext<'_>,
+    orders: &mut SessionOrders,
+    msg: &Message<'_>,
+    sbe_buf: &mut [u8],
+    send: &mut Send<'_>,
+) -> Handled {
+    match msg.msg_type() {
+        b"D" => new_order(ctx, orders, msg, sbe_buf, send),
+        b"F" => cancel_or_replace(ctx, orders, msg, false, sbe_buf, send),
+        b"G" => cancel_or_replace(ctx, orders, msg, true, sbe_buf, send),
+        b"H" => {
+            status(ctx, orders, msg, send);
+            Handled::Answered
+        }
+        _ => {
+            let seq = msg.seq_num().unwrap_or(0);
+            let mt = msg.msg_type();
+            send(b"j", &mut |w| {
+                w.field_u64(45, seq);
+                w.field(372, mt);
+                w.field(380, b"3");
+                w.field(58, b"Unsupported message type");
+            });
+            Handled::Answered
+        }
+    }
+}
+
+fn parse_price(ctx: &AppContext<'_>, inst: usize, v: &[u8]) -> Result<i64, OrderReject> {
+    let e = &ctx.instruments.list[inst];
+    let p = decimal::parse(v, e.price_decimals).map_err(|err| match err {
+        decimal::DecimalError::Precision => rej(0, "Price is not on the tick"),
+        _ => rej(0, "Price out of range"),
+    })?;
+    if p <= 0 {
+        return Err(rej(0, "Price must be positive"));
+    }
+    if p % e.tick_size != 0 {
+        return Err(rej(0, "Price is not on the tick"));
+    }
+    Ok(p)
+}
+
+fn parse_qty(ctx: &AppContext<'_>, inst: usize, v: Option<&[u8]>) -> Result<u64, OrderReject> {
+    let e = &ctx.instruments.list[inst];
+    let v = v.ok_or(rej(0, "OrderQty(38) is required"))?;
+    let q = decimal::parse(v, 0).map_err(|_| rej(0, "OrderQty is not a whole number of units"))?;
+    if q <= 0 {
+        return Err(rej(0, "OrderQty must be positive"));
+    }
+    let q = q as u64;
+    if q % e.lot_size != 0 {
+        return Err(rej(0, "OrderQty is not a multiple of the lot size"));
+    }
+    Ok(q)
+}
+
+fn sbe_side(s: u8) -> sbe::Side {
+    if s == b'1' {
+        sbe::Side::Buy
+    } else {
+        sbe::Side::Sell
+    }
+}
+
+fn new_order(
+    ctx: &AppContext<'_>,
+    orders: &mut SessionOrders,
+    msg: &Message<'_>,
+    sbe_buf: &mut [u8],
+    send: &mut Send<'_>,
+) -> Handled {
+    let cl = msg.get(11).unwrap_or(b"");
+    let symbol = msg.get(55).unwrap_or(b"");
+    let side = msg.get(54).unwrap_or(b"");
+    let qty_raw = msg.get(38);
+    let checked = (|| {
+        if cl.len() > ctx.cl_ord_id_len_max {
+            return Err(rej(0, "ClOrdID too long"));
+        }
+        if orders.by_cl_ord_id.contains_key(cl) {
+            return Err(rej(6, "Duplicate ClOrdID"));
+        }
+        if orders.entries.len() >= orders.entries_max {
+            return Err(rej(3, "Order capacity of the session exhausted"));
+        }
+        let inst = ctx
+            .instruments
+            .by_symbol(symbol)
+            .ok_or(rej(1, "Unknown symbol"))?;
+        if side != b"1" && side != b"2" {
+            return Err(rej(0, "Side must be 1 (buy) or 2 (sell)"));
+        }
+        let ord_type = match msg.get(40) {
+            Some(b"1") => b'1',
+            Some(b"2") => b'2',
+            _ => return Err(rej(0, "OrdType must be 1 (market) or 2 (limit)")),
+        };
+        let tif = match msg.get(59) {
+            None | Some(b"0") => b'0',
+            Some(b"1") => b'1',
+            Some(b"3") => b'3',
+            Some(b"4") => b'4',
+            _ => return Err(rej(0, "TimeInForce must be 0, 1, 3 or 4")),
+        };
+        let price = if ord_type == b'2' {
+            Some(parse_price(
+                ctx,
+                inst,
+                msg.get(44)
+                    .ok_or(rej(0, "Price(44) is required for a limit order"))?,
+            )?)
+        } else {
+            None
+        };
+        let qty = parse_qty(ctx, inst, qty_raw)?;
+        Ok((inst, ord_type, tif, price, qty))
+    })();
+    let (inst, ord_type, tif, price, qty) = match checked {
+        Ok(v) => v,
+        Err(r) => {
+            reject_new(ctx, orders, msg, &r, send);
+            return Handled::Answered;
+        }
+    };
+    let key = orders.new_key();
+    let order = Order {
+        cl_ord_id: cl.into(),
+        instrument: inst,
+        side: side[0],
+        ord_type,
+        tif,
+        price,
+        order_qty: qty,
+        cum_qty: 0,
+        notional: 0,
+        order_id: None,
+        status: b'A',
+        pending: None,
+    };
+    let e = &ctx.instruments.list[inst];
+    let encoded = (|| {
+        let mut enc = sbe::new_order_event_codec::NewOrderEventEncoder::default()
+            .wrap(WriteBuf::new(sbe_buf), HDR)?;
+        enc = enc.header(0)?.parent()?;
+        enc.price(price);
+        enc.quantity(qty);
+        enc.client_order_id(key);
+        enc.received_time(ctx.now_ns);
+        enc.session_id(orders.session_id);
+        enc.account_id(orders.account_id);
+        enc.instrument_id(e.instrument_id);
+        enc.side(sbe_side(side[0]));
+        enc.ord_type(if ord_type == b'1' {
+            sbe::OrdType::Market
+        } else {
+            sbe::OrdType::Limit
+        });
+        enc.time_in_force(match tif {
+            b'1' => sbe::TimeInForce::GoodTillCancel,
+            b'3' => sbe::TimeInForce::ImmediateOrCancel,
+            b'4' => sbe::TimeInForce::FillOrKill,
+            _ => sbe::TimeInForce::Day,
+        });
+        enc.stp_mode(sbe::StpMode::None);
+        let mut flags = sbe::OrderFlags::default();
+        flags.set_cancel_on_disconnect(orders.cancel_on_disconnect);
+        flags.set_possible_resend(msg.get_flag(97));
+        enc.flags(flags);
+        enc.min_qty(None);
+        enc.cl_ord_id(cl)?;
+        Ok::<_, sbe::SbeErr>(HDR + enc.encoded_length())
+    })();
+    match encoded {
+        Ok(len) => {
+            orders.by_cl_ord_id.insert(cl.into(), key);
+            orders.entries.insert(key, Entry::Order(order));
+            Handled::Publish {
+                template: sbe::new_order_event_codec::SBE_TEMPLATE_ID,
+                len,
+            }
+        }
+        Err(_) => {
+            reject_new(ctx, orders, msg, &rej(0, "Order cannot be encoded"), send);
+            Handled::Answered
+        }
+    }
+}
+
+/// ExecutionReport rejecting a NewOrderSingle the gateway refuses.
+fn reject_new(
+    ctx: &AppContext<'_>,
+    orders: &mut SessionOrders,
+    msg: &Message<'_>,
+    r: &OrderReject,
+    send: &mut Send<'_>,
+) {
+    let mut exec_id = Vec::with_capacity(32);
+    orders.next_gateway_exec_id(ctx.now_ns, &mut exec_id);
+    send(b"8", &mut |w| {
+        w.field(37, OUR_ORDER_ID_NONE);
+        w.field(11, msg.get(11).unwrap_or(b"NONE"));
+        w.field(17, &exec_id);
+        w.field(20, b"0");
+        w.field(150, b"8");
+        w.field(39, b"8");
+        w.field_u64(103, u64::from(r.reason));
+        w.field(55, msg.get(55).unwrap_or(b"NONE"));
+        w.field(54, msg.get(54).filter(|s| s.len() == 1).unwrap_or(b"1"));
+        if let Some(q) = msg.get(38).filter(|q| decimal::is_decimal(q)) {
+            w.field(38, q);
+        }
+        w.field(151, b"0");
+        w.field(14, b"0");
+        w.field(6, b"0");
+        w.field_time(60, ctx.now_ns);
+        w.field(58, r.text.as_bytes());
+    });
+}
+
+fn cancel_reject(
+    cl: &[u8],
+    orig: &[u8],
+    order: Option<&Order>,
+    is_replace: bool,
+    reason: u8,
+    text: &[u8],
+    send: &mut Send<'_>,
+) {
+    let mut order_id = Vec::with_capacity(20);
+    match order.and_then(|o| o.order_id) {
+        Some(id) => fix_codec::write_u64(&mut order_id, id),
+        None => order_id.extend_from_slice(OUR_ORDER_ID_NONE),
+    }
+    let status = order.map_or(b'8', |o| o.status);
+    send(b"9", &mut |w| {
+        w.field(37, &order_id);
+        w.field(11, cl);
+        w.field(41, orig);
+        w.field(39, &[status]);
+        w.field(434, if is_replace { b"2" } else { b"1" });
+        w.field_u64(102, u64::from(reason));
+        w.field(58, text);
+    });
+}
+
+fn cancel_or_replace(
+    ctx: &AppContext<'_>,
+    orders: &mut SessionOrders,
+    msg: &Message<'_>,
+    is_replace: bool,
+    sbe_buf: &mut [u8],
+    send: &mut Send<'_>,
+) -> Handled {
+    let cl = msg.get(11).unwrap_or(b"");
+    let orig = msg.get(41).unwrap_or(b"");
+    let target = orders.by_cl_ord_id.get(orig).copied();
+    let order = target.and_then(|k| orders.order(k)).cloned();
+    let Some((target, order)) = target.zip(order) else {
+        cancel_reject(cl, orig, None, is_replace, 1, b"Unknown order", send);
+        return Handled::Answered;
+    };
+    if cl.len() > ctx.cl_ord_id_len_max || orders.by_cl_ord_id.contains_key(cl) {
+        cancel_reject(
+            cl,
+            orig,
+            Some(&order),
+            is_replace,
+            2,
+            b"Duplicate or invalid ClOrdID",
+            send,
+        );
+        return Handled::Answered;
+    }
+    if matches!(order.status, b'2' | b'4' | b'8' | b'C') {
+        cancel_reject(
+            cl,
+            orig,
+            Some(&order),
+            is_replace,
+            0,
+            b"Order already closed",
+            send,
+        );
+        return Handled::Answered;
+    }
+    if orders.entries.len() >= orders.entries_max {
+        cancel_reject(
+            cl,
+            orig,
+            Some(&order),
+            is_replace,
+            2,
+            b"Order capacity of the session exhausted",
+            send,
+        );
+        return Handled::Answered;
+    }
+    let (mut price, mut quantity) = (order.price.unwrap_or(0), order.order_qty);
+    if is_replace {
+        let parsed = (|| {
+            if msg.get(55) != Some(ctx.instruments.list[order.instrument].symbol.as_bytes()) {
+                return Err(rej(0, "Symbol differs from the order's"));
+            }
+            let p = match msg.get(44) {
+                Some(v) => parse_price(ctx, order.instrument, v)?,
+                None => order.price.ok_or(rej(0, "Price(44) is required"))?,
+            };
+            let q = parse_qty(ctx, order.instrument, msg.get(38))?;
+            Ok((p, q))
+        })();
+        match parsed {
+            Ok((p, q)) => {
+                price = p;
+                quantity = q;
+            }
+            Err(r) => {
+                cancel_reject(cl, orig, Some(&order), true, 2, r.text.as_bytes(), send);
+                return Handled::Answered;
+            }
+        }
+    }
+    let key = orders.new_key();
+    let inst = &ctx.instruments.list[order.instrument];
+    let encoded = (|| {
+        let wb = WriteBuf::new(sbe_buf);
+        if is_replace {
+            let mut e = sbe::replace_order_event_codec::ReplaceOrderEventEncoder::default()
+                .wrap(wb, HDR)?;
+            e = e.header(0)?.parent()?;
+            e.order_id(order.order_id);
+            e.client_order_id(key);
+            e.orig_client_order_id(target);
+            e.price(price);
+            e.quantity(quantity);
+            e.received_time(ctx.now_ns);
+            e.session_id(orders.session_id);
+            e.account_id(orders.account_id);
+            e.instrument_id(inst.instrument_id);
+            e.side(sbe_side(order.side));
+            e.cl_ord_id(cl)?;
+            e.orig_cl_ord_id(orig)?;
+            Ok::<_, sbe::SbeErr>((
+                sbe::replace_order_event_codec::SBE_TEMPLATE_ID,
+                HDR + e.encoded_length(),
+            ))
+        } else {
+            let mut e =
+                sbe::cancel_order_event_codec::CancelOrderEventEncoder::default().wrap(wb, HDR)?;
+            e = e.header(0)?.parent()?;
+            e.order_id(order.order_id);
+            e.client_order_id(key);
+            e.orig_client_order_id(target);
+            e.received_time(ctx.now_ns);
+            e.session_id(orders.session_id);
+            e.account_id(orders.account_id);
+            e.instrument_id(inst.instrument_id);
+            e.side(sbe_side(order.side));
+            e.cl_ord_id(cl)?;
+            e.orig_cl_ord_id(orig)?;
+            Ok((
+                sbe::cancel_order_event_codec::SBE_TEMPLATE_ID,
+                HDR + e.encoded_length(),
+            ))
+        }
+    })();
+    let Ok((template, len)) = encoded else {
+        cancel_reject(
+            cl,
+            orig,
+            Some(&order),
+            is_replace,
+            2,
+            b"Request cannot be encoded",
+            send,
+        );
+        return Handled::Answered;
+    };
+    orders.by_cl_ord_id.insert(cl.into(), key);
+    orders.entries.insert(
+        key,
+        Entry::Request(Request {
+            cl_ord_id: cl.into(),
+            target,
+        }),
+    );
+    if let Some(Entry::Order(o)) = orders.entries.get_mut(&target) {
+        o.pending = Some(key);
+    }
+    Handled::Publish { template, len }
+}
+
+fn status(
+    ctx: &AppContext<'_>,
+    orders: &mut SessionOrders,
+    msg: &Message<'_>,
+    send: &mut Send<'_>,
+) {
+    let cl = msg.get(11).unwrap_or(b"");
+    let key = orders.by_cl_ord_id.get(cl).copied();
+    let mut exec_id = Vec::with_capacity(32);
+    orders.next_gateway_exec_id(ctx.now_ns, &mut exec_id);
+    match key.and_then(|k| orders.order(k)) {
+        Some(o) => {
+            let e = &ctx.instruments.list[o.instrument];
+            let exec_type = if o.status == b'A' { b'0' } else { o.status };
+            let r = Report {
+                order: o,
+                cl_ord_id: &o.cl_ord_id,
+                orig_cl_ord_id: None,
+                exec_id: &exec_id,
+                exec_trans_type: b'3',
+                exec_type,
+                last: None,
+                leaves: if matches!(o.status, b'2' | b'4' | b'8' | b'C') {
+                    0
+                } else {
+                    o.order_qty - o.cum_qty
+                },
+                rej_reason: None,
+                text: None,
+            };
+            send(b"8", &mut |w| r.write(w, e, ctx.now_ns));
+        }
+        None => send(b"8", &mut |w| {
+            w.field(37, OUR_ORDER_ID_NONE);
+            w.field(11, cl);
+            w.field(17, &exec_id);
+            w.field(20, b"3");
+            w.field(150, b"8");
+            w.field(39, b"8");
+            w.field(103, b"5");
+            w.field(55, msg.get(55).unwrap_or(b"NONE"));
+            w.field(54, msg.get(54).unwrap_or(b"1"));
+            w.field(151, b"0");
+            w.field(14, b"0");
+            w.field(6, b"0");
+            w.field(58, b"Unknown order");
+        }),
+    }
+}
+
+/// An ExecutionReport about a known order.
+pub(crate) struct Report<'a> {
+    pub order: &'a Order,
+    pub cl_ord_id: &'a [u8],
+    pub orig_cl_ord_id: Option<&'a [u8]>,
+    pub exec_id: &'a [u8],
+    pub exec_trans_type: u8,
+    pub exec_type: u8,
+    /// LastShares, LastPx (mantissa).
+    pub last: Option<(u64, i64)>,
+    pub leaves: u64,
+    pub rej_reason: Option<u8>,
+    pub text: Option<&'a [u8]>,
+}
+
+/// Extra decimals of AvgPx beyond the instrument's price scale.
+const AVG_PX_EXTRA_DECIMALS: u32 = 4;
+
+impl Report<'_> {
+    pub fn write(&self, w: &mut Writer, inst: &InstrumentEntry, now_ns: u64) {
+        let o = self.order;
+        match o.order_id {
+            Some(id) => w.field_u64(37, id),
+            None => w.field(37, OUR_ORDER_ID_NONE),
+        }
+        w.field(11, self.cl_ord_id);
+        if let Some(orig) = self.orig_cl_ord_id {
+            w.field(41, orig);
+        }
+        w.field(17, self.exec_id);
+        w.field(20, &[self.exec_trans_type]);
+        w.field(150, &[self.exec_type]);
+        w.field(39, &[if o.status == b'A' { b'0' } else { o.status }]);
+        if let Some(r) = self.rej_reason {
+            w.field_u64(103, u64::from(r));
+        }
+        w.field(55, inst.symbol.as_bytes());
+        w.field(54, &[o.side]);
+        w.field_u64(38, o.order_qty);
+        w.field(40, &[o.ord_type]);
+        if let Some(p) = o.price {
+            w.field_decimal(44, i128::from(p), inst.price_decimals);
+        }
+        w.field(59, &[o.tif]);
+        let (last_qty, last_px) = self.last.unwrap_or((0, 0));
+        w.field_u64(32, last_qty);
+        w.field_decimal(31, i128::from(last_px), inst.price_decimals);
+        w.field_u64(151, self.leaves);
+        w.field_u64(14, o.cum_qty);
+        let avg = if o.cum_qty == 0 {
+            0
+        } else {
+            o.notional * 10_i128.pow(AVG_PX_EXTRA_DECIMALS) / i128::from(o.cum_qty)
+        };
+        w.field_decimal(6, avg, inst.price_decimals + AVG_PX_EXTRA_DECIMALS);
+        w.field_time(60, now_ns);
+        if let Some(t) = self.text {
+            w.field(58, t);
+        }
+    }
+}

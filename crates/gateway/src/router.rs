@@ -1,0 +1,454 @@
+//! Engine results (the outbound journal) → ExecutionReports and OrderCancelRejects.
+//!
+//! One thread reads the outbound journal in order, finds the session each result belongs to,
+//! updates that session's order state under its lock and sends the report through the session
+//! (so it gets a sequence number and is stored for resends even while the client is away).
+//! ExecID is the outbound journal sequence of the result, so it is unique and the same after a
+//! restart. The last handled sequence is saved in `<store_dir>/router.cursor`; on start the
+//! journals up to it are replayed into the order maps without sending anything.
+
+use crate::orders::{Entry, Order, Report, SessionOrders};
+use crate::shared::{Shared, Slot};
+use fix_codec::Writer;
+use journal::{FrameView, IdleStrategy, Reader, WaitStrategy};
+use sbe_order_entry as sbe;
+use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn reject_text(r: sbe::RejectReason) -> &'static [u8] {
+    use sbe::RejectReason as R;
+    match r {
+        R::UnknownInstrument => b"Unknown instrument",
+        R::UnknownAccount => b"Unknown account",
+        R::InstrumentHalted => b"Instrument halted",
+        R::ZeroQuantity => b"Zero quantity",
+        R::QuantityOffLot => b"Quantity off lot",
+        R::QuantityAboveInstrumentMax => b"Quantity above the instrument maximum",
+        R::PriceNotPositive => b"Price not positive",
+        R::PriceOffTick => b"Price off tick",
+        R::PriceOutsideBand => b"Price outside the band",
+        R::NoReferencePrice => b"No reference price",
+        R::OrderQuantityAboveLimit => b"Order quantity above limit",
+        R::OrderNotionalAboveLimit => b"Order notional above limit",
+        R::DailyQuantityLimit => b"Daily quantity limit",
+        R::DailyNotionalLimit => b"Daily notional limit",
+        R::InsufficientCash => b"Insufficient cash",
+        R::InsufficientPosition => b"Insufficient position",
+        R::OrderCapacity => b"Order capacity",
+        R::LevelCapacity => b"Price level capacity",
+        R::UnknownOrder => b"Unknown order",
+        R::AlreadyClosed => b"Order already closed",
+        R::NotOwner => b"Not the order's owner",
+        R::QuantityBelowFilled => b"Quantity below the filled quantity",
+        R::InvalidAmount => b"Invalid amount",
+        R::NotionalOverflow => b"Notional overflow",
+        R::MalformedEvent => b"Malformed event",
+        R::NullVal => b"Rejected",
+    }
+}
+
+/// OrdRejReason(103) for an engine reject.
+fn ord_rej_reason(r: sbe::RejectReason) -> u8 {
+    use sbe::RejectReason as R;
+    match r {
+        R::UnknownInstrument => 1,
+        R::InstrumentHalted => 2,
+        R::QuantityAboveInstrumentMax
+        | R::OrderQuantityAboveLimit
+        | R::OrderNotionalAboveLimit
+        | R::DailyQuantityLimit
+        | R::DailyNotionalLimit
+        | R::InsufficientCash
+        | R::InsufficientPosition => 3,
+        R::UnknownOrder => 5,
+        _ => 0,
+    }
+}
+
+fn cancel_text(r: sbe::CancelReason) -> &'static [u8] {
+    use sbe::CancelReason as C;
+    match r {
+        C::User => b"Cancelled",
+        C::ImmediateOrCancelRemainder => b"IOC remainder cancelled",
+        C::FillOrKillNotFillable => b"FOK not fillable",
+        C::SelfTradePrevention => b"Self-trade prevention",
+        C::MassCancelUser => b"Mass cancel",
+        C::MassCancelDisconnect => b"Cancel on disconnect",
+        C::MassCancelAdmin => b"Cancelled by the operator",
+        C::MarketOrderRemainder => b"Market order remainder cancelled",
+        C::DayExpiry => b"Day order expired",
+        C::NullVal => b"Cancelled",
+    }
+}
+
+/// The session number of an outbound result, if it concerns one.
+fn session_of(template: u16, payload: &[u8]) -> Option<u32> {
+    let rb = ReadBuf::new(payload);
+    // Every order result starts with its fixed block; read session_id through the decoders.
+    let h = sbe::MessageHeaderDecoder::default().wrap(rb, 0).ok()?;
+    Some(match template {
+        sbe::order_accepted_codec::SBE_TEMPLATE_ID => {
+            sbe::order_accepted_codec::OrderAcceptedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        sbe::order_rejected_codec::SBE_TEMPLATE_ID => {
+            sbe::order_rejected_codec::OrderRejectedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        sbe::order_filled_codec::SBE_TEMPLATE_ID => {
+            sbe::order_filled_codec::OrderFilledDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        sbe::order_cancelled_codec::SBE_TEMPLATE_ID => {
+            sbe::order_cancelled_codec::OrderCancelledDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        sbe::order_replaced_codec::SBE_TEMPLATE_ID => {
+            sbe::order_replaced_codec::OrderReplacedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        sbe::cancel_rejected_codec::SBE_TEMPLATE_ID => {
+            sbe::cancel_rejected_codec::CancelRejectedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .session_id()
+        }
+        _ => return None,
+    })
+}
+
+/// A message to send, or nothing (replay).
+pub(crate) type Sender<'s> = Option<&'s mut dyn FnMut(&[u8], &mut dyn FnMut(&mut Writer))>;
+
+/// Applies one outbound result to a session's orders and reports it through `send`.
+pub(crate) fn apply(
+    shared: &Shared,
+    orders: &mut SessionOrders,
+    seq: u64,
+    template: u16,
+    payload: &[u8],
+    now_ns: u64,
+    mut send: Sender<'_>,
+) {
+    let Ok(h) = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(payload), 0) else {
+        return;
+    };
+    let mut exec_id_buf = [0_u8; 20];
+    let exec_id = {
+        let mut v = Vec::new();
+        fix_codec::write_u64(&mut v, seq);
+        let n = v.len();
+        exec_id_buf[..n].copy_from_slice(&v);
+        &exec_id_buf[..n]
+    };
+    let mut report = |orders: &SessionOrders, key: u64, r: &dyn Fn(&Order) -> ReportArgs| {
+        let Some(o) = orders.order(key) else { return };
+        let Some(inst) = shared.instruments.list.get(o.instrument) else {
+            return;
+        };
+        let a = r(o);
+        if let Some(send) = send.as_mut() {
+            let rep = Report {
+                order: o,
+                cl_ord_id: a.cl_ord_id.as_deref().unwrap_or(&o.cl_ord_id),
+                orig_cl_ord_id: a.orig.as_deref(),
+                exec_id,
+                exec_trans_type: b'0',
+                exec_type: a.exec_type,
+                last: a.last,
+                leaves: a.leaves,
+                rej_reason: a.rej,
+                text: a.text,
+            };
+            send(b"8", &mut |w| rep.write(w, inst, now_ns));
+        }
+    };
+    match template {
+        sbe::order_accepted_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::order_accepted_codec::OrderAcceptedDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let key = d.client_order_id();
+            if let Some(Entry::Order(o)) = orders.entries.get_mut(&key) {
+                o.order_id = Some(d.order_id());
+                o.status = b'0';
+            }
+            let leaves = d.leaves_qty();
+            report(orders, key, &|_| ReportArgs::new(b'0', leaves));
+        }
+        sbe::order_rejected_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::order_rejected_codec::OrderRejectedDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let key = d.client_order_id();
+            let reason = d.reason();
+            if let Some(Entry::Order(o)) = orders.entries.get_mut(&key) {
+                o.status = b'8';
+            }
+            report(orders, key, &|_| ReportArgs {
+                rej: Some(ord_rej_reason(reason)),
+                text: Some(reject_text(reason)),
+                ..ReportArgs::new(b'8', 0)
+            });
+        }
+        sbe::order_filled_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::order_filled_codec::OrderFilledDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let key = d.client_order_id();
+            let (px, qty, leaves) = (d.price(), d.quantity(), d.leaves_qty());
+            let mut exec_type = b'1';
+            if let Some(Entry::Order(o)) = orders.entries.get_mut(&key) {
+                o.cum_qty = d.cum_qty();
+                o.notional += i128::from(px) * i128::from(qty);
+                o.order_id = o.order_id.or(Some(d.order_id()));
+                o.status = if leaves == 0 { b'2' } else { b'1' };
+                exec_type = o.status;
+            }
+            report(orders, key, &|_| ReportArgs {
+                last: Some((qty, px)),
+                ..ReportArgs::new(exec_type, leaves)
+            });
+        }
+        sbe::order_cancelled_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::order_cancelled_codec::OrderCancelledDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let key = d.client_order_id();
+            let reason = d.reason();
+            let mut request_cl: Option<Box<[u8]>> = None;
+            let mut orig_cl: Option<Box<[u8]>> = None;
+            if let Some(Entry::Order(o)) = orders.entries.get_mut(&key) {
+                o.status = b'4';
+                o.cum_qty = d.cum_qty();
+                if reason == sbe::CancelReason::User {
+                    if let Some(p) = o.pending.take() {
+                        orig_cl = Some(o.cl_ord_id.clone());
+                        if let Some(Entry::Request(r)) = orders.entries.get(&p) {
+                            request_cl = Some(r.cl_ord_id.clone());
+                        }
+                        orders.entries.remove(&p);
+                    }
+                }
+            }
+            report(orders, key, &|_| ReportArgs {
+                cl_ord_id: request_cl.clone(),
+                orig: if request_cl.is_some() {
+                    orig_cl.clone()
+                } else {
+                    None
+                },
+                text: Some(cancel_text(reason)),
+                ..ReportArgs::new(b'4', 0)
+            });
+        }
+        sbe::order_replaced_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::order_replaced_codec::OrderReplacedDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let (new_key, old_key) = (d.client_order_id(), d.orig_client_order_id());
+            let Some(Entry::Order(mut o)) = orders.entries.remove(&old_key) else {
+                return;
+            };
+            let orig_cl = o.cl_ord_id.clone();
+            if let Some(Entry::Request(r)) = orders.entries.get(&new_key) {
+                o.cl_ord_id = r.cl_ord_id.clone();
+            }
+            o.price = Some(d.price());
+            o.order_qty = d.quantity();
+            o.order_id = Some(d.order_id());
+            o.pending = None;
+            o.status = b'5';
+            let leaves = d.leaves_qty();
+            orders.entries.insert(new_key, Entry::Order(o));
+            report(orders, new_key, &|_| ReportArgs {
+                orig: Some(orig_cl.clone()),
+                ..ReportArgs::new(b'5', leaves)
+            });
+            if let Some(Entry::Order(o)) = orders.entries.get_mut(&new_key) {
+                o.status = if o.cum_qty > 0 { b'1' } else { b'0' };
+            }
+        }
+        sbe::cancel_rejected_codec::SBE_TEMPLATE_ID => {
+            let Ok(d) = sbe::cancel_rejected_codec::CancelRejectedDecoder::default().header(h, HDR)
+            else {
+                return;
+            };
+            let key = d.client_order_id();
+            let reason = d.reason();
+            let is_replace = d.response_to() == sbe::CancelRejectResponseTo::Replace;
+            // The request: named directly (cancels, unknown orders) or pending on the order
+            // (the engine names a rejected replace by the order's key).
+            let request_key = match orders.entries.get(&key) {
+                Some(Entry::Request(_)) => Some(key),
+                Some(Entry::Order(o)) => o.pending,
+                None => None,
+            };
+            let Some(Entry::Request(req)) = request_key.and_then(|k| orders.entries.remove(&k))
+            else {
+                return;
+            };
+            let (status, order_id, orig_cl) = match orders.entries.get_mut(&req.target) {
+                Some(Entry::Order(o)) => {
+                    o.pending = None;
+                    (
+                        if o.status == b'A' { b'0' } else { o.status },
+                        o.order_id,
+                        o.cl_ord_id.clone(),
+                    )
+                }
+                _ => (b'8', None, Box::from(&b"NONE"[..])),
+            };
+            let cxl_reason: u64 = match reason {
+                sbe::RejectReason::UnknownOrder => 1,
+                sbe::RejectReason::AlreadyClosed => 0,
+                _ => 2,
+            };
+            if let Some(send) = send.as_mut() {
+                send(b"9", &mut |w| {
+                    match order_id {
+                        Some(id) => w.field_u64(37, id),
+                        None => w.field(37, b"NONE"),
+                    }
+                    w.field(11, &req.cl_ord_id);
+                    w.field(41, &orig_cl);
+                    w.field(39, &[status]);
+                    w.field(434, if is_replace { b"2" } else { b"1" });
+                    w.field_u64(102, cxl_reason);
+                    w.field(58, reject_text(reason));
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+struct ReportArgs {
+    exec_type: u8,
+    leaves: u64,
+    last: Option<(u64, i64)>,
+    rej: Option<u8>,
+    text: Option<&'static [u8]>,
+    cl_ord_id: Option<Box<[u8]>>,
+    orig: Option<Box<[u8]>>,
+}
+
+impl ReportArgs {
+    fn new(exec_type: u8, leaves: u64) -> Self {
+        Self {
+            exec_type,
+            leaves,
+            last: None,
+            rej: None,
+            text: None,
+            cl_ord_id: None,
+            orig: None,
+        }
+    }
+}
+
+/// Handles one frame: live (send) or replay.
+pub(crate) fn route(shared: &Shared, f: &FrameView<'_>, live: bool) {
+    let Some(sid) = session_of(f.template_id, f.payload) else {
+        return;
+    };
+    let Some(slot) = shared.slot(sid) else { return };
+    route_to(shared, slot, f.sequence, f.template_id, f.payload, live);
+}
+
+fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8], live: bool) {
+    let now = crate::now_ns();
+    let mut guard = slot.lock();
+    let inner = &mut *guard;
+    if !live {
+        apply(shared, &mut inner.orders, seq, template, payload, now, None);
+        return;
+    }
+    let mut scratch = std::mem::take(&mut inner.scratch);
+    scratch.clear();
+    let connected = inner.conn.is_some();
+    let session = &mut inner.session;
+    let out: &mut Vec<u8> = match inner.conn.as_mut() {
+        Some(c) => &mut c.out,
+        None => &mut scratch,
+    };
+    let mut failed = false;
+    let mut send = |mt: &[u8], body: &mut dyn FnMut(&mut Writer)| {
+        if session.send_app(mt, now, out, |w| body(w)).is_err() {
+            failed = true;
+        }
+    };
+    apply(
+        shared,
+        &mut inner.orders,
+        seq,
+        template,
+        payload,
+        now,
+        Some(&mut send),
+    );
+    if let Some(c) = inner.conn.as_mut() {
+        if failed {
+            c.close = Some("message store failure");
+        } else if c.out.len() > shared.config.outbound_bytes_max {
+            c.close = Some("slow consumer");
+            shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    inner.scratch = scratch;
+    drop(guard);
+    if connected {
+        slot.notify.notify_one();
+    }
+}
+
+/// The router thread's loop.
+pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
+    let mut idle = IdleStrategy::new(WaitStrategy::Backoff {
+        spins_max: 2_000,
+        yields_max: 200,
+        park_min: Duration::from_micros(50),
+        park_max: Duration::from_millis(1),
+    });
+    let mut last_saved = reader.next_sequence().saturating_sub(1);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut n = 0;
+        while n < shared.config.router_batch_max {
+            match reader.poll() {
+                Ok(Some(f)) => {
+                    route(&shared, &f, true);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    shared.stats.router_errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                    break;
+                }
+            }
+        }
+        let done = reader.next_sequence().saturating_sub(1);
+        if done != last_saved {
+            shared.save_cursor(done);
+            last_saved = done;
+        }
+        idle.idle(n);
+    }
+}

@@ -1,0 +1,369 @@
+//! Listeners and connections: TCP and TLS accept loops, the per-connection task.
+
+use crate::orders::{self, AppContext, Handled};
+use crate::shared::{Conn, IpGuard, Shared, Slot};
+use crate::{events, now_ns, RateLimitAction};
+use fix_codec::{check_frame, Frame, Parser, Writer};
+use fix_session::Outcome;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const NS_PER_MS: u64 = 1_000_000;
+
+pub(crate) async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(guard) = shared.admit(peer.ip()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move { serve(shared, stream, guard).await });
+    }
+}
+
+pub(crate) async fn accept_tls(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(guard) = shared.admit(peer.ip()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let timeout = Duration::from_millis(shared.config.tls_handshake_timeout_ms);
+            match tokio::time::timeout(timeout, tls.accept(stream)).await {
+                Ok(Ok(s)) => serve(shared, s, guard).await,
+                _ => {
+                    shared
+                        .stats
+                        .tls_handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+/// Reads until the first whole message (a Logon naming a configured session) or gives up.
+async fn await_logon<S: AsyncRead + Unpin>(
+    shared: &Shared,
+    stream: &mut S,
+    buf: &mut [u8],
+    filled: &mut usize,
+) -> Option<usize> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(shared.config.logon_timeout_ms);
+    let mut parser = Parser::new(shared.config.fields_max);
+    loop {
+        match check_frame(&buf[..*filled], b"FIX.4.2", shared.config.body_len_max) {
+            Frame::Complete { len } => {
+                let m = parser.parse(&buf[..len]).ok()?;
+                if m.msg_type() != b"A" {
+                    return None;
+                }
+                let slot = shared.slot_for_logon(m.get(49)?, m.get(56)?)?;
+                return shared.slots.iter().position(|s| std::ptr::eq(s, slot));
+            }
+            Frame::Incomplete { .. } => {}
+            // Garbled, another version, too large: a Logon that is not right is a disconnect.
+            _ => return None,
+        }
+        if *filled == buf.len() {
+            return None;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf[*filled..]))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        *filled += n;
+    }
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    stream: S,
+    mut guard: IpGuard,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let cap = shared.config.body_len_max + 64;
+    let mut buf = vec![0_u8; cap];
+    let mut filled = 0;
+    let Some(slot_index) = await_logon(&shared, &mut rd, &mut buf, &mut filled).await else {
+        return;
+    };
+    let slot = &shared.slots[slot_index];
+    let conn_id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut inner = slot.lock();
+        if inner.conn.is_some() {
+            // A second connection for a session already connected is refused.
+            shared
+                .stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if inner.session.on_connect(now_ns()).is_err() {
+            return;
+        }
+        inner.conn = Some(Conn {
+            id: conn_id,
+            out: Vec::with_capacity(4096),
+            close: None,
+        });
+    }
+    let mut conn = Connection {
+        shared: &shared,
+        slot,
+        conn_id,
+        parser: Parser::new(shared.config.fields_max),
+        sbe_buf: vec![0_u8; 1024],
+        writer_out: Vec::with_capacity(4096),
+    };
+    let mut closing = false;
+    loop {
+        // Handle every whole message in the buffer.
+        let mut pos = 0;
+        while !closing && pos < filled {
+            match check_frame(&buf[pos..filled], b"FIX.4.2", shared.config.body_len_max) {
+                Frame::Complete { len } => {
+                    closing = conn.on_frame(&buf[pos..pos + len], &mut guard);
+                    pos += len;
+                }
+                Frame::Garbled { skip, .. } => {
+                    shared.stats.garbled.fetch_add(1, Ordering::Relaxed);
+                    pos += skip;
+                }
+                Frame::Incomplete { .. } => break,
+                Frame::WrongBeginString | Frame::TooLarge { .. } => {
+                    conn.close_with_logout(b"Message refused: wrong BeginString or too large");
+                    closing = true;
+                }
+            }
+        }
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+        // Write what is queued.
+        let (close_reason, next_timer) = {
+            let mut inner = slot.lock();
+            let next = inner.session.next_timer_ns();
+            match inner.conn.as_mut() {
+                Some(c) if c.id == conn_id => {
+                    std::mem::swap(&mut c.out, &mut conn.writer_out);
+                    (c.close, next)
+                }
+                _ => (Some("replaced"), next),
+            }
+        };
+        if !conn.writer_out.is_empty() {
+            if wr.write_all(&conn.writer_out).await.is_err() {
+                break;
+            }
+            conn.writer_out.clear();
+        }
+        if closing || close_reason.is_some() {
+            // Anything queued meanwhile (the Logout) goes out before the close.
+            let rest = {
+                let mut inner = slot.lock();
+                inner
+                    .conn
+                    .as_mut()
+                    .filter(|c| c.id == conn_id)
+                    .map(|c| std::mem::take(&mut c.out))
+            };
+            if let Some(rest) = rest {
+                let _ = wr.write_all(&rest).await;
+            }
+            let _ = wr.shutdown().await;
+            break;
+        }
+        let now = now_ns();
+        let sleep_ns = next_timer
+            .saturating_sub(now)
+            .clamp(NS_PER_MS, 1_000 * NS_PER_MS);
+        tokio::select! {
+            r = rd.read(&mut buf[filled..]) => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => filled += n,
+                }
+            }
+            _ = slot.notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_nanos(sleep_ns)) => {
+                let mut inner = slot.lock();
+                let inner = &mut *inner;
+                if let Some(c) = inner.conn.as_mut().filter(|c| c.id == conn_id) {
+                    match inner.session.on_timer(now_ns(), &mut c.out) {
+                        Ok(Outcome::Disconnect(r)) => c.close = Some(r),
+                        Err(_) => c.close = Some("message store failure"),
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+        if filled == buf.len() {
+            // A whole message always fits (the frame check bounds BodyLength): this is junk.
+            break;
+        }
+    }
+    conn.detach();
+}
+
+struct Connection<'a> {
+    shared: &'a Shared,
+    slot: &'a Slot,
+    conn_id: u64,
+    parser: Parser,
+    sbe_buf: Vec<u8>,
+    writer_out: Vec<u8>,
+}
+
+impl Connection<'_> {
+    /// Handles one message; true when the connection must close.
+    fn on_frame(&mut self, raw: &[u8], guard: &mut IpGuard) -> bool {
+        let shared = self.shared;
+        let Ok(msg) = self.parser.parse(raw) else {
+            shared.stats.garbled.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        let now = now_ns();
+        let mut inner = self.slot.lock();
+        let inner = &mut *inner;
+        let Some(c) = inner.conn.as_mut().filter(|c| c.id == self.conn_id) else {
+            return true;
+        };
+        let outcome = match inner.session.on_message(&msg, now, &mut c.out) {
+            Ok(o) => o,
+            Err(_) => Outcome::Disconnect("message store failure"),
+        };
+        match outcome {
+            Outcome::Handled => false,
+            Outcome::LoggedOn => {
+                guard.authenticated();
+                inner.logged_on = true;
+                shared.stats.logons.fetch_add(1, Ordering::Relaxed);
+                events::publish_session_event(
+                    shared,
+                    &inner.session,
+                    &inner.orders,
+                    sbe_order_entry::SessionEventType::LoggedOn,
+                    &mut self.sbe_buf,
+                );
+                false
+            }
+            Outcome::Disconnect(r) => {
+                c.close = Some(r);
+                true
+            }
+            Outcome::Application => {
+                let session = &mut inner.session;
+                let out = &mut c.out;
+                let mut failed = false;
+                let mut send = |mt: &[u8], body: &mut dyn FnMut(&mut Writer)| {
+                    if session.send_app(mt, now, out, |w| body(w)).is_err() {
+                        failed = true;
+                    }
+                };
+                if self.slot.limiter.check().is_err() {
+                    shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    match self.slot.entry.rate_limit.action {
+                        RateLimitAction::Reject => {
+                            let seq = msg.seq_num().unwrap_or(0);
+                            send(b"j", &mut |w| {
+                                w.field_u64(45, seq);
+                                w.field(372, msg.msg_type());
+                                w.field(380, b"0");
+                                w.field(58, b"Message rate limit exceeded");
+                            });
+                            return failed;
+                        }
+                        RateLimitAction::Logout => {
+                            let _ = session.logout(Some(b"Message rate limit exceeded"), now, out);
+                            c.close = Some("rate limit");
+                            return true;
+                        }
+                    }
+                }
+                let ctx = AppContext {
+                    instruments: &shared.instruments,
+                    cl_ord_id_len_max: shared.config.cl_ord_id_len_max,
+                    now_ns: now,
+                };
+                let handled =
+                    orders::handle(&ctx, &mut inner.orders, &msg, &mut self.sbe_buf, &mut send);
+                if let Handled::Publish { template, len } = handled {
+                    if !events::publish(shared, template, &self.sbe_buf[..len]) {
+                        let seq = msg.seq_num().unwrap_or(0);
+                        send(b"j", &mut |w| {
+                            w.field_u64(45, seq);
+                            w.field(372, msg.msg_type());
+                            w.field(380, b"4");
+                            w.field(58, b"Engine busy: message not accepted");
+                        });
+                    }
+                }
+                if failed {
+                    c.close = Some("message store failure");
+                }
+                failed
+            }
+        }
+    }
+
+    fn close_with_logout(&mut self, text: &[u8]) {
+        let mut inner = self.slot.lock();
+        let inner = &mut *inner;
+        if let Some(c) = inner.conn.as_mut().filter(|c| c.id == self.conn_id) {
+            let _ = inner.session.logout(Some(text), now_ns(), &mut c.out);
+            c.close = Some("protocol");
+        }
+    }
+
+    /// The connection ended: release the session, cancel on disconnect if configured.
+    fn detach(&mut self) {
+        let shared = self.shared;
+        let mut inner = self.slot.lock();
+        let inner = &mut *inner;
+        if inner.conn.as_ref().is_some_and(|c| c.id == self.conn_id) {
+            inner.conn = None;
+            let _ = inner.session.on_disconnect(now_ns());
+            if inner.logged_on {
+                inner.logged_on = false;
+                events::publish_session_event(
+                    shared,
+                    &inner.session,
+                    &inner.orders,
+                    sbe_order_entry::SessionEventType::Disconnected,
+                    &mut self.sbe_buf,
+                );
+                if inner.orders.cancel_on_disconnect {
+                    events::publish_mass_cancel(shared, &inner.orders, &mut self.sbe_buf);
+                }
+            }
+        }
+    }
+}

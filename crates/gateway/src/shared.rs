@@ -1,0 +1,196 @@
+//! State shared by the connection tasks and the router thread.
+
+use crate::config::{GatewayConfig, SessionEntry};
+use crate::orders::{Instruments, SessionOrders};
+use fix_session::{FileStore, Session};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The connection attached to a session.
+pub(crate) struct Conn {
+    pub id: u64,
+    /// Bytes waiting to be written.
+    pub out: Vec<u8>,
+    /// Set when the connection must close once `out` is written.
+    pub close: Option<&'static str>,
+}
+
+pub(crate) struct SlotInner {
+    pub session: Session<FileStore>,
+    pub orders: SessionOrders,
+    pub conn: Option<Conn>,
+    pub scratch: Vec<u8>,
+    pub logged_on: bool,
+}
+
+/// One configured session.
+pub(crate) struct Slot {
+    pub entry: SessionEntry,
+    inner: Mutex<SlotInner>,
+    pub notify: tokio::sync::Notify,
+    pub limiter: DefaultDirectRateLimiter,
+}
+
+impl Slot {
+    pub fn new(entry: SessionEntry, inner: SlotInner) -> Slot {
+        let per_second = NonZeroU32::new(entry.rate_limit.per_second.max(1)).expect("non-zero");
+        let burst = NonZeroU32::new(entry.rate_limit.burst.max(1)).expect("non-zero");
+        Slot {
+            limiter: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            entry,
+            inner: Mutex::new(inner),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The session's state. A poisoned lock (a panic while holding it) is a broken invariant.
+    pub fn lock(&self) -> MutexGuard<'_, SlotInner> {
+        self.inner.lock().expect("session lock poisoned")
+    }
+}
+
+/// Counters for the admin side.
+#[derive(Default)]
+pub struct GatewayStats {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub logons: AtomicU64,
+    pub garbled: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub publish_back_pressure: AtomicU64,
+    pub router_errors: AtomicU64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct IpCount {
+    connections: usize,
+    unauthenticated: usize,
+}
+
+pub(crate) struct Shared {
+    pub config: GatewayConfig,
+    pub instruments: Instruments,
+    pub slots: Vec<Slot>,
+    by_session_id: HashMap<u32, usize>,
+    ips: Mutex<HashMap<IpAddr, IpCount>>,
+    unauthenticated: AtomicUsize,
+    pub next_conn_id: AtomicU64,
+    pub stop: AtomicBool,
+    pub stats: GatewayStats,
+    pub publisher: journal::Publisher,
+    cursor: std::fs::File,
+}
+
+impl Shared {
+    pub fn new(
+        config: GatewayConfig,
+        slots: Vec<Slot>,
+        publisher: journal::Publisher,
+        cursor: std::fs::File,
+    ) -> Shared {
+        let by_session_id = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.entry.session_id, i))
+            .collect();
+        Shared {
+            instruments: Instruments::new(config.instruments.clone()),
+            config,
+            slots,
+            by_session_id,
+            ips: Mutex::new(HashMap::new()),
+            unauthenticated: AtomicUsize::new(0),
+            next_conn_id: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            stats: GatewayStats::default(),
+            publisher,
+            cursor,
+        }
+    }
+
+    pub fn slot(&self, session_id: u32) -> Option<&Slot> {
+        self.by_session_id.get(&session_id).map(|&i| &self.slots[i])
+    }
+
+    /// The session a Logon names: its SenderCompID is our TargetCompID and vice versa.
+    pub fn slot_for_logon(&self, sender: &[u8], target: &[u8]) -> Option<&Slot> {
+        self.slots.iter().find(|s| {
+            s.entry.fix.target_comp_id.as_bytes() == sender
+                && s.entry.fix.sender_comp_id.as_bytes() == target
+        })
+    }
+
+    pub fn save_cursor(&self, seq: u64) {
+        if self.cursor.write_all_at(&seq.to_le_bytes(), 0).is_err() {
+            self.stats.router_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Admits a new connection from `ip`, or refuses it (per-IP and global caps).
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpGuard> {
+        let mut ips = self.ips.lock().expect("ip table poisoned");
+        let c = ips.entry(ip).or_default();
+        let total = self.unauthenticated.load(Ordering::Relaxed);
+        if c.connections >= self.config.connections_per_ip_max
+            || c.unauthenticated >= self.config.unauthenticated_per_ip_max
+            || total >= self.config.unauthenticated_max
+        {
+            self.stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        c.connections += 1;
+        c.unauthenticated += 1;
+        self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        Some(IpGuard {
+            shared: Arc::clone(self),
+            ip,
+            authenticated: false,
+        })
+    }
+}
+
+/// Holds a connection's place in the per-IP counts; released on drop.
+pub(crate) struct IpGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    authenticated: bool,
+}
+
+impl IpGuard {
+    /// The connection logged on: it no longer counts as unauthenticated.
+    pub fn authenticated(&mut self) {
+        if !self.authenticated {
+            self.authenticated = true;
+            let mut ips = self.shared.ips.lock().expect("ip table poisoned");
+            if let Some(c) = ips.get_mut(&self.ip) {
+                c.unauthenticated -= 1;
+            }
+            self.shared.unauthenticated.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        self.authenticated();
+        let mut ips = self.shared.ips.lock().expect("ip table poisoned");
+        if let Some(c) = ips.get_mut(&self.ip) {
+            c.connections -= 1;
+            if c.connections == 0 {
+                ips.remove(&self.ip);
+            }
+        }
+    }
+}
