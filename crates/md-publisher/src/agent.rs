@@ -6,6 +6,7 @@ use crate::core::MdCore;
 use crate::net::{NetStats, Network};
 use crate::retransmit::{RetransmitServer, RetransmitStats};
 use journal::{IdleStrategy, Journal, ReadError, Reader, ReaderError};
+use md_core::Channel;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +38,8 @@ pub struct PublisherAgent {
     retransmit: RetransmitServer,
     last_snapshot: Instant,
     ended: bool,
+    /// Repeats of the end-of-session packets still to send.
+    end_repeats_left: u32,
 }
 
 impl PublisherAgent {
@@ -72,6 +75,7 @@ impl PublisherAgent {
             retransmit,
             last_snapshot: Instant::now(),
             ended: false,
+            end_repeats_left: 0,
         })
     }
 
@@ -147,9 +151,25 @@ impl PublisherAgent {
                 work += 1;
             }
         }
-        if !self.ended && now.duration_since(self.net.last_send) >= self.config.heartbeat_interval {
-            self.stamp();
-            self.core.heartbeat(&mut self.net);
+        if !self.ended {
+            for c in Channel::ALL {
+                if now.duration_since(self.net.last_send[c.index()])
+                    >= self.config.heartbeat_interval
+                {
+                    self.stamp();
+                    self.core.heartbeat(c, &mut self.net);
+                    work += 1;
+                }
+            }
+        }
+        if self.ended
+            && self.end_repeats_left > 0
+            && now.duration_since(self.net.last_send[0]) >= self.config.heartbeat_interval
+        {
+            self.end_repeats_left -= 1;
+            for c in Channel::ALL {
+                self.net.repeat_last(c);
+            }
             work += 1;
         }
         if work == 0 {
@@ -158,13 +178,15 @@ impl PublisherAgent {
         Ok(work)
     }
 
-    /// Sends the end-of-session marker on every channel; after it no heartbeats or snapshots
-    /// are sent (retransmission requests are still answered).
+    /// Sends the end-of-session marker on every channel, then repeats it
+    /// `end_of_session_repeats` times, one `heartbeat_interval` apart; after it no heartbeats or
+    /// snapshots are sent (retransmission requests are still answered).
     pub fn end_session(&mut self) {
         self.stamp();
         self.core.end_of_session(&mut self.net);
         self.net.release_held();
         self.ended = true;
+        self.end_repeats_left = self.config.end_of_session_repeats;
     }
 
     /// Runs the duty cycle until `stop`, idling with `idle` when there is nothing to do.

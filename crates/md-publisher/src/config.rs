@@ -203,6 +203,8 @@ pub struct PublisherConfig {
     pub heartbeat_interval: Duration,
     /// One instrument's snapshot goes out on the snapshot channel this often.
     pub snapshot_interval: Duration,
+    /// Times the end-of-session packets are repeated (as MoldUDP64 does).
+    pub end_of_session_repeats: u32,
 }
 
 impl PublisherConfig {
@@ -217,6 +219,7 @@ impl PublisherConfig {
             batch_max: 256,
             heartbeat_interval: Duration::from_millis(100),
             snapshot_interval: Duration::from_millis(20),
+            end_of_session_repeats: 10,
         }
     }
 

@@ -253,14 +253,13 @@ impl MdCore {
         }
     }
 
-    /// A heartbeat packet on every channel (the agent calls this when a channel was idle).
-    pub fn heartbeat(&mut self, sink: &mut dyn PacketSink) {
-        self.flush(sink);
-        let time_ns = self.time_ns;
-        for c in Channel::ALL {
-            self.emit(c, &MdMsg::Heartbeat { time_ns }, sink);
-        }
-        self.flush(sink);
+    /// A heartbeat packet on `channel` (the agent calls this when the channel was idle), so a
+    /// receiver that lost the channel's last packet finds out.
+    pub fn heartbeat(&mut self, channel: Channel, sink: &mut dyn PacketSink) {
+        let time = self.time_ns;
+        self.channels[channel.index()].flush(time, sink, &mut self.stats);
+        self.emit(channel, &MdMsg::Heartbeat { time_ns: time }, sink);
+        self.channels[channel.index()].flush(time, sink, &mut self.stats);
     }
 
     /// The end-of-session marker on every channel.

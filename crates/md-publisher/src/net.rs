@@ -107,7 +107,10 @@ pub struct Network {
     pub(crate) history: [History; 4],
     faults: Option<Faults>,
     tcp: Option<TcpFanout>,
-    pub(crate) last_send: Instant,
+    /// When each channel last sent a packet.
+    pub(crate) last_send: [Instant; 4],
+    /// The last packet of each channel (to repeat the end-of-session marker).
+    last_packet: [Vec<u8>; 4],
     stats: NetStats,
 }
 
@@ -138,7 +141,8 @@ impl Network {
             feeds,
             history: std::array::from_fn(|_| History::new(history_packets_max)),
             tcp,
-            last_send: Instant::now(),
+            last_send: [Instant::now(); 4],
+            last_packet: std::array::from_fn(|_| Vec::new()),
             stats: NetStats::default(),
         })
     }
@@ -226,6 +230,19 @@ impl Network {
         n
     }
 
+    /// Sends the channel's last packet again, unchanged (MoldUDP64 repeats its end-of-session
+    /// marker so that a receiver that lost it still learns the session ended).
+    pub fn repeat_last(&mut self, channel: Channel) {
+        let p = std::mem::take(&mut self.last_packet[channel.index()]);
+        if !p.is_empty() {
+            for feed in 0..self.feeds.len() {
+                self.send_to_feed(feed, channel, &p);
+            }
+        }
+        self.last_packet[channel.index()] = p;
+        self.last_send[channel.index()] = Instant::now();
+    }
+
     /// Accepts TCP subscribers and flushes their queues.
     pub fn poll_tcp(&mut self) -> usize {
         self.tcp.as_mut().map_or(0, TcpFanout::poll)
@@ -249,7 +266,10 @@ impl PacketSink for Network {
         for feed in 0..self.feeds.len() {
             self.send_to_feed(feed, channel, bytes);
         }
-        self.last_send = Instant::now();
+        self.last_send[channel.index()] = Instant::now();
+        let last = &mut self.last_packet[channel.index()];
+        last.clear();
+        last.extend_from_slice(bytes);
     }
 }
 

@@ -206,6 +206,8 @@ fn a_request_beyond_history_is_answered_not_available() {
     let engine = common::run_engine(tmp.path(), 24, 2_000);
     let mut pc = publisher_config(Ipv4Addr::new(239, 77, 4, 1), 41_050);
     pc.retransmit.history_packets_max = 16;
+    // No heartbeats while we probe: the history must stay where it is.
+    pc.heartbeat_interval = Duration::from_secs(3_600);
     pc.retransmit.burst_packets = 40;
     pc.retransmit.packets_per_second = 1;
     let mut agent = PublisherAgent::open(pc, engine.products(), engine.outbound()).unwrap();
@@ -306,4 +308,40 @@ fn a_request_beyond_history_is_answered_not_available() {
         rs.not_available >= 2 && rs.rate_limited >= 1 && rs.invalid >= 2,
         "{rs:?}"
     );
+}
+
+#[test]
+fn idle_incremental_channels_send_heartbeats_even_while_snapshots_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::run_engine(tmp.path(), 25, 500);
+    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 6, 1), 41_070);
+    pc.snapshot_interval = Duration::from_millis(1);
+    pc.heartbeat_interval = Duration::from_millis(20);
+    let mut agent = PublisherAgent::open(pc.clone(), engine.products(), engine.outbound()).unwrap();
+    let end = engine.outbound().written_seq();
+    while agent.next_journal_seq() <= end {
+        agent.do_work().unwrap();
+    }
+    let before: Vec<u32> = Channel::ALL
+        .iter()
+        .map(|c| agent.core().last_seq(*c))
+        .collect();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(100) {
+        agent.do_work().unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let after: Vec<u32> = Channel::ALL
+        .iter()
+        .map(|c| agent.core().last_seq(*c))
+        .collect();
+    for c in Channel::INCREMENTAL {
+        let sent = after[c.index()] - before[c.index()];
+        // About one heartbeat per 20 ms of silence.
+        assert!(
+            (2..=6).contains(&sent),
+            "{c:?}: {sent} heartbeats in 100 ms"
+        );
+    }
+    assert!(after[Channel::Snapshot.index()] - before[Channel::Snapshot.index()] > 20);
 }
