@@ -1,0 +1,324 @@
+//! Transport and protection rules through real loopback sockets, and a restart.
+//!
+//! Proves: TLS (rustls, certificates made here by rcgen from a test CA and loaded from PEM files)
+//! carries a logon, an order and its ExecutionReport; a TLS handshake that never starts, a
+//! connection that never logs on, a first message that is not a Logon and a Logon with unknown
+//! CompIDs are all dropped; a second connection for a logged-on session is refused while the
+//! first keeps working; the per-IP cap on unauthenticated sockets holds; garbled messages are
+//! ignored without consuming a sequence number; the governor rate limit rejects or logs out as
+//! configured; a slow consumer is dropped past its byte budget; and a restarted gateway resumes
+//! sequence numbers, serves ResendRequests for messages sent before the restart, and still
+//! knows the ClOrdIDs of the day (rebuilt from the journals).
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn setup(
+    tweak: impl FnOnce(&mut gateway::GatewayConfig),
+) -> (tempfile::TempDir, Engine, gateway::Gateway) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let mut c = gateway_config(&dir.path().join("store"));
+    tweak(&mut c);
+    let gw = gateway::Gateway::start(c, &engine.inbound, &engine.outbound)
+        .await
+        .unwrap();
+    (dir, engine, gw)
+}
+
+/// True when the server closes the connection within `within`.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0_u8; 1024];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+struct Pki {
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn make_pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "gateway test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    Pki {
+        ca_der: ca_cert.der().clone(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    sender: &str,
+) -> Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    Client::over(Box::new(tls), sender)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_carries_logon_orders_and_reports() {
+    let pki = make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &pki.cert_pem).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &pki.key_pem).unwrap();
+    let tls =
+        gateway::tls_from_pem_files(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
+            .unwrap();
+    let (_d, _engine, gw) = setup(|c| {
+        c.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.tls = Some(tls);
+        c.tls_handshake_timeout_ms = 300;
+    })
+    .await;
+    let addr = gw.tls_addr.unwrap();
+    let mut a = tls_client(addr, &pki.ca_der, "CLIENT1").await;
+    a.logon().await;
+    a.send("D", &nos("T-1", "1", "100", "100.25")).await;
+    let er = a.recv_app().await;
+    assert_eq!(
+        (er.msg_type(), er.get(150), er.get(11)),
+        ("8", Some("0"), Some("T-1"))
+    );
+
+    // A TCP connection to the TLS port that never starts the handshake is dropped.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+    assert!(
+        gw.stats()
+            .tls_handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_do_not_log_on_properly_are_dropped() {
+    let (_d, _engine, gw) = setup(|c| c.logon_timeout_ms = 300).await;
+    let addr = gw.tcp_addr.unwrap();
+    // Silence.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    // First message not a Logon.
+    let mut c = Client::tcp(addr, "CLIENT1").await;
+    c.send("0", "").await;
+    assert!(c.until_closed().await.is_empty());
+    // Unknown CompIDs.
+    let mut c = Client::tcp(addr, "STRANGER").await;
+    c.send("A", "98=0|108=30|").await;
+    assert!(c.until_closed().await.is_empty());
+    // Garbage.
+    let mut c = Client::tcp(addr, "CLIENT1").await;
+    c.send_raw(b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(c.until_closed().await.is_empty());
+    // Wrong BeginString.
+    let mut c = Client::tcp(addr, "CLIENT1").await;
+    let raw = String::from_utf8(c.build("A", 1, "", "98=0|108=30|"))
+        .unwrap()
+        .replace("FIX.4.2", "FIX.4.4");
+    c.send_raw(raw.as_bytes()).await;
+    assert!(c.until_closed().await.is_empty());
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_for_a_logged_on_session_is_refused() {
+    let (_d, _engine, gw) = setup(|_| {}).await;
+    let addr = gw.tcp_addr.unwrap();
+    let mut a = Client::tcp(addr, "CLIENT1").await;
+    a.logon().await;
+    let mut b = Client::tcp(addr, "CLIENT1").await;
+    b.seq = 2;
+    b.send("A", "98=0|108=30|").await;
+    assert!(b.until_closed().await.is_empty());
+    a.send("1", "112=still-here|").await;
+    let hb = a.recv().await.unwrap();
+    assert_eq!((hb.msg_type(), hb.get(112)), ("0", Some("still-here")));
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_sockets_per_ip_are_capped() {
+    let (_d, _engine, gw) = setup(|c| c.unauthenticated_per_ip_max = 2).await;
+    let addr = gw.tcp_addr.unwrap();
+    let _one = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _two = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut three = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut three, Duration::from_secs(5)).await);
+    // A logged-on session does not count against the cap.
+    drop(_one);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut a = Client::tcp(addr, "CLIENT1").await;
+    a.logon().await;
+    let mut b = Client::tcp(addr, "CLIENT2").await;
+    b.logon().await;
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbled_messages_are_ignored_without_using_a_sequence_number() {
+    let (_d, _engine, gw) = setup(|_| {}).await;
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    let mut bad = a.build("1", 2, "", "112=lost|");
+    let n = bad.len();
+    bad[n - 3] = if bad[n - 3] == b'9' { b'0' } else { b'9' }; // wrong CheckSum
+    a.send_raw(&bad).await;
+    a.send("1", "112=next|").await; // still number 2
+    let m = a.recv().await.unwrap();
+    assert_eq!((m.msg_type(), m.get(112)), ("0", Some("next")), "{m:?}");
+    assert_eq!(
+        gw.stats()
+            .garbled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_rejects_or_logs_out_as_configured() {
+    let (_d, _engine, gw) = setup(|c| {
+        c.sessions[0].rate_limit = gateway::RateLimit {
+            per_second: 1,
+            burst: 2,
+            action: gateway::RateLimitAction::Reject,
+        };
+        c.sessions[1].rate_limit = gateway::RateLimit {
+            per_second: 1,
+            burst: 1,
+            action: gateway::RateLimitAction::Logout,
+        };
+    })
+    .await;
+    let addr = gw.tcp_addr.unwrap();
+    let mut a = Client::tcp(addr, "CLIENT1").await;
+    a.logon().await;
+    for i in 0..3 {
+        a.send("D", &nos(&format!("RL-{i}"), "1", "10", "100.00"))
+            .await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(a.recv_app().await);
+    }
+    let throttled: Vec<_> = got.iter().filter(|m| m.msg_type() == "j").collect();
+    assert_eq!(throttled.len(), 1, "{got:?}");
+    assert_eq!(
+        (throttled[0].get(380), throttled[0].get(58)),
+        (Some("0"), Some("Message rate limit exceeded"))
+    );
+
+    let mut b = Client::tcp(addr, "CLIENT2").await;
+    b.logon().await;
+    b.send("D", &nos("RL-A", "1", "10", "100.00")).await;
+    b.send("D", &nos("RL-B", "1", "10", "100.00")).await;
+    let rest = b.until_closed().await;
+    assert!(
+        rest.iter()
+            .any(|m| m.msg_type() == "5" && m.get(58) == Some("Message rate limit exceeded")),
+        "{rest:?}"
+    );
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_dropped_past_its_byte_budget() {
+    let (_d, _engine, gw) = setup(|c| c.outbound_bytes_max = 64).await;
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    a.send("D", &nos("S-1", "1", "10", "100.00")).await;
+    a.until_closed().await;
+    assert_eq!(
+        gw.stats()
+            .slow_consumers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    gw.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_resumes_sessions_and_knows_the_days_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let store = dir.path().join("store");
+    let gw = gateway::Gateway::start(gateway_config(&store), &engine.inbound, &engine.outbound)
+        .await
+        .unwrap();
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    a.send("D", &nos("P-1", "1", "10", "100.00")).await;
+    let ack = a.recv_app().await;
+    assert_eq!(ack.seq(), 2);
+    a.send("5", "").await;
+    assert_eq!(a.recv().await.unwrap().msg_type(), "5");
+    gw.shutdown();
+
+    let gw = gateway::Gateway::start(gateway_config(&store), &engine.inbound, &engine.outbound)
+        .await
+        .unwrap();
+    assert_eq!(gw.session_seq_nums(1), Some((4, 4)));
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.seq = 4;
+    let logon = a.logon().await;
+    assert_eq!(logon.seq(), 4);
+    a.send("2", "7=2|16=2|").await;
+    let r = a.recv_app().await;
+    assert_eq!(
+        (r.seq(), r.get(43), r.get(11), r.get(17)),
+        (2, Some("Y"), Some("P-1"), ack.get(17))
+    );
+    a.send("D", &nos("P-1", "1", "10", "100.00")).await;
+    let dup = a.recv_app().await;
+    assert_eq!(
+        (dup.get(150), dup.get(103)),
+        (Some("8"), Some("6")),
+        "{dup:?}"
+    );
+    a.send(
+        "F",
+        &format!("41=P-1|11=P-2|55=ACME|54=1|60={}|", ts(now_ns())),
+    )
+    .await;
+    let cxl = a.recv_app().await;
+    assert_eq!(
+        (cxl.get(150), cxl.get(11), cxl.get(41), cxl.get(37)),
+        (Some("4"), Some("P-2"), Some("P-1"), ack.get(37)),
+        "{cxl:?}"
+    );
+    gw.shutdown();
+}
