@@ -400,3 +400,36 @@ pub fn encode_outputs(outputs: &[Output]) -> Vec<u8> {
     }
     buf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_fails_cleanly_past_the_end() {
+        let bytes = [1u8, 0, 0, 0, 7];
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.u32(), Ok(1));
+        assert_eq!(r.u32(), Err(DecodeError(4)));
+        assert_eq!(r.bool(), Err(DecodeError(4)));
+        let mut r = Reader::new(&[2u8]);
+        assert_eq!(r.bool(), Err(DecodeError(0)));
+    }
+
+    #[test]
+    fn outputs_encode_with_their_header() {
+        let o = Output {
+            sequence: 7,
+            timestamp_ns: 9,
+            event: Event::AdminRejected {
+                reason: RejectReason::InvalidAmount,
+            },
+        };
+        let mut buf = Vec::new();
+        encode_output(&o, &mut buf);
+        assert_eq!(buf.len(), 8 + 8 + 1 + 1);
+        assert_eq!(&buf[..8], &7u64.to_le_bytes());
+        assert_eq!(buf[16], 15);
+        assert_eq!(buf[17], RejectReason::InvalidAmount as u8);
+    }
+}

@@ -1844,3 +1844,77 @@ impl From<&Order> for OrderView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProductConfig;
+
+    fn product(band: Band, tick: i64, reference: i64) -> Product {
+        let mut config = ProductConfig::simple(0, "T", reference);
+        config.tick_size = tick;
+        config.band = band;
+        Product {
+            config,
+            configured: true,
+            status: TradingStatus::Open,
+            reference_price: reference,
+            band: None,
+        }
+    }
+
+    #[test]
+    fn band_in_ticks_and_basis_points() {
+        assert_eq!(
+            Engine::compute_band(&product(Band::Ticks(10), 5, 1000)),
+            Some((950, 1050))
+        );
+        // 1000 * 333 / 10_000 = 33.3 -> 33 -> rounded down to ticks of 5 -> 30.
+        assert_eq!(
+            Engine::compute_band(&product(Band::Bps(333), 5, 1000)),
+            Some((970, 1030))
+        );
+        // The low end never goes below one tick.
+        assert_eq!(
+            Engine::compute_band(&product(Band::Ticks(1000), 5, 1000)),
+            Some((5, 6000))
+        );
+        assert_eq!(Engine::compute_band(&product(Band::Ticks(10), 5, 0)), None);
+    }
+
+    #[test]
+    fn keys_put_the_best_level_last() {
+        let mut bids = [
+            key_of(Side::Buy, 99),
+            key_of(Side::Buy, 101),
+            key_of(Side::Buy, 100),
+        ];
+        bids.sort();
+        assert_eq!(bids.last(), Some(&key_of(Side::Buy, 101)));
+        let mut asks = [
+            key_of(Side::Sell, 99),
+            key_of(Side::Sell, 101),
+            key_of(Side::Sell, 100),
+        ];
+        asks.sort();
+        assert_eq!(asks.last(), Some(&key_of(Side::Sell, 99)));
+    }
+
+    #[test]
+    fn crossing_is_inclusive_of_the_limit() {
+        assert!(crosses(Side::Buy, 100, 100));
+        assert!(crosses(Side::Buy, 100, 99));
+        assert!(!crosses(Side::Buy, 100, 101));
+        assert!(crosses(Side::Sell, 100, 100));
+        assert!(crosses(Side::Sell, 100, 101));
+        assert!(!crosses(Side::Sell, 100, 99));
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // docs/matching.md quotes these sizes; a change must update the document.
+        assert_eq!(std::mem::size_of::<Order>(), 88);
+        assert_eq!(std::mem::size_of::<Level>(), 32);
+        assert_eq!(std::mem::size_of::<LevelKey>(), 16);
+    }
+}
