@@ -55,6 +55,13 @@ fn main() -> std::io::Result<()> {
         .map(|g| FeedGroups::on_group(g, args.port + 10));
     cfg.retransmit_server = args.retransmit;
     let mut consumer = Consumer::open(cfg)?;
+    println!(
+        "joined {}:{}..{} on {}",
+        args.group,
+        args.port,
+        args.port + 3,
+        args.interface
+    );
     let start = Instant::now();
     let mut last_show = Instant::now();
     let print = args.print;
