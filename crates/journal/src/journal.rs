@@ -365,6 +365,8 @@ struct Scan {
     complete: bool,
     /// Offsets of the frames the sparse index must point at (entry k).
     index: Vec<u32>,
+    /// Timestamp of the last valid frame (0 if none).
+    last_ts: u64,
 }
 
 fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
@@ -372,6 +374,7 @@ fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
     let mut off = h.data_offset as usize;
     let mut seq = h.base_sequence;
     let mut index = Vec::new();
+    let mut last_ts = 0;
     let stride = h.index_stride as u64;
     'scan: loop {
         let (tail, complete) = 'frame: {
@@ -402,6 +405,7 @@ fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
             if rel % stride == 0 && rel / stride < h.index_entries as u64 {
                 index.push(off as u32);
             }
+            last_ts = fh.timestamp_ns;
             seq += 1;
             off += align_up(len, FRAME_ALIGN);
             continue 'scan;
@@ -411,6 +415,7 @@ fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
             next_seq: seq,
             complete,
             index,
+            last_ts,
         };
     }
 }
@@ -478,6 +483,7 @@ impl Journal {
         let sync = matches!(config.durability, crate::Durability::Sync);
         let mut active: Option<ActiveSegment> = None;
         let mut next_seq = 1u64;
+        let mut last_ts = 0u64;
         let mut cut_from: Option<usize> = None; // position in `segments` to delete from
         for (pos, &index) in segments.iter().enumerate() {
             let path = segment_path(&dir, index);
@@ -520,6 +526,7 @@ impl Journal {
                 .map_err(io_err(&path))?;
             let scan = scan_segment(&map, &h);
             next_seq = scan.next_seq;
+            last_ts = last_ts.max(scan.last_ts);
             fix_index(&mut map, &h, &scan.index);
             if !scan.complete {
                 cut_tail(&mut map, scan.tail);
@@ -599,7 +606,8 @@ impl Journal {
             active,
             first_segment,
             written,
-        );
+        )
+        .with_last_timestamp(last_ts);
         Ok((Journal { shared }, seq))
     }
 

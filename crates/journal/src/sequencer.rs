@@ -165,6 +165,8 @@ struct Writer<C> {
     index_dirty: bool,
     frames_since_flush: u32,
     last_flush: Instant,
+    /// Timestamps are stamped non-decreasing: max(clock, previous).
+    last_ts: u64,
     helper: Option<SegmentHelper>,
 }
 
@@ -208,9 +210,15 @@ impl<C: Clock> Sequencer<C> {
                 index_dirty: false,
                 frames_since_flush: 0,
                 last_flush: Instant::now(),
+                last_ts: 0,
                 helper,
             },
         }
+    }
+
+    pub(crate) fn with_last_timestamp(mut self, ts: u64) -> Self {
+        self.w.last_ts = ts;
+        self
     }
 
     /// One duty cycle: drain up to `drain_batch_max` messages from the
@@ -345,7 +353,8 @@ where
         let off = seg.tail;
         assert!(off + need <= seg.map.len(), "frame must fit after roll");
         let seq = self.written + 1;
-        let ts = self.clock.now_ns();
+        let ts = self.clock.now_ns().max(self.last_ts);
+        self.last_ts = ts;
 
         let mut hdr = [0u8; FRAME_HEADER_LEN];
         put_u32(&mut hdr, FH_LEN, frame_len as u32);
