@@ -108,6 +108,19 @@ fn key_of(side: Side, price: i64) -> i64 {
     }
 }
 
+/// A cache prefetch hint; no effect on behaviour.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, even for an invalid address, reads
+    // nothing into the program and writes nothing.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[inline]
 fn crosses(taker_side: Side, limit: i64, level_price: i64) -> bool {
     match taker_side {
@@ -438,6 +451,84 @@ impl Engine {
             CommandKind::StartTradingDay { trading_day } => {
                 self.start_trading_day(trading_day, sink)
             }
+        }
+    }
+
+    /// Processes a batch of commands (as a journal reader delivers them) with the same outputs
+    /// as calling [`Engine::process`] on each in turn, while prefetching the memory the next
+    /// commands will touch (their account, position, id-table entry, order record and book
+    /// top). Only the speed differs.
+    pub fn process_batch<S: Sink + ?Sized>(&mut self, commands: &[Command], sink: &mut S) {
+        for i in 0..commands.len() {
+            if let Some(c) = commands.get(i + 2) {
+                self.prefetch_direct(c);
+            }
+            if let Some(c) = commands.get(i + 1) {
+                self.prefetch_dependent(c);
+            }
+            self.process(&commands[i], sink);
+        }
+    }
+
+    /// Prefetches what a command's own fields address.
+    fn prefetch_direct(&self, c: &Command) {
+        match c.kind {
+            CommandKind::NewOrder {
+                account_id,
+                instrument_id,
+                ..
+            } if account_id < self.config.accounts_max
+                && instrument_id < self.config.instruments_max =>
+            {
+                prefetch(&self.accounts[account_id as usize]);
+                prefetch(&self.positions[self.pos_index(account_id, instrument_id)]);
+            }
+            CommandKind::Cancel {
+                order_id,
+                account_id,
+                ..
+            }
+            | CommandKind::Replace {
+                order_id,
+                account_id,
+                ..
+            } => {
+                prefetch(&self.id_table[(order_id & self.id_mask) as usize]);
+                if account_id < self.config.accounts_max {
+                    prefetch(&self.accounts[account_id as usize]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Prefetches one step further: the order record behind an id, the book top.
+    fn prefetch_dependent(&self, c: &Command) {
+        match c.kind {
+            CommandKind::NewOrder {
+                instrument_id,
+                side,
+                price,
+                ..
+            } if instrument_id < self.config.instruments_max => {
+                let instrument = instrument_id as usize;
+                if let Some(top) = self.books[instrument][side.opposite() as usize].last() {
+                    prefetch(&self.levels[top.level as usize]);
+                }
+                let book_id = instrument * 2 + side as usize;
+                let index = book_id * (self.level_cache_mask as usize + 1)
+                    + (price as u64 & self.level_cache_mask) as usize;
+                prefetch(&self.level_cache[index]);
+            }
+            CommandKind::Cancel { order_id, .. } | CommandKind::Replace { order_id, .. } => {
+                let slot = self.id_table[(order_id & self.id_mask) as usize];
+                if slot != NIL {
+                    let o = &self.orders[slot as usize];
+                    prefetch(o);
+                    prefetch((o as *const Order).cast::<u8>().wrapping_add(64));
+                }
+            }
+            _ => {}
         }
     }
 

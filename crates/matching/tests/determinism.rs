@@ -335,3 +335,17 @@ fn every_command_kind_round_trips_through_a_record() {
         );
     }
 }
+
+#[test]
+fn process_batch_gives_the_same_outputs_as_process() {
+    for seed in 20..23 {
+        let cmds = random_commands(seed, 10_000);
+        let one = run_all(&mut Engine::new(config()), &cmds);
+        let mut e = Engine::new(config());
+        let mut batched = Vec::new();
+        for chunk in cmds.chunks(37) {
+            e.process_batch(chunk, &mut batched);
+        }
+        assert_eq!(encode_outputs(&batched), encode_outputs(&one), "seed {seed}");
+    }
+}
