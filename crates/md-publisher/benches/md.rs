@@ -325,6 +325,7 @@ fn latency(commands: u64, pace: Duration, wait: WaitStrategy, label: &str) {
     let groups = FeedGroups::on_group(Ipv4Addr::new(239, 78, 3, 1), 42_300);
     let mut pc = PublisherConfig::new(NetConfig::loopback(groups));
     pc.snapshot_interval = Duration::from_millis(100);
+    pc.idle = wait;
     let mut publisher = PublisherAgent::open(pc, &w.engine_config.products, &outbound).unwrap();
     // Skip the preamble's market data: measure only paced commands.
     while publisher.next_journal_seq() <= outbound.written_seq() {
@@ -345,8 +346,7 @@ fn latency(commands: u64, pace: Duration, wait: WaitStrategy, label: &str) {
     });
     let s2 = stop.clone();
     let publishing = std::thread::spawn(move || {
-        let mut idle = IdleStrategy::new(wait);
-        publisher.run(&s2, &mut idle).unwrap();
+        publisher.run(&s2).unwrap();
     });
     let s3 = stop.clone();
     let consuming = std::thread::spawn(move || {

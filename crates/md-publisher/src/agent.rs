@@ -189,12 +189,10 @@ impl PublisherAgent {
         self.end_repeats_left = self.config.end_of_session_repeats;
     }
 
-    /// Runs the duty cycle until `stop`, idling with `idle` when there is nothing to do.
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        idle: &mut IdleStrategy,
-    ) -> Result<(), PublisherError> {
+    /// Runs the duty cycle until `stop`, idling with the configured strategy (`config.idle`)
+    /// when there is nothing to do.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PublisherError> {
+        let mut idle = IdleStrategy::new(self.config.idle);
         while !stop.load(Ordering::Acquire) {
             let n = self.do_work()?;
             idle.idle(n);

@@ -205,6 +205,9 @@ pub struct PublisherConfig {
     pub snapshot_interval: Duration,
     /// Times the end-of-session packets are repeated (as MoldUDP64 does).
     pub end_of_session_repeats: u32,
+    /// How [`crate::PublisherAgent::run`] waits when idle: spin, yield, then park with
+    /// exponential backoff by default (it must not starve other threads on a 2-core machine).
+    pub idle: journal::WaitStrategy,
 }
 
 impl PublisherConfig {
@@ -220,6 +223,7 @@ impl PublisherConfig {
             heartbeat_interval: Duration::from_millis(100),
             snapshot_interval: Duration::from_millis(20),
             end_of_session_repeats: 10,
+            idle: journal::WaitStrategy::default(),
         }
     }
 
