@@ -154,7 +154,8 @@ impl MdClient {
         self.instruments.iter()
     }
 
-    /// The last sequence number applied on a channel (0: none).
+    /// The last sequence number applied on an incremental channel (0: none); for the snapshot
+    /// channel, the highest sequence number seen.
     pub fn applied_seq(&self, c: Channel) -> u32 {
         match c {
             Channel::Snapshot => self.last_snapshot_seq,
@@ -215,11 +216,10 @@ impl MdClient {
             return;
         }
         if channel == Channel::Snapshot {
-            if header.seq <= self.last_snapshot_seq {
-                self.stats.duplicates += 1;
-                return;
-            }
-            self.last_snapshot_seq = header.seq;
+            // No packet-level arbitration here: a snapshot chunk seen twice (feeds A and B, a
+            // network duplicate) is ignored by the assembly, and a definition is idempotent.
+            // Dropping "old" sequence numbers instead would lose reordered chunks.
+            self.last_snapshot_seq = self.last_snapshot_seq.max(header.seq);
             self.apply_snapshot_packet(bytes);
             return;
         }
@@ -464,6 +464,13 @@ impl MdClient {
             return;
         }
         let key = (chunk.last_seq, chunk.rpt_seq, chunk.chunks);
+        if let Some(a) = self.assemblies.get(&id) {
+            if a.key == key && chunk.chunk < a.next_chunk {
+                // A copy of a chunk already taken.
+                self.stats.duplicates += 1;
+                return;
+            }
+        }
         if chunk.chunk == 0 {
             if chunk.chunks == 0 || usize::from(chunk.chunks) > self.config.snapshot_chunks_max {
                 self.stats.malformed += 1;
