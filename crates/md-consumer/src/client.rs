@@ -15,6 +15,8 @@
 //! - **Snapshots.** An instrument not in sync loads the next complete snapshot (all its chunks),
 //!   which names the last packet of each channel it reflects; packets after that one that were
 //!   already applied are replayed for that instrument from a bounded ring of recent packets.
+//!   Snapshot packets are not arbitrated by sequence number: the chunk assembly ignores copies
+//!   of chunks it already took and restarts on anything else out of order.
 
 use crate::config::ConsumerConfig;
 use md_core::msg::{Candle, InstrumentDef, MdMsg, SnapshotChunk};
