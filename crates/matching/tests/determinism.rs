@@ -346,6 +346,10 @@ fn process_batch_gives_the_same_outputs_as_process() {
         for chunk in cmds.chunks(37) {
             e.process_batch(chunk, &mut batched);
         }
-        assert_eq!(encode_outputs(&batched), encode_outputs(&one), "seed {seed}");
+        assert_eq!(
+            encode_outputs(&batched),
+            encode_outputs(&one),
+            "seed {seed}"
+        );
     }
 }
