@@ -15,6 +15,8 @@
 //! - **Snapshots.** An instrument not in sync loads the next complete snapshot (all its chunks),
 //!   which names the last packet of each channel it reflects; packets after that one that were
 //!   already applied are replayed for that instrument from a bounded ring of recent packets.
+//!   A snapshot also audits instruments in sync: one that has passed the snapshot's packet but
+//!   holds an older rptSeq missed its last update in a skipped packet, and resyncs.
 //!   Snapshot packets are not arbitrated by sequence number: the chunk assembly ignores copies
 //!   of chunks it already took and restarts on anything else out of order.
 
@@ -118,7 +120,13 @@ pub struct MdClient {
     last_snapshot_seq: u32,
     stats: ClientStats,
     has_retransmit: bool,
+    /// Packet buffers released by the ring, reused for the next packets (so a steady stream
+    /// does not allocate per packet).
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare packet buffers kept for reuse.
+const SPARE_BUFFERS_MAX: usize = 64;
 
 impl MdClient {
     /// `has_retransmit`: whether gap requests will be sent to a server (if not, a gap is
@@ -140,6 +148,7 @@ impl MdClient {
             last_snapshot_seq: 0,
             stats: ClientStats::default(),
             has_retransmit,
+            spare: Vec::with_capacity(SPARE_BUFFERS_MAX),
             config,
         }
     }
@@ -242,11 +251,15 @@ impl MdClient {
                     self.stats.gaps_detected += 1;
                     feed.gap_since = Some(now);
                 }
-                feed.pending.insert(header.seq, bytes.to_vec());
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.extend_from_slice(bytes);
+                self.feeds[i].pending.insert(header.seq, buf);
             }
             return;
         }
-        self.apply_in_order(i, header.seq, bytes.to_vec());
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.extend_from_slice(bytes);
+        self.apply_in_order(i, header.seq, buf);
         self.drain_pending(i);
     }
 
@@ -277,11 +290,22 @@ impl MdClient {
         self.feeds[i].next = Some(seq.saturating_add(1));
         self.apply_messages(channel, &bytes, None);
         let feed = &mut self.feeds[i];
-        if feed.ring.len() == self.config.replay_packets_max {
-            feed.ring.pop_front();
-        }
-        if self.config.replay_packets_max > 0 {
+        let released = if self.config.replay_packets_max == 0 {
+            Some(bytes)
+        } else {
+            let old = if feed.ring.len() == self.config.replay_packets_max {
+                feed.ring.pop_front().map(|(_, b)| b)
+            } else {
+                None
+            };
             feed.ring.push_back((seq, bytes));
+            old
+        };
+        if let Some(mut b) = released {
+            if self.spare.len() < SPARE_BUFFERS_MAX {
+                b.clear();
+                self.spare.push(b);
+            }
         }
     }
 
@@ -457,6 +481,7 @@ impl MdClient {
 
     fn on_chunk(&mut self, chunk: SnapshotChunk) {
         let id = chunk.instrument_id;
+        self.verify_against_snapshot(&chunk);
         let needed = self
             .instruments
             .get(&id)
@@ -505,6 +530,24 @@ impl MdClient {
         if a.next_chunk == a.key.2 {
             let a = self.assemblies.remove(&id).expect("present");
             self.apply_snapshot(id, a);
+        }
+    }
+
+    /// A snapshot also audits an instrument that believes it is in sync: once this consumer
+    /// has passed the packet the snapshot reflects on a channel, it must have applied at least
+    /// the snapshot's rptSeq there. If not, a skipped packet carried the instrument's last
+    /// update (no later message exposed the jump): drop that channel's book and resync.
+    fn verify_against_snapshot(&mut self, chunk: &SnapshotChunk) {
+        let applied = [0, 1, 2].map(|i| self.feeds[i].next.map_or(0, |n| n - 1));
+        let Some(v) = self.instruments.get_mut(&chunk.instrument_id) else {
+            return;
+        };
+        for c in Channel::INCREMENTAL {
+            let i = c.index();
+            if v.synced[i] && chunk.last_seq[i] <= applied[i] && v.rpt_seq[i] < chunk.rpt_seq[i] {
+                desync(v, c);
+                self.stats.instrument_desyncs += 1;
+            }
         }
     }
 

@@ -93,7 +93,7 @@ fn net() -> impl Strategy<Value = Net> {
         0..10_u32,
         1..12_usize,
         prop_oneof![Just(0_usize), 1..90_usize],
-        prop_oneof![Just(1_000_000_u32), 4..200_u32],
+        prop_oneof![Just(1_000_000_u32), Just(1_u32), 2..200_u32],
     )
         .prop_map(
             |(seed, loss_pct, dup_pct, window, join_at_pct, history)| Net {
@@ -179,10 +179,16 @@ fn the_consumer_converges_under_any_seeded_loss_duplication_reordering_and_histo
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 41, 2_000);
     let (core, packets, tail_start) = publish(&engine);
-    let mut runner = TestRunner::new(Config {
-        cases: 256,
-        ..Config::default()
-    });
+    // A fixed seed: the same 256 networks on every run (a failure replays).
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 256,
+            ..Config::default()
+        },
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
     let skipped_somewhere = std::cell::Cell::new(false);
     runner
         .run(&net(), |n| {
