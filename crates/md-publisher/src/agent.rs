@@ -64,7 +64,11 @@ impl PublisherAgent {
             config.core.packet_size_max,
         )?;
         let mut core = MdCore::new(config.core.clone(), products);
-        core.set_time(wall_ns());
+        // With journal time, packets before the first frame carry time 0.
+        core.set_time(match config.sending_time {
+            SendingTime::Wall => wall_ns(),
+            SendingTime::Journal => 0,
+        });
         core.send_definitions(&mut net);
         core.flush(&mut net);
         Ok(PublisherAgent {

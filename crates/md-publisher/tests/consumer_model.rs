@@ -179,10 +179,10 @@ fn the_consumer_converges_under_any_seeded_loss_duplication_reordering_and_histo
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 41, 2_000);
     let (core, packets, tail_start) = publish(&engine);
-    // A fixed seed: the same 256 networks on every run (a failure replays).
+    // A fixed seed: the same 512 networks on every run (a failure replays).
     let mut runner = TestRunner::new_with_rng(
         Config {
-            cases: 256,
+            cases: 512,
             ..Config::default()
         },
         proptest::test_runner::TestRng::deterministic_rng(

@@ -345,3 +345,60 @@ fn idle_incremental_channels_send_heartbeats_even_while_snapshots_flow() {
     }
     assert!(after[Channel::Snapshot.index()] - before[Channel::Snapshot.index()] > 20);
 }
+
+/// Every datagram one publisher run sends on the four channels of `groups`, in order.
+fn capture_run(engine: &common::Engine, groups: FeedGroups) -> Vec<(Channel, Vec<u8>)> {
+    let mut pc = PublisherConfig::new(NetConfig::loopback(groups));
+    pc.sending_time = md_publisher::SendingTime::Journal;
+    // Only journal-driven output: no timer may fire during the run.
+    pc.heartbeat_interval = Duration::from_secs(3_600);
+    pc.snapshot_interval = Duration::from_secs(3_600);
+    let receivers: Vec<(Channel, UdpSocket)> = Channel::ALL
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                md_consumer::join_multicast(groups.get(*c), Ipv4Addr::LOCALHOST, 4 << 20).unwrap(),
+            )
+        })
+        .collect();
+    let mut agent = PublisherAgent::open(pc, engine.products(), engine.outbound()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0_u8; 65_536];
+    let mut drain = |out: &mut Vec<(Channel, Vec<u8>)>| {
+        for (c, s) in &receivers {
+            while let Ok((n, _)) = s.recv_from(&mut buf) {
+                out.push((*c, buf[..n].to_vec()));
+            }
+        }
+    };
+    let end = engine.outbound().written_seq();
+    while agent.next_journal_seq() <= end {
+        agent.do_work().unwrap();
+        drain(&mut out);
+    }
+    agent.end_session();
+    std::thread::sleep(Duration::from_millis(20));
+    drain(&mut out);
+    // Sort by channel, keeping each channel's order: the interleaving of sockets in `drain` is
+    // ours, not the publisher's.
+    out.sort_by_key(|(c, _)| *c);
+    out
+}
+
+#[test]
+fn two_runs_over_the_same_journal_send_byte_identical_datagrams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::run_engine(tmp.path(), 26, 2_000);
+    let groups = FeedGroups::on_group(Ipv4Addr::new(239, 77, 7, 1), 41_080);
+    let a = capture_run(&engine, groups);
+    let b = capture_run(&engine, groups);
+    assert!(a.len() > 50, "{} datagrams", a.len());
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "the datagram streams differ");
+    // Sending times are journal times (the inbound clock starts at 2025-11-22), not wall.
+    for (_, p) in &a {
+        let h = PacketMessages::new(p).unwrap().0;
+        assert!(h.sending_time_ns == 0 || h.sending_time_ns >= 1_763_769_600_000_000_000);
+    }
+}
