@@ -35,12 +35,15 @@ fn packet(seq: u32, msgs: &[MdMsg]) -> Vec<u8> {
 
 #[test]
 fn md_listen_prints_decoded_messages_and_the_book() {
-    let group = Ipv4Addr::new(239, 77, 9, 1);
+    // A group private to this process (two test runs on one host must not hear each other).
+    let pid = std::process::id();
+    let group = Ipv4Addr::new(239, 100 + (pid % 100) as u8, ((pid / 100) % 250) as u8, 91);
+    let group_arg = group.to_string();
     let feed = FeedGroups::on_group(group, 41_090);
     let mut child = Command::new(env!("CARGO_BIN_EXE_md-listen"))
         .args([
             "--group",
-            "239.77.9.1",
+            &group_arg,
             "--port",
             "41090",
             "--symbols",
@@ -129,7 +132,10 @@ fn md_listen_prints_decoded_messages_and_the_book() {
         }
     });
     let first = rx.recv_timeout(Duration::from_secs(15)).unwrap();
-    assert!(first.starts_with("joined 239.77.9.1:41090"), "{first}");
+    assert!(
+        first.starts_with(&format!("joined {group}:41090")),
+        "{first}"
+    );
     let s = sender();
     s.send_to(&packet(1, &[def, snapshot]), feed.snapshot)
         .unwrap();

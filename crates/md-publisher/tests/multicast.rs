@@ -1,8 +1,8 @@
 //! Real multicast sockets on the loopback interface, with faults injected at the publisher.
 //!
 //! Each test publishes a real outbound journal (a seeded workload through the matching agent)
-//! over UDP multicast on 127.0.0.1 (IP_MULTICAST_IF, TTL 1, loop on; distinct groups and ports
-//! per test so tests running in parallel do not hear each other). The publisher drops,
+//! over UDP multicast on 127.0.0.1 (IP_MULTICAST_IF, TTL 1, loop on; a group per test and per
+//! process, so tests and concurrent test runs do not hear each other). The publisher drops,
 //! duplicates and reorders packets from a seed. The tests prove that:
 //! - a consumer that starts with the session recovers every lost packet by retransmission and
 //!   ends with L1, L2 and L3 books equal to the publisher's and the engine's;
@@ -77,7 +77,7 @@ fn run_until_converged(agent: &mut PublisherAgent, consumer: &mut Consumer, jour
 fn with_loss_duplication_and_reordering_the_consumer_books_equal_the_publisher_and_engine() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 21, 5_000);
-    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 1, 1), 41_010);
+    let mut pc = publisher_config(common::group(11), 41_010);
     pc.faults = Some(FaultConfig {
         seed: 5,
         loss_ppm: 50_000,
@@ -130,8 +130,8 @@ fn with_loss_duplication_and_reordering_the_consumer_books_equal_the_publisher_a
 fn feeds_a_and_b_are_arbitrated_and_independent_losses_are_covered() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 22, 3_000);
-    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 2, 1), 41_020);
-    pc.net.feed_b = Some(FeedGroups::on_group(Ipv4Addr::new(239, 77, 2, 2), 41_030));
+    let mut pc = publisher_config(common::group(21), 41_020);
+    pc.net.feed_b = Some(FeedGroups::on_group(common::group(22), 41_030));
     pc.faults = Some(FaultConfig {
         seed: 6,
         loss_ppm: 50_000,
@@ -153,7 +153,7 @@ fn feeds_a_and_b_are_arbitrated_and_independent_losses_are_covered() {
 fn a_consumer_started_late_converges_from_the_snapshot_channel() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 23, 4_000);
-    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 3, 1), 41_040);
+    let mut pc = publisher_config(common::group(31), 41_040);
     pc.faults = Some(FaultConfig {
         seed: 7,
         loss_ppm: 20_000,
@@ -204,7 +204,7 @@ fn request(
 fn a_request_beyond_history_is_answered_not_available() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 24, 2_000);
-    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 4, 1), 41_050);
+    let mut pc = publisher_config(common::group(41), 41_050);
     pc.retransmit.history_packets_max = 16;
     // No heartbeats while we probe: the history must stay where it is.
     pc.heartbeat_interval = Duration::from_secs(3_600);
@@ -314,7 +314,7 @@ fn a_request_beyond_history_is_answered_not_available() {
 fn idle_incremental_channels_send_heartbeats_even_while_snapshots_flow() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 25, 500);
-    let mut pc = publisher_config(Ipv4Addr::new(239, 77, 6, 1), 41_070);
+    let mut pc = publisher_config(common::group(61), 41_070);
     pc.snapshot_interval = Duration::from_millis(1);
     pc.heartbeat_interval = Duration::from_millis(20);
     let mut agent = PublisherAgent::open(pc.clone(), engine.products(), engine.outbound()).unwrap();
@@ -390,7 +390,7 @@ fn capture_run(engine: &common::Engine, groups: FeedGroups) -> Vec<(Channel, Vec
 fn two_runs_over_the_same_journal_send_byte_identical_datagrams() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 26, 2_000);
-    let groups = FeedGroups::on_group(Ipv4Addr::new(239, 77, 7, 1), 41_080);
+    let groups = FeedGroups::on_group(common::group(71), 41_080);
     let a = capture_run(&engine, groups);
     let b = capture_run(&engine, groups);
     assert!(a.len() > 50, "{} datagrams", a.len());

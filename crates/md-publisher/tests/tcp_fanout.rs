@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 fn every_tcp_subscriber_rebuilds_the_books_and_the_first_place_rotates() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = common::run_engine(tmp.path(), 31, 3_000);
-    let group = FeedGroups::on_group(Ipv4Addr::new(239, 77, 5, 1), 41_060);
+    let group = FeedGroups::on_group(common::group(51), 41_060);
     let mut pc = PublisherConfig::new(NetConfig::loopback(group));
     pc.net.tcp_bind = Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     pc.tcp.shuffle_seed = 99;

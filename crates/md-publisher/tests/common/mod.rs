@@ -159,3 +159,16 @@ pub fn assert_books_equal(engine: &matching::Engine, core: &MdCore, client: &MdC
     }
     orders
 }
+
+/// A multicast group private to this test process and test: 239.<a>.<b>.<test> with a and b
+/// from the process id, so that two test runs on the same host (two agents running the suite
+/// at once) do not hear each other's packets.
+pub fn group(test: u8) -> std::net::Ipv4Addr {
+    let pid = std::process::id();
+    std::net::Ipv4Addr::new(
+        239,
+        100 + (pid % 100) as u8,
+        ((pid / 100) % 250) as u8,
+        test,
+    )
+}
