@@ -5,8 +5,9 @@
 //! - **Arbitration.** Packets are applied strictly in sequence order; a sequence number already
 //!   applied (the other feed's copy, a duplicate) is dropped; one from the future waits in a
 //!   bounded pending set.
-//! - **Gaps.** A packet from the future means a gap: [`MdClient::gap_requests`] asks for the
-//!   missing range (again after `retransmit_timeout`). An answer "not available", or no answer
+//! - **Gaps.** A packet from the future means a gap: after `gap_wait` (time for the other
+//!   feed's copy to fill it), [`MdClient::gap_requests`] asks for the missing range (again
+//!   after `retransmit_timeout`). An answer "not available", or no answer
 //!   with no retransmission server, skips the channel to the oldest packet still obtainable.
 //! - **rptSeq.** Each instrument's messages carry a per-channel rptSeq. An instrument applies
 //!   rptSeq = last + 1, ignores older ones (already in its snapshot) and, on a jump, drops its
@@ -435,6 +436,12 @@ impl MdClient {
                 {
                     self.skip_to(i, first_pending);
                 }
+                continue;
+            }
+            if feed
+                .gap_since
+                .is_some_and(|t| now.duration_since(t) < self.config.gap_wait)
+            {
                 continue;
             }
             let due = match feed.requested {

@@ -27,6 +27,9 @@ pub struct ConsumerConfig {
     pub replay_packets_max: usize,
     pub snapshot_chunks_max: usize,
     pub retransmit_timeout: Duration,
+    /// How long a gap may stay open before the first retransmission request: with feeds A
+    /// and B, the other feed's copy usually fills it first (MDP: recover only a gap on both).
+    pub gap_wait: Duration,
     pub request_count_max: u16,
     /// Datagrams read per socket per poll.
     pub reads_per_poll_max: usize,
@@ -50,6 +53,7 @@ impl ConsumerConfig {
             replay_packets_max: 65_536,
             snapshot_chunks_max: 4096,
             retransmit_timeout: RETRANSMIT_TIMEOUT_DEFAULT,
+            gap_wait: Duration::from_millis(2),
             request_count_max: 1000,
             reads_per_poll_max: 256,
             socket_receive_buffer: 8 << 20,
