@@ -113,6 +113,7 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut conn = open(db_path)?;
     let start = applied_seq(&conn)? + 1;
+    metrics.reporter_seq.store(start - 1, Ordering::Relaxed);
     let mut reader = outbound.reader(start)?;
     let symbol = |id: u32| {
         symbols
