@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! md-listen --group 239.255.0.1 --port 40000 --retransmit 127.0.0.1:40100 --symbols INST1,INST2 --depth 5
+//! md-listen --tcp 127.0.0.1:40200 --print      # the publisher's TCP fan-out instead of multicast
 //! ```
 
 use clap::Parser;
-use md_consumer::{Consumer, ConsumerConfig};
+use md_consumer::{Consumer, ConsumerConfig, MdClient, TcpConsumer};
 use md_core::{Channel, FeedGroups, PacketMessages, Side};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -41,6 +42,9 @@ struct Args {
     /// Refresh period of the book display, ms.
     #[arg(long, default_value_t = 1000)]
     refresh_ms: u64,
+    /// Read the publisher's TCP fan-out at this address instead of joining multicast.
+    #[arg(long)]
+    tcp: Option<SocketAddr>,
     /// Exit after this many seconds (0: run until the session ends).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
@@ -54,38 +58,67 @@ fn main() -> std::io::Result<()> {
         .group_b
         .map(|g| FeedGroups::on_group(g, args.port + 10));
     cfg.retransmit_server = args.retransmit;
-    let mut consumer = Consumer::open(cfg)?;
-    println!(
-        "joined {}:{}..{} on {}",
-        args.group,
-        args.port,
-        args.port + 3,
-        args.interface
-    );
+    let mut source = match args.tcp {
+        Some(addr) => {
+            let c = TcpConsumer::connect(addr, cfg)?;
+            println!("connected to {addr}");
+            Source::Tcp(c)
+        }
+        None => {
+            let c = Consumer::open(cfg)?;
+            println!(
+                "joined {}:{}..{} on {}",
+                args.group,
+                args.port,
+                args.port + 3,
+                args.interface
+            );
+            Source::Multicast(c)
+        }
+    };
     let start = Instant::now();
     let mut last_show = Instant::now();
     let print = args.print;
     loop {
-        let n = consumer.poll_with(|c, packet| {
+        let mut observe = |c: Channel, packet: &[u8]| {
             if print {
                 print_packet(c, packet);
             }
-        });
+        };
+        let n = match &mut source {
+            Source::Multicast(c) => c.poll_with(&mut observe),
+            Source::Tcp(c) => c.poll_with(&mut observe)?,
+        };
         if n == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
+        let client = source.client();
         if last_show.elapsed() >= Duration::from_millis(args.refresh_ms) {
             last_show = Instant::now();
-            show(&consumer, &args);
+            show(client, &args);
         }
-        if consumer.client().session_ended() {
-            show(&consumer, &args);
+        if client.session_ended() {
+            show(client, &args);
             println!("end of session");
             return Ok(());
         }
         if args.seconds > 0 && start.elapsed() >= Duration::from_secs(args.seconds) {
-            show(&consumer, &args);
+            show(client, &args);
             return Ok(());
+        }
+    }
+}
+
+enum Source {
+    Multicast(Consumer),
+    Tcp(TcpConsumer),
+}
+
+impl Source {
+    fn client(&self) -> &MdClient {
+        match self {
+            Source::Multicast(c) => c.client(),
+            Source::Tcp(c) => c.client(),
         }
     }
 }
@@ -104,8 +137,7 @@ fn print_packet(c: Channel, packet: &[u8]) {
     }
 }
 
-fn show(consumer: &Consumer, args: &Args) {
-    let client = consumer.client();
+fn show(client: &MdClient, args: &Args) {
     let s = client.stats();
     println!(
         "-- packets {} dup {} gaps {} resend-req {} skipped {} snapshots {} | seq L1 {} L2 {} L3 {}",
