@@ -4,7 +4,8 @@
 //! instrument definition, two resting orders, the matching level updates and a best bid/offer
 //! on 127.0.0.1, then the end-of-session marker. The test runs the real `md-listen` binary with
 //! `--print` and proves that it prints every decoded message as JSON and shows the top of book
-//! and depth for the symbol, and that it exits at the end of the session.
+//! and depth for the symbol, and that it exits at the end of the session. A second test feeds
+//! it the TCP fan-out framing (u16 length, channel, packet) from a plain TCP server.
 
 use md_core::msg::InstrumentDef;
 use md_core::*;
@@ -184,5 +185,76 @@ fn md_listen_prints_decoded_messages_and_the_book() {
         out.contains("bid 10x9950") && out.contains("ask 10x10050"),
         "{out}"
     );
+    assert!(out.contains("end of session"), "{out}");
+}
+
+#[test]
+fn md_listen_reads_the_tcp_fan_out() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_md-listen"))
+        .args(["--tcp", &addr, "--print", "--seconds", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut symbol = [0_u8; 16];
+    symbol[..3].copy_from_slice(b"XYZ");
+    let def = MdMsg::InstrumentDefinition(InstrumentDef {
+        instrument_id: 8,
+        symbol,
+        tick_size: 1,
+        price_scale: 100,
+        lot_size: 1,
+        quantity_max: 10,
+        status: Status::Open,
+    });
+    let snapshot = MdMsg::Snapshot(SnapshotChunk {
+        time_ns: 1,
+        instrument_id: 8,
+        last_seq: [0, 0, 0],
+        rpt_seq: [0, 0, 0],
+        chunk: 0,
+        chunks: 1,
+        status: Status::Open,
+        levels: vec![SnapshotLevel {
+            side: Side::Sell,
+            price: 777,
+            quantity: 4,
+            order_count: 1,
+        }],
+        orders: vec![SnapshotOrder {
+            side: Side::Sell,
+            order_id: 1,
+            price: 777,
+            quantity: 4,
+        }],
+    });
+    let eos = MdMsg::EndOfSession { time_ns: 2 };
+    let mut frames = Vec::new();
+    let mut frame = |channel: Channel, p: Vec<u8>| {
+        frames.extend_from_slice(&((p.len() + 1) as u16).to_le_bytes());
+        frames.push(channel as u8);
+        frames.extend_from_slice(&p);
+    };
+    frame(Channel::Snapshot, packet(1, &[def, snapshot]));
+    for c in Channel::INCREMENTAL {
+        frame(c, packet(1, std::slice::from_ref(&eos)));
+    }
+    stream.write_all(&frames).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "md-listen did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    assert!(out.starts_with(&format!("connected to {addr}")), "{out}");
+    assert!(out.contains(r#""$message":"SnapshotFullRefresh""#), "{out}");
+    assert!(out.contains("XYZ") && out.contains("ask 4x777"), "{out}");
     assert!(out.contains("end of session"), "{out}");
 }
