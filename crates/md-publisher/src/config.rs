@@ -159,7 +159,7 @@ pub struct RetransmitConfig {
 impl Default for RetransmitConfig {
     fn default() -> Self {
         RetransmitConfig {
-            history_packets_max: 65_536,
+            history_packets_max: 16_384,
             request_count_max: 1_000,
             burst_packets: 20_000,
             packets_per_second: 100_000,
