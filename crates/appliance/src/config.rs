@@ -17,6 +17,7 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 pub struct Config {
     pub data: DataConfig,
     pub journal: JournalSection,
+    pub snapshots: SnapshotSection,
     pub threads: ThreadsConfig,
     pub http: HttpConfig,
     pub engine: EngineSection,
@@ -44,6 +45,13 @@ pub struct JournalSection {
     pub segment_size_bytes: u64,
     pub segments_max: u64,
     pub durability: DurabilityName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSection {
+    pub every_events: u64,
+    pub keep_max: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -192,6 +200,12 @@ impl Config {
                     journal::SEGMENT_SIZE_MAX
                 ),
             );
+        }
+        if self.snapshots.every_events == 0 {
+            return err("snapshots.every_events", "must be positive");
+        }
+        if self.snapshots.keep_max == 0 {
+            return err("snapshots.keep_max", "must be at least 1");
         }
         if self.journal.segments_max < 2 {
             return err("journal.segments_max", "must be at least 2");
@@ -361,6 +375,14 @@ impl Config {
 
     pub fn outbound_journal(&self) -> journal::JournalConfig {
         self.journal_config("outbound")
+    }
+
+    pub fn snapshot_policy(&self) -> matching_agent::SnapshotPolicy {
+        matching_agent::SnapshotPolicy {
+            dir: self.data.dir.join("snapshots"),
+            every_events: self.snapshots.every_events,
+            keep_max: self.snapshots.keep_max,
+        }
     }
 
     pub fn wait_strategy(&self) -> journal::WaitStrategy {

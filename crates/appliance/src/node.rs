@@ -94,11 +94,16 @@ impl Node {
             .publisher()
             .context("the inbound journal has no hand-off")?;
         let engine_config = config.engine_config();
-        let agent = MatchingAgent::open(
-            AgentConfig::new(engine_config.clone(), config.outbound_journal()),
-            &inbound,
-        )
-        .context("opening the matching agent")?;
+        let mut agent_config = AgentConfig::new(engine_config.clone(), config.outbound_journal());
+        agent_config.snapshots = Some(config.snapshot_policy());
+        let agent =
+            MatchingAgent::open(agent_config, &inbound).context("opening the matching agent")?;
+        if let Some(seq) = agent.restored_from() {
+            tracing::info!(
+                inbound_seq = seq,
+                "matching engine restored from a snapshot"
+            );
+        }
         let outbound = agent.outbound_journal().clone();
         let metrics = Arc::new(Metrics::default());
         let failed = Arc::new(AtomicBool::new(false));
@@ -131,9 +136,19 @@ impl Node {
             }
         })?;
 
+        // The replica starts from the same snapshot as the matching agent when there is one.
+        let (replica_engine, replica_seq) = match matching_agent::latest_snapshot(
+            &config.snapshot_policy().dir,
+            &engine_config,
+            inbound.written_seq(),
+            outbound.written_seq(),
+        ) {
+            Some((seq, _, engine)) => (engine, seq),
+            None => (Engine::new(engine_config), 0),
+        };
         let replica = Arc::new(RwLock::new(Replica {
-            engine: Engine::new(engine_config),
-            processed_seq: 0,
+            engine: replica_engine,
+            processed_seq: replica_seq,
         }));
         let pending = Arc::new(Pending::default());
         let mut followers = Vec::new();

@@ -74,7 +74,8 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut idle: IdleStrategy,
 ) -> anyhow::Result<()> {
-    let mut reader = inbound.reader(1)?;
+    let from = replica.read().expect("replica lock").processed_seq + 1;
+    let mut reader = inbound.reader(from)?;
     let mut outputs: Vec<Output> = Vec::with_capacity(1024);
     loop {
         let mut n = 0;

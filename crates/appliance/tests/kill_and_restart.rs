@@ -11,6 +11,7 @@
 //! - no execution is duplicated: per order, the executions' quantities add up to the order's
 //!   filled quantity, and every trade has exactly two executions;
 //! - account balances (from the replica) are consistent with the executions;
+//! - engine snapshots are written (every 300 events here) and restarts restore them;
 //! - `appliance replay` reproduces the recorded outbound journal byte for byte;
 //! - a graceful SIGTERM exits 0.
 
@@ -39,8 +40,13 @@ impl Drop for Server {
 }
 
 fn start(data: &Path) -> Server {
+    // Frequent snapshots, so restarts restore one and replay only the rest.
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[snapshots]\nevery_events = 300\nkeep_max = 2\n").unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--http-listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -206,6 +212,8 @@ fn sigkill_under_load_loses_and_duplicates_nothing() {
 
     let server = start(&data);
     wait_caught_up(&c, &server.base);
+    let snapshots = std::fs::read_dir(data.join("snapshots")).map_or(0, |d| d.count());
+    assert!(snapshots > 0, "no engine snapshot was written");
     let acks = acks.lock().unwrap().clone();
     assert!(acks.len() > 20, "only {} orders acknowledged", acks.len());
     let rank = |s: &str| match s {
@@ -288,7 +296,9 @@ fn sigkill_under_load_loses_and_duplicates_nothing() {
     assert!(status.success(), "SIGTERM exit: {status}");
 
     let out = Command::new(BIN)
-        .args(["replay", "--data-dir"])
+        .args(["replay", "--config"])
+        .arg(data.with_extension("toml"))
+        .arg("--data-dir")
         .arg(&data)
         .output()
         .unwrap();

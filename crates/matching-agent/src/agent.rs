@@ -8,6 +8,7 @@ use journal::{
 };
 use matching::{ConfigError, Engine, EngineConfig, Output, RejectReason};
 use sbe_order_entry::{SbeErr, WriteBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -37,6 +38,18 @@ pub struct AgentConfig {
     pub outbound: JournalConfig,
     /// Inbound events processed per `do_work` call at most.
     pub batch_max: usize,
+    /// Periodic engine snapshots, so that a restart replays only what follows the newest one.
+    pub snapshots: Option<SnapshotPolicy>,
+}
+
+/// Where and how often the agent snapshots the engine.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub dir: PathBuf,
+    /// Inbound events between two snapshots.
+    pub every_events: u64,
+    /// Snapshot files kept (the newest ones).
+    pub keep_max: usize,
 }
 
 impl AgentConfig {
@@ -45,6 +58,7 @@ impl AgentConfig {
             engine,
             outbound,
             batch_max: 256,
+            snapshots: None,
         }
     }
 }
@@ -77,6 +91,11 @@ pub enum AgentError {
     RecordingShort { outbound_seq: u64 },
     #[error("batch_max must be positive")]
     BatchMax,
+    #[error("snapshot {path}: {source}")]
+    Snapshot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the matching core between the inbound and the outbound journal.
@@ -97,6 +116,67 @@ pub struct MatchingAgent {
     spans: Vec<(u16, usize, usize)>,
     processed_seq: u64,
     verified_frames: u64,
+    snapshots: Option<SnapshotPolicy>,
+    last_snapshot_seq: u64,
+    restored_from: Option<u64>,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"AGSNAP01";
+
+fn snapshot_name(inbound_seq: u64) -> String {
+    format!("snapshot-{inbound_seq:020}.bin")
+}
+
+/// Snapshot files in `dir`, newest first.
+fn list_snapshots(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".bin"))
+        })
+        .collect();
+    v.sort();
+    v.reverse();
+    v
+}
+
+/// The newest whole snapshot in `dir` taken under `engine_config` whose positions the journals
+/// still reach: (inbound seq, outbound seq, engine). The query replica restores from it too.
+pub fn latest_snapshot(
+    dir: &Path,
+    engine_config: &EngineConfig,
+    inbound_written: u64,
+    outbound_written: u64,
+) -> Option<(u64, u64, Engine)> {
+    list_snapshots(dir).into_iter().find_map(|path| {
+        read_snapshot(&path).filter(|(i, o, e)| {
+            e.config() == engine_config && *o <= outbound_written && *i <= inbound_written
+        })
+    })
+}
+
+/// (inbound seq, outbound seq, engine) of a snapshot file, if it is whole and valid.
+fn read_snapshot(path: &Path) -> Option<(u64, u64, Engine)> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.len() < 36 || &bytes[..8] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    let u = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8 bytes"));
+    let (inbound_seq, outbound_seq, len) = (u(8), u(16), u(24) as usize);
+    if body.len() != 32 + len {
+        return None;
+    }
+    let engine = Engine::restore(&body[32..]).ok()?;
+    Some((inbound_seq, outbound_seq, engine))
 }
 
 impl MatchingAgent {
@@ -111,14 +191,30 @@ impl MatchingAgent {
         let (outbound_journal, outbound) =
             Journal::open_with_clock(config.outbound, clock.clone())?;
         let recorded_end = outbound.written_seq();
-        let verify = if recorded_end > 0 {
-            Some(outbound_journal.reader(1)?)
+        // The newest snapshot that was taken under this configuration and that both journals
+        // still reach; otherwise a replay from the start.
+        let (in_seq, out_seq, restored) = match &config.snapshots {
+            Some(policy) => match latest_snapshot(
+                &policy.dir,
+                &config.engine,
+                inbound.written_seq(),
+                recorded_end,
+            ) {
+                Some((i, o, e)) => (i, o, Some(e)),
+                None => (0, 0, None),
+            },
+            None => (0, 0, None),
+        };
+        let restored_from = restored.as_ref().map(|_| in_seq);
+        let engine = restored.unwrap_or_else(|| Engine::new(config.engine));
+        let verify = if recorded_end > out_seq {
+            Some(outbound_journal.reader(out_seq + 1)?)
         } else {
             None
         };
         Ok(Self {
-            engine: Engine::new(config.engine),
-            inbound: inbound.reader(1)?,
+            engine,
+            inbound: inbound.reader(in_seq + 1)?,
             outbound,
             outbound_journal,
             clock,
@@ -128,9 +224,62 @@ impl MatchingAgent {
             outputs: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(64 * 1024),
             spans: Vec::with_capacity(1024),
-            processed_seq: 0,
+            processed_seq: in_seq,
             verified_frames: 0,
+            snapshots: config.snapshots,
+            last_snapshot_seq: in_seq,
+            restored_from,
         })
+    }
+
+    /// Writes a snapshot if the policy asks for one (never while replaying the recording,
+    /// where the outbound position is not yet the journal's end).
+    fn maybe_snapshot(&mut self) -> Result<(), AgentError> {
+        let Some(policy) = &self.snapshots else {
+            return Ok(());
+        };
+        if self.verify.is_some()
+            || self.processed_seq < self.last_snapshot_seq + policy.every_events
+        {
+            return Ok(());
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AgentError::Snapshot { path, source }
+        };
+        std::fs::create_dir_all(&policy.dir).map_err(io(&policy.dir))?;
+        let engine = self.engine.snapshot();
+        let mut bytes = Vec::with_capacity(engine.len() + 36);
+        bytes.extend_from_slice(SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(&self.processed_seq.to_le_bytes());
+        bytes.extend_from_slice(&self.outbound.written_seq().to_le_bytes());
+        bytes.extend_from_slice(&(engine.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&engine);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        // Written aside, synced, then renamed: a crash leaves the old set or the new one.
+        let path = policy.dir.join(snapshot_name(self.processed_seq));
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        for old in list_snapshots(&policy.dir)
+            .into_iter()
+            .skip(policy.keep_max.max(1))
+        {
+            let _ = std::fs::remove_file(old);
+        }
+        self.last_snapshot_seq = self.processed_seq;
+        Ok(())
+    }
+
+    /// The inbound sequence of the snapshot this run started from, if any.
+    pub fn restored_from(&self) -> Option<u64> {
+        self.restored_from
     }
 
     /// One duty cycle: processes up to `batch_max` committed inbound events; returns how many.
@@ -155,6 +304,9 @@ impl MatchingAgent {
             self.emit(sequence)?;
             self.processed_seq = sequence;
             n += 1;
+        }
+        if n > 0 {
+            self.maybe_snapshot()?;
         }
         Ok(n)
     }

@@ -15,6 +15,11 @@
 //! frames run out (a crash between two frames, a torn tail cut on reopen) appending resumes
 //! exactly where the recording stopped. Nothing is lost and nothing is written twice.
 //!
+//! With a [`SnapshotPolicy`] the agent writes the engine's state every N inbound events (with
+//! the inbound and outbound positions it corresponds to, checksummed, written aside and renamed);
+//! a restart restores the newest valid snapshot taken under the same engine configuration and
+//! replays only what follows it, so recovery time stays bounded.
+//!
 //! The agent is an Aeron-style duty cycle: [`MatchingAgent::do_work`] processes up to a bounded
 //! number of inbound events and returns how many it processed.
 
@@ -22,4 +27,6 @@ mod agent;
 pub mod inbound;
 pub mod outbound;
 
-pub use agent::{AgentConfig, AgentError, EventClock, MatchingAgent};
+pub use agent::{
+    latest_snapshot, AgentConfig, AgentError, EventClock, MatchingAgent, SnapshotPolicy,
+};

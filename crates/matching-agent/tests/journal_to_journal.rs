@@ -303,3 +303,68 @@ fn malformed_events_and_unknown_orders_are_answered_not_fatal() {
     );
     assert!(json[3].contains("\"AccountUpdated\""), "{json:?}");
 }
+
+#[test]
+fn snapshots_bound_the_replay_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = workload();
+    let commands = all_commands(&w);
+    let inbound = write_inbound(&tmp.path().join("in"), &commands);
+    let reference = one_run(&w, &inbound, &tmp.path().join("ref"));
+    let out_dir = tmp.path().join("out");
+    let snaps = tmp.path().join("snapshots");
+    let config = || {
+        let mut c = AgentConfig::new(w.engine_config.clone(), small_journal(&out_dir));
+        c.snapshots = Some(matching_agent::SnapshotPolicy {
+            dir: snaps.clone(),
+            every_events: 1_000,
+            keep_max: 2,
+        });
+        c
+    };
+    let total = inbound.written_seq();
+    {
+        let mut agent = MatchingAgent::open(config(), &inbound).unwrap();
+        assert_eq!(agent.restored_from(), None);
+        run_to(&mut agent, total / 2);
+    }
+    let kept = std::fs::read_dir(&snaps).unwrap().count();
+    assert_eq!(kept, 2, "keep_max");
+    // Restart: the newest snapshot is restored and only the rest is replayed.
+    let mut agent = MatchingAgent::open(config(), &inbound).unwrap();
+    let from = agent.restored_from().expect("a snapshot was restored");
+    assert!(
+        from >= total / 2 - 1_256 && from <= total / 2,
+        "restored from {from} of {total}"
+    );
+    assert_eq!(agent.processed_seq(), from);
+    run_to(&mut agent, total);
+    assert_eq!(frames(agent.outbound_journal()), reference);
+    drop(agent);
+
+    // A damaged newest snapshot is skipped for the previous one.
+    let mut files: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let newest = files.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(newest, bytes).unwrap();
+    let agent = MatchingAgent::open(config(), &inbound).unwrap();
+    let older = agent.restored_from().expect("the older snapshot");
+    let newest_seq: u64 = newest.file_stem().unwrap().to_str().unwrap()["snapshot-".len()..]
+        .parse()
+        .unwrap();
+    assert!(older < newest_seq, "restored {older}, newest {newest_seq}");
+    drop(agent);
+
+    // A snapshot from another engine configuration is not used.
+    let mut other = config();
+    other.engine.products[0].tick_size = 7;
+    other.engine.products[0].reference_price = 7 * (other.engine.products[0].reference_price / 7);
+    let agent = MatchingAgent::open(other, &inbound).unwrap();
+    assert_eq!(agent.restored_from(), None);
+}
