@@ -20,6 +20,7 @@ pub struct Config {
     pub snapshots: SnapshotSection,
     pub threads: ThreadsConfig,
     pub http: HttpConfig,
+    pub market_data: MarketDataConfig,
     pub engine: EngineSection,
     pub instruments: Vec<InstrumentConfig>,
     pub accounts: Vec<AccountConfig>,
@@ -76,6 +77,22 @@ pub struct HttpConfig {
     pub concurrency_max: usize,
     pub request_timeout_ms: u64,
     pub order_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketDataConfig {
+    pub enabled: bool,
+    pub group: std::net::Ipv4Addr,
+    pub port: u16,
+    pub group_b: String,
+    pub retransmit_listen: std::net::SocketAddrV4,
+    pub tcp_listen: String,
+    pub l2_depth: usize,
+    pub packet_size_max: usize,
+    pub heartbeat_ms: u64,
+    pub snapshot_interval_ms: u64,
+    pub history_packets_max: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +236,7 @@ impl Config {
         if self.http.request_timeout_ms == 0 || self.http.order_timeout_ms == 0 {
             return err("http.request_timeout_ms", "timeouts must be positive");
         }
+        self.publisher_config()?;
         if self.engine.orders_max == 0 || self.engine.orders_max >= 1 << 30 {
             return err("engine.orders_max", "must be between 1 and 2^30");
         }
@@ -375,6 +393,48 @@ impl Config {
 
     pub fn outbound_journal(&self) -> journal::JournalConfig {
         self.journal_config("outbound")
+    }
+
+    /// The market-data publisher's configuration.
+    pub fn publisher_config(&self) -> Result<md_publisher::PublisherConfig, ConfigError> {
+        let m = &self.market_data;
+        if m.port > u16::MAX - 20 {
+            return err("market_data.port", "leaves no room for the channel ports");
+        }
+        let mut net =
+            md_publisher::NetConfig::loopback(md_core::FeedGroups::on_group(m.group, m.port));
+        if !m.group_b.is_empty() {
+            let g: std::net::Ipv4Addr = m.group_b.parse().map_err(|_| ConfigError {
+                key: "market_data.group_b".into(),
+                problem: "not an IPv4 address".into(),
+            })?;
+            net.feed_b = Some(md_core::FeedGroups::on_group(g, m.port + 10));
+        }
+        net.retransmit_bind = m.retransmit_listen;
+        if !m.tcp_listen.is_empty() {
+            net.tcp_bind = Some(m.tcp_listen.parse().map_err(|_| ConfigError {
+                key: "market_data.tcp_listen".into(),
+                problem: "not an IPv4 address:port".into(),
+            })?);
+        }
+        let mut c = md_publisher::PublisherConfig::new(net);
+        c.core.l2_depth = m.l2_depth;
+        c.core.packet_size_max = m.packet_size_max;
+        c.core.instruments_max = self
+            .instruments
+            .iter()
+            .map(|i| i.id as usize + 1)
+            .max()
+            .unwrap_or(1);
+        c.heartbeat_interval = std::time::Duration::from_millis(m.heartbeat_ms.max(1));
+        c.snapshot_interval = std::time::Duration::from_millis(m.snapshot_interval_ms.max(1));
+        c.retransmit.history_packets_max = m.history_packets_max;
+        c.idle = self.wait_strategy();
+        c.validate().map_err(|e| ConfigError {
+            key: "market_data".into(),
+            problem: e.to_string(),
+        })?;
+        Ok(c)
     }
 
     pub fn snapshot_policy(&self) -> matching_agent::SnapshotPolicy {

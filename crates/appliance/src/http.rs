@@ -778,6 +778,7 @@ async fn healthz(State(state): State<Shared>) -> Response {
             "matching": { "seq": m.matching_seq.load(Ordering::Relaxed), "lag": inbound.saturating_sub(m.matching_seq.load(Ordering::Relaxed)) },
             "replica": { "seq": m.replica_seq.load(Ordering::Relaxed), "lag": inbound.saturating_sub(m.replica_seq.load(Ordering::Relaxed)) },
             "reporter": { "seq": m.reporter_seq.load(Ordering::Relaxed), "lag": outbound.saturating_sub(m.reporter_seq.load(Ordering::Relaxed)) },
+            "market_data": { "seq": m.md_seq.load(Ordering::Relaxed), "lag": if state.config.market_data.enabled { outbound.saturating_sub(m.md_seq.load(Ordering::Relaxed)) } else { 0 } },
         },
         "sessions": { "fix": 0 },
     });

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Market-data tools.
+    Md {
+        #[command(subcommand)]
+        command: MdCommand,
+    },
     /// Rebuild the state from the inbound journal and verify that the recorded outputs are
     /// reproduced byte for byte. Exits 1 on a difference.
     Replay {
@@ -44,6 +49,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum MdCommand {
+    /// Join the market-data channels and show top of book and depth (or print messages).
+    Listen(md_consumer::listen::Args),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +112,9 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Md {
+            command: MdCommand::Listen(args),
+        } => Ok(md_consumer::listen::run(args)?),
         Command::Replay { config, data_dir } => {
             let c = load(config, data_dir)?;
             let r = appliance::replay::replay(&c).context("replay")?;

@@ -144,14 +144,14 @@ impl Node {
             outbound.written_seq(),
         ) {
             Some((seq, _, engine)) => (engine, seq),
-            None => (Engine::new(engine_config), 0),
+            None => (Engine::new(engine_config.clone()), 0),
         };
+        let mut followers = Vec::new();
         let replica = Arc::new(RwLock::new(Replica {
             engine: replica_engine,
             processed_seq: replica_seq,
         }));
         let pending = Arc::new(Pending::default());
-        let mut followers = Vec::new();
         {
             let (j, r, p, m, s) = (
                 inbound.clone(),
@@ -162,6 +162,44 @@ impl Node {
             );
             followers.push(spawn("replica", &failed, move || {
                 replica::run(j, r, p, m, s, IdleStrategy::new(wait))
+            })?);
+        }
+        if config.market_data.enabled {
+            let md_config = config.publisher_config()?;
+            let (j, s, m) = (outbound.clone(), stop_followers.clone(), metrics.clone());
+            let products = engine_config.products.clone();
+            // Sockets are opened here so that a bind error stops the start.
+            let mut publisher = md_publisher::PublisherAgent::open(md_config, &products, &j)
+                .context("opening the market-data publisher")?;
+            tracing::info!(retransmit = %publisher.retransmit_addr(), "market data publishing");
+            followers.push(spawn("market-data", &failed, move || {
+                let mut idle = IdleStrategy::new(wait);
+                loop {
+                    let n = publisher.do_work()?;
+                    let net = publisher.net_stats();
+                    let rt = publisher.retransmit_stats();
+                    m.md_packets.store(net.packets_sent, Ordering::Relaxed);
+                    m.md_retransmit_requests
+                        .store(rt.requests, Ordering::Relaxed);
+                    m.md_packets_resent
+                        .store(rt.packets_resent, Ordering::Relaxed);
+                    m.md_seq.store(
+                        publisher.next_journal_seq().saturating_sub(1),
+                        Ordering::Relaxed,
+                    );
+                    if n == 0 && s.load(Ordering::Acquire) {
+                        publisher.end_session();
+                        // Let the repeated end-of-session markers go out.
+                        let until =
+                            std::time::Instant::now() + std::time::Duration::from_millis(300);
+                        while std::time::Instant::now() < until {
+                            let n = publisher.do_work()?;
+                            idle.idle(n);
+                        }
+                        return Ok(());
+                    }
+                    idle.idle(n);
+                }
             })?);
         }
         let db_path = config.data.dir.join("reporter.sqlite");

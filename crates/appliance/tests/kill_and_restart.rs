@@ -42,7 +42,11 @@ impl Drop for Server {
 fn start(data: &Path) -> Server {
     // Frequent snapshots, so restarts restore one and replay only the rest.
     let config = data.with_extension("toml");
-    std::fs::write(&config, "[snapshots]\nevery_events = 300\nkeep_max = 2\n").unwrap();
+    std::fs::write(
+        &config,
+        "[snapshots]\nevery_events = 300\nkeep_max = 2\n[market_data]\nenabled = false\n",
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
         .arg(&config)

@@ -26,6 +26,7 @@
 
 pub mod client;
 pub mod config;
+pub mod listen;
 pub mod net;
 
 pub use client::{ClientStats, GapRequest, InstrumentView, MdClient};

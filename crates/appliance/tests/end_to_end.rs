@@ -1,0 +1,293 @@
+//! The real binary end to end: orders over HTTP, fills read back over HTTP and from the
+//! database, trades and books received on real multicast, and a clean restart.
+//!
+//! The test starts `appliance serve` with its own multicast group and ports (derived from the
+//! process id, so parallel runs do not hear each other), joins the market-data channels with the
+//! consumer library as a firm would, trades from two accounts over HTTP, and checks that:
+//! - the HTTP answers carry the fills the engine made;
+//! - the executions are in the reporter's database and at `GET /v1/execution`;
+//! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
+//! - bad requests get a 4xx with a JSON error naming the field; a wrong API key gets 401;
+//! - `/metrics` and `/healthz` report the flow;
+//! - after SIGTERM (exit 0) and a restart, the book and the orders are the same.
+
+use md_consumer::{Consumer, ConsumerConfig};
+use md_core::{Channel, FeedGroups, Side};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_appliance");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ports() -> (Ipv4Addr, u16) {
+    let pid = std::process::id();
+    let group = Ipv4Addr::new(239, 255, (pid >> 8) as u8, pid as u8);
+    let port = 41_000 + (pid % 2_000) as u16 * 8;
+    (group, port)
+}
+
+fn start(data: &Path) -> Server {
+    let (group, port) = ports();
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n",
+            port + 4
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://"), "{line}");
+    Server { child, base }
+}
+
+fn post(c: &reqwest::blocking::Client, base: &str, key: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(format!("{base}/v1/order"))
+        .header("X-API-Key", key)
+        .json(&body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+fn get(c: &reqwest::blocking::Client, url: String, key: &str) -> Value {
+    c.get(url)
+        .header("X-API-Key", key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn http_orders_fills_database_and_multicast_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (group, port) = ports();
+    let mut cfg = ConsumerConfig::new(FeedGroups::on_group(group, port));
+    cfg.retransmit_server = Some(format!("127.0.0.1:{}", port + 4).parse().unwrap());
+    // Joined before the server starts: the consumer sees the session from its first packet.
+    let mut consumer = Consumer::open(cfg).unwrap();
+    let server = start(&data);
+    let c = reqwest::blocking::Client::new();
+    let b = &server.base;
+
+    // Resting asks from account 1 at three prices, then a buy from account 2 that takes two.
+    for (price, qty) in [("100.00", 10), ("100.10", 10), ("100.20", 10)] {
+        let (s, v) = post(
+            &c,
+            b,
+            "demo-key-1",
+            json!({"symbol": "ACME", "side": "sell", "price": price, "quantity": qty, "timeInForce": "gtc"}),
+        );
+        assert_eq!((s, v["status"].as_str()), (200, Some("new")), "{v}");
+    }
+    let (s, buy) = post(
+        &c,
+        b,
+        "demo-key-2",
+        json!({"symbol": "ACME", "side": "buy", "price": "100.10", "quantity": 15}),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(buy["status"], "filled", "{buy}");
+    assert_eq!(buy["filledQuantity"], 15);
+    assert_eq!(buy["fills"].as_array().unwrap().len(), 2);
+    assert_eq!(buy["fills"][0]["price"], "100.00");
+    assert_eq!(buy["fills"][1]["price"], "100.10");
+    // A resting bid, so both sides of the book have depth.
+    let (_, bid) = post(
+        &c,
+        b,
+        "demo-key-2",
+        json!({"symbol": "ACME", "side": "buy", "price": "99.50", "quantity": 7, "timeInForce": "gtc"}),
+    );
+    assert_eq!(bid["status"], "new");
+
+    // Bad requests name the field; unknown keys are refused.
+    let (s, e) = post(
+        &c,
+        b,
+        "demo-key-1",
+        json!({"symbol": "ACME", "side": "up", "price": "1", "quantity": 1}),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("side")), "{e}");
+    let (s, e) = post(
+        &c,
+        b,
+        "demo-key-1",
+        json!({"symbol": "ACME", "side": "buy", "price": 100.5, "quantity": 1}),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("price")), "{e}");
+    let (s, e) = post(
+        &c,
+        b,
+        "demo-key-1",
+        json!({"symbol": "NOPE", "side": "buy", "price": "1", "quantity": 1}),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("symbol")), "{e}");
+    let (s, _) = post(
+        &c,
+        b,
+        "wrong-key-123",
+        json!({"symbol": "ACME", "side": "buy", "price": "1", "quantity": 1}),
+    );
+    assert_eq!(s, 401);
+    // An engine reject is an answer, not an error: price outside the band.
+    let (s, r) = post(
+        &c,
+        b,
+        "demo-key-1",
+        json!({"symbol": "ACME", "side": "sell", "price": "500.00", "quantity": 1}),
+    );
+    assert_eq!(
+        (s, r["status"].as_str(), r["reason"].as_str()),
+        (200, Some("rejected"), Some("PriceOutsideBand")),
+        "{r}"
+    );
+
+    // Executions through HTTP (the reporter may lag a moment) and in the database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let execs = loop {
+        let v = get(&c, format!("{b}/v1/execution?symbol=ACME"), "demo-key-2");
+        if v["executions"].as_array().is_some_and(|a| a.len() == 2) || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let execs = execs["executions"].as_array().unwrap().clone();
+    assert_eq!(execs.len(), 2, "{execs:?}");
+    assert!(execs
+        .iter()
+        .all(|e| e["side"] == "buy" && e["liquidity"] == "taker"));
+    let db = rusqlite::Connection::open(data.join("reporter.sqlite")).unwrap();
+    let (n, qty): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), SUM(quantity) FROM executions WHERE account_id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, qty), (2, 15));
+
+    // Multicast: the consumer saw both trades and holds the same book as the engine.
+    let book = get(&c, format!("{b}/marketdata/book/ACME?depth=10"), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        consumer.poll();
+        let cl = consumer.client();
+        let acme = cl
+            .instruments()
+            .find(|(_, i)| i.symbol() == "ACME")
+            .map(|(_, i)| {
+                (
+                    i.trades,
+                    i.l2.levels(Side::Sell).len(),
+                    i.l2.levels(Side::Buy).len(),
+                )
+            });
+        if acme == Some((2, 2, 1)) && cl.applied_seq(Channel::L2) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "multicast consumer did not converge: {acme:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cl = consumer.client();
+    let (_, acme) = cl
+        .instruments()
+        .find(|(_, i)| i.symbol() == "ACME")
+        .unwrap();
+    assert_eq!(acme.last_trade, Some((10010, 5)));
+    let units = |p: &Value| (p.as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
+    for (side, key) in [(Side::Sell, "asks"), (Side::Buy, "bids")] {
+        let ours: Vec<(i64, u64)> = acme
+            .l2
+            .levels(side)
+            .iter()
+            .map(|l| (l.price, l.quantity))
+            .collect();
+        let theirs: Vec<(i64, u64)> = book[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (units(&l["price"]), l["quantity"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(ours, theirs, "{key}");
+    }
+
+    let metrics = c
+        .get(format!("{b}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("appliance_http_orders_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("appliance_rejects_total{reason=\"PriceOutsideBand\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("appliance_fills_total 4"), "{metrics}");
+    let health = get(&c, format!("{b}/healthz"), "");
+    assert_eq!(health["status"], "ok");
+
+    // A graceful stop exits 0; a restart holds the same book and orders.
+    let mut server = server;
+    Command::new("kill")
+        .arg("-15")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(server.child.wait().unwrap().success());
+    drop(server);
+    drop(consumer);
+    let server = start(&data);
+    let book_after = get(
+        &c,
+        format!("{}/marketdata/book/ACME?depth=10", server.base),
+        "",
+    );
+    assert_eq!(book_after["asks"], book["asks"]);
+    assert_eq!(book_after["bids"], book["bids"]);
+    let order = get(
+        &c,
+        format!("{}/v1/order/{}", server.base, buy["id"]),
+        "demo-key-2",
+    );
+    assert_eq!(order["status"], "filled", "{order}");
+}
