@@ -83,7 +83,7 @@ impl FieldType {
             }
             Self::Char => v.len() == 1,
             Self::Boolean => v == b"Y" || v == b"N",
-            Self::UtcTimestamp => time::parse_timestamp(v).is_some(),
+            Self::UtcTimestamp => time::is_timestamp(v),
             Self::UtcTimeOnly => time::parse_time_of_day(v).is_some(),
             Self::UtcDate | Self::LocalMktDate => time::parse_date(v).is_some(),
             Self::MonthYear => match v.len() {
@@ -117,6 +117,8 @@ pub struct FieldDef {
     pub field_type: FieldType,
     /// Allowed values; empty means any well-formed value.
     pub values: Vec<Box<[u8]>>,
+    /// When every allowed value is one byte: those bytes as a bitmap (a one-load check).
+    byte_values: Option<[u64; 4]>,
 }
 
 /// A set of tags: a bitmap for small tags, a sorted list for the rest.
@@ -157,14 +159,25 @@ struct Member {
 struct Members {
     list: Vec<Member>,
     set: TagSet,
+    /// Position + 1 in `list` of each small tag (0 = not a member): lookups without a scan.
+    position: Box<[u16; 1024]>,
+    /// The required tags, for the end-of-message check.
+    required: Vec<u32>,
 }
 
 impl Members {
+    #[inline]
     fn get(&self, tag: u32) -> Option<&Member> {
-        if !self.set.contains(tag) {
-            return None;
+        if tag < 1024 {
+            match self.position[tag as usize] {
+                0 => None,
+                p => Some(&self.list[usize::from(p) - 1]),
+            }
+        } else if self.set.contains(tag) {
+            self.list.iter().find(|m| m.tag == tag)
+        } else {
+            None
         }
-        self.list.iter().find(|m| m.tag == tag)
     }
 }
 
@@ -240,6 +253,8 @@ pub struct Dictionary {
     header: Members,
     trailer: Members,
     messages: Vec<MessageDef>,
+    /// Position + 1 in `messages` of each one-byte MsgType.
+    message_by_byte: [u8; 128],
 }
 
 const FIELD_INDEX_MAX: u32 = 10_000;
@@ -294,11 +309,21 @@ impl Dictionary {
             if by_name.insert(name.to_string(), tag).is_some() {
                 return Err(bad(format!("field {name} defined twice")));
             }
+            let byte_values = if !values.is_empty() && values.iter().all(|v| v.len() == 1) {
+                let mut bits = [0_u64; 4];
+                for v in &values {
+                    bits[usize::from(v[0] / 64)] |= 1 << (v[0] % 64);
+                }
+                Some(bits)
+            } else {
+                None
+            };
             let def = FieldDef {
                 tag,
                 name: name.to_string(),
                 field_type,
                 values,
+                byte_values,
             };
             if tag < FIELD_INDEX_MAX {
                 if fields.len() <= tag as usize {
@@ -336,6 +361,12 @@ impl Dictionary {
                 members: members(m, &by_name)?,
             });
         }
+        let mut message_by_byte = [0_u8; 128];
+        for (i, m) in messages.iter().enumerate().take(255) {
+            if m.msg_type.len() == 1 && m.msg_type[0] < 128 {
+                message_by_byte[usize::from(m.msg_type[0])] = (i + 1) as u8;
+            }
+        }
         let dict = Dictionary {
             begin_string: format!("FIX.{major}.{minor}"),
             fields,
@@ -343,6 +374,7 @@ impl Dictionary {
             header,
             trailer,
             messages,
+            message_by_byte,
         };
         for t in [8, 9, 35, 10] {
             if dict.field(t).is_none() {
@@ -365,6 +397,14 @@ impl Dictionary {
     /// The definition of a message type.
     #[inline]
     pub fn message(&self, msg_type: &[u8]) -> Option<&MessageDef> {
+        if let [b] = msg_type {
+            if *b < 128 {
+                return match self.message_by_byte[usize::from(*b)] {
+                    0 => None,
+                    i => Some(&self.messages[usize::from(i) - 1]),
+                };
+            }
+        }
         self.messages.iter().find(|m| m.msg_type == msg_type)
     }
 
@@ -408,10 +448,8 @@ impl Dictionary {
         }
         let fields = msg.fields();
         let n = fields.len();
+        // Tags >= 1024 are tracked here; smaller ones through the parser's index.
         let mut seen = TagSet::default();
-        for t in [8, 9, 35] {
-            seen.insert(t);
-        }
         let mut section = Section::Header;
         let mut i = 3;
         while i < n {
@@ -435,11 +473,11 @@ impl Dictionary {
                 continue;
             };
             let mut member = None;
-            if self.header.set.contains(tag) {
+            if let Some(m) = self.header.get(tag) {
                 if section != Section::Header && opts.check_fields_out_of_order {
                     return Err(rej(R::TagSpecifiedOutOfRequiredOrder, tag));
                 }
-                member = self.header.get(tag);
+                member = Some(m);
             } else if self.trailer.set.contains(tag) {
                 section = Section::Trailer;
             } else {
@@ -453,10 +491,17 @@ impl Dictionary {
                     None => return Err(rej(R::TagNotDefinedForMessageType, tag)),
                 }
             }
-            if seen.contains(tag) {
-                return Err(rej(R::TagAppearsMoreThanOnce, tag));
+            // Repeated: the parser's tag index points at the first occurrence, not this one.
+            if tag < 1024 {
+                if msg.position(tag) != Some(i) {
+                    return Err(rej(R::TagAppearsMoreThanOnce, tag));
+                }
+            } else {
+                if seen.contains(tag) {
+                    return Err(rej(R::TagAppearsMoreThanOnce, tag));
+                }
+                seen.insert(tag);
             }
-            seen.insert(tag);
             let _ = field;
             i += 1;
             if let Some(g) = member.and_then(|m| m.group.as_deref()) {
@@ -465,9 +510,14 @@ impl Dictionary {
             }
         }
         for sec in [&self.header, &def.members, &self.trailer] {
-            for m in &sec.list {
-                if m.required && !seen.contains(m.tag) && m.tag != 10 {
-                    return Err(rej(R::RequiredTagMissing, m.tag));
+            for &t in &sec.required {
+                let present = if t < 1024 {
+                    msg.position(t).is_some()
+                } else {
+                    seen.contains(t)
+                };
+                if !present && t != 10 {
+                    return Err(rej(R::RequiredTagMissing, t));
                 }
             }
         }
@@ -558,6 +608,15 @@ impl Dictionary {
         if !def.field_type.accepts(v) {
             return Err(rej(R::IncorrectDataFormat, f.tag));
         }
+        if let Some(bits) = def.byte_values {
+            if def.field_type != FieldType::MultipleValueString {
+                let ok = v.len() == 1 && bits[usize::from(v[0] / 64)] & (1 << (v[0] % 64)) != 0;
+                if !ok {
+                    return Err(rej(R::ValueIncorrect, f.tag));
+                }
+                return Ok(Some(def));
+            }
+        }
         if !def.values.is_empty() {
             let ok = if def.field_type == FieldType::MultipleValueString {
                 v.split(|&b| b == b' ')
@@ -625,5 +684,20 @@ fn members(
             group,
         });
     }
-    Ok(Members { list, set })
+    if list.len() >= usize::from(u16::MAX) {
+        return Err(DictionaryError::Invalid("too many members".into()));
+    }
+    let mut position = Box::new([0_u16; 1024]);
+    for (i, m) in list.iter().enumerate() {
+        if m.tag < 1024 {
+            position[m.tag as usize] = (i + 1) as u16;
+        }
+    }
+    let required = list.iter().filter(|m| m.required).map(|m| m.tag).collect();
+    Ok(Members {
+        list,
+        set,
+        position,
+        required,
+    })
 }

@@ -27,6 +27,35 @@ pub enum ParseError {
     Header,
 }
 
+/// Position of the first SOH, eight bytes at a time (the zero-byte bit trick on `x ^ 0x01..`).
+#[inline]
+fn find_soh(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes"));
+        let x = w ^ LO; // SOH bytes become zero
+        let z = x.wrapping_sub(LO) & !x & HI;
+        if z != 0 {
+            return Some(i + (z.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == SOH).map(|p| i + p)
+}
+
+/// The data tag a length tag announces (see [`DATA_PAIRS`]).
+#[inline]
+fn data_tag_of(tag: u32) -> Option<u32> {
+    match tag {
+        90 | 93 | 95 | 212 | 348..=364 => {
+            DATA_PAIRS.iter().find(|(l, _)| *l == tag).map(|&(_, d)| d)
+        }
+        _ => None,
+    }
+}
+
 /// Reusable parser state: the field array and the tag table, allocated once.
 pub struct Parser {
     fields: Vec<FieldRef>,
@@ -92,13 +121,13 @@ impl Parser {
                     }
                     end
                 }
-                _ => match buf[value_start..].iter().position(|&b| b == SOH) {
+                _ => match find_soh(&buf[value_start..]) {
                     Some(p) => value_start + p,
                     None => return Err(ParseError::Structure),
                 },
             };
             pending_data = None;
-            if let Some(&(_, data_tag)) = DATA_PAIRS.iter().find(|(l, _)| *l == tag) {
+            if let Some(data_tag) = data_tag_of(tag) {
                 if let Some(len) = parse_u64(&buf[value_start..value_end]) {
                     pending_data = Some((data_tag, len as usize));
                 }
@@ -263,6 +292,36 @@ mod tests {
                 .parse(&raw("8=FIX.4.2|9=5|35=D|1=a|2=b|10=000|"))
                 .unwrap_err(),
             ParseError::TooManyFields(4)
+        );
+    }
+}
+
+#[cfg(test)]
+mod soh_tests {
+    use super::find_soh;
+
+    #[test]
+    fn find_soh_matches_a_plain_search() {
+        let mut v = [b'a'; 40];
+        for p in 0..40 {
+            v.iter_mut().for_each(|b| *b = b'a');
+            v[p] = 1;
+            if p + 3 < 40 {
+                v[p + 3] = 1;
+            }
+            for start in 0..=p {
+                assert_eq!(
+                    find_soh(&v[start..]),
+                    Some(p - start),
+                    "p={p} start={start}"
+                );
+            }
+        }
+        assert_eq!(find_soh(b"no soh here at all"), None);
+        assert_eq!(find_soh(&[0x81, 0x01]), Some(1));
+        assert_eq!(
+            find_soh(&[0x00, 0x02, 0x03, 0xff, 0x80, 0x7f, 0x01, 0x00, 0x01]),
+            Some(6)
         );
     }
 }

@@ -116,6 +116,30 @@ pub fn parse_time_of_day(v: &[u8]) -> Option<u64> {
     Some(ns)
 }
 
+/// Whether `v` is a valid UTCTIMESTAMP (calendar and clock ranges checked), without converting.
+#[inline]
+pub fn is_timestamp(v: &[u8]) -> bool {
+    if (v.len() != 17 && v.len() != 21) || v[8] != b'-' || v[11] != b':' || v[14] != b':' {
+        return false;
+    }
+    let d = |i: usize| -> Option<u32> {
+        let (a, b) = (v[i].wrapping_sub(b'0'), v[i + 1].wrapping_sub(b'0'));
+        (a < 10 && b < 10).then(|| u32::from(a) * 10 + u32::from(b))
+    };
+    let (Some(c), Some(yy), Some(m), Some(day), Some(h), Some(mi), Some(sec)) =
+        (d(0), d(2), d(4), d(6), d(9), d(12), d(15))
+    else {
+        return false;
+    };
+    if !(1..=12).contains(&m) || day == 0 || day > days_in_month(c * 100 + yy, m) {
+        return false;
+    }
+    if h > 23 || mi > 59 || sec > 60 {
+        return false;
+    }
+    v.len() == 17 || (v[17] == b'.' && v[18..21].iter().all(u8::is_ascii_digit))
+}
+
 /// Parses a UTCTIMESTAMP into nanoseconds since the epoch (dates before 1970 are refused).
 pub fn parse_timestamp(v: &[u8]) -> Option<u64> {
     if v.len() < 17 || v[8] != b'-' {
@@ -152,6 +176,23 @@ mod tests {
             parse_timestamp(b"20240229-00:00:00"),
             Some(1_709_164_800 * NS_PER_SEC)
         );
+    }
+
+    #[test]
+    fn is_timestamp_agrees_with_parse() {
+        for v in [
+            &b"20251122-02:30:00"[..],
+            b"20251122-02:30:00.123",
+            b"20240229-23:59:60",
+            b"20250229-00:00:00",
+            b"20251322-02:30:00",
+            b"20251122-24:00:00",
+            b"20251122-02:30:00.1x3",
+            b"2025112a-02:30:00",
+            b"20251122 02:30:00",
+        ] {
+            assert_eq!(is_timestamp(v), parse_timestamp(v).is_some(), "{v:?}");
+        }
     }
 
     #[test]

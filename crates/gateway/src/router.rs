@@ -145,13 +145,20 @@ pub(crate) fn apply(
     let Ok(h) = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(payload), 0) else {
         return;
     };
+    // ExecID: the outbound sequence in decimal, formatted on the stack.
     let mut exec_id_buf = [0_u8; 20];
     let exec_id = {
-        let mut v = Vec::new();
-        fix_codec::write_u64(&mut v, seq);
-        let n = v.len();
-        exec_id_buf[..n].copy_from_slice(&v);
-        &exec_id_buf[..n]
+        let mut n = seq;
+        let mut i = exec_id_buf.len();
+        loop {
+            i -= 1;
+            exec_id_buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        &exec_id_buf[i..]
     };
     let mut report = |orders: &SessionOrders, key: u64, r: &dyn Fn(&Order) -> ReportArgs| {
         let Some(o) = orders.order(key) else { return };

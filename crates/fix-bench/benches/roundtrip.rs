@@ -1,0 +1,245 @@
+//! Single-session round trip over loopback: NewOrderSingle → ack ExecutionReport through the
+//! whole appliance path (gateway → inbound journal → sequencer → matching agent → outbound
+//! journal → gateway), beside a raw TCP ping-pong with the same message sizes measured in the
+//! same run as the floor. Closed loop: one order outstanding at a time; HDR histograms in ns.
+//!
+//! cargo bench -p fix-bench --bench roundtrip [-- ITERATIONS]
+
+use fix_codec::{check_frame, time, Frame};
+use hdrhistogram::Histogram;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn ts() -> String {
+    let mut b = [0_u8; time::TIMESTAMP_MS_LEN];
+    time::format_ms(now_ns(), &mut b);
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+fn journal_config(dir: &Path) -> journal::JournalConfig {
+    let mut c = journal::JournalConfig::in_dir(dir);
+    c.segment_size = 64 << 20;
+    c
+}
+
+/// Reads one whole FIX message from `s` into `buf` (keeping any surplus); returns its length.
+fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, tmp: &mut [u8]) -> usize {
+    loop {
+        if let Frame::Complete { len } = check_frame(buf, b"FIX.4.2", 1 << 16) {
+            return len;
+        }
+        let n = s.read(tmp).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+fn print(name: &str, h: &Histogram<u64>) {
+    println!(
+        "{name:<44} n={:>6}  p50={:>7.1} µs  p90={:>7.1} µs  p99={:>7.1} µs  p99.9={:>7.1} µs  max={:>8.1} µs",
+        h.len(),
+        h.value_at_quantile(0.50) as f64 / 1e3,
+        h.value_at_quantile(0.90) as f64 / 1e3,
+        h.value_at_quantile(0.99) as f64 / 1e3,
+        h.value_at_quantile(0.999) as f64 / 1e3,
+        h.max() as f64 / 1e3,
+    );
+}
+
+fn main() {
+    let iterations: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Engine: journals + matching agent on one busy thread.
+    use matching::{AccountLimits, Asset, CommandKind, EngineConfig, ProductConfig};
+    use matching_agent::{inbound, AgentConfig, MatchingAgent};
+    let (inbound_journal, mut sequencer) =
+        journal::Journal::open(journal_config(&dir.path().join("in"))).unwrap();
+    let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
+    for (asset, amount) in [
+        (Asset::Cash, i128::from(u64::MAX)),
+        (Asset::Position(1), 1_000_000_000_i128),
+    ] {
+        let (t, len) = inbound::encode(
+            &CommandKind::Deposit {
+                account_id: 1,
+                asset,
+                amount,
+            },
+            0,
+            &mut buf,
+        )
+        .unwrap();
+        sequencer.append(t, &buf[..len]).unwrap();
+    }
+    let engine = EngineConfig {
+        orders_max: 1_000,
+        order_id_window: 1 << 20,
+        levels_per_side_max: 100,
+        accounts_max: 4,
+        instruments_max: 2,
+        default_limits: AccountLimits::UNLIMITED,
+        products: vec![ProductConfig::simple(1, "ACME", 10_000)],
+    };
+    let mut agent = MatchingAgent::open(
+        AgentConfig::new(engine, journal_config(&dir.path().join("out"))),
+        &inbound_journal,
+    )
+    .unwrap();
+    let outbound_journal = agent.outbound_journal().clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    let engine_thread = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            if sequencer.do_work().unwrap() + agent.do_work().unwrap() == 0 {
+                std::hint::spin_loop();
+            }
+        }
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = gateway::GatewayConfig::new(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fix-dictionaries/FIX42.xml"
+        ),
+        dir.path().join("store"),
+    );
+    c.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+    c.sessions = vec![gateway::SessionEntry {
+        session_id: 1,
+        account_id: 1,
+        fix: fix_session::SessionConfig::new("EXCH", "CLIENT1"),
+        cancel_on_disconnect: false,
+        rate_limit: gateway::RateLimit {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+            action: gateway::RateLimitAction::Reject,
+        },
+    }];
+    c.instruments = vec![gateway::InstrumentEntry {
+        symbol: "ACME".into(),
+        instrument_id: 1,
+        price_decimals: 2,
+        tick_size: 1,
+        lot_size: 1,
+    }];
+    let gw = rt
+        .block_on(gateway::Gateway::start(
+            c,
+            &inbound_journal,
+            &outbound_journal,
+        ))
+        .unwrap();
+    let addr = gw.tcp_addr.unwrap();
+
+    // FIX client.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut rbuf = Vec::with_capacity(1 << 16);
+    let mut tmp = vec![0_u8; 1 << 16];
+    let logon = {
+        let mut w = fix_codec::Writer::new(128);
+        w.begin(b"A");
+        w.raw(
+            format!(
+                "49=CLIENT1\x0156=EXCH\x0134=1\x0152={}\x0198=0\x01108=30\x01",
+                ts()
+            )
+            .as_bytes(),
+        );
+        let mut out = Vec::new();
+        w.finish(b"FIX.4.2", &mut out);
+        out
+    };
+    s.write_all(&logon).unwrap();
+    let n = read_message(&mut s, &mut rbuf, &mut tmp);
+    rbuf.drain(..n);
+
+    let mut fix_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let mut nos_len = 0;
+    let mut ack_len = 0;
+    let warmup = iterations / 10;
+    for i in 0..iterations + warmup {
+        // IOC buys below the (empty) offer: an ack, then the IOC remainder cancel.
+        let nos = fix_bench::new_order_single(i as u64 + 2, &format!("O{i}"), &ts(), b"3");
+        nos_len = nos.len();
+        let t0 = Instant::now();
+        s.write_all(&nos).unwrap();
+        let n = read_message(&mut s, &mut rbuf, &mut tmp);
+        let rtt = t0.elapsed().as_nanos() as u64;
+        assert!(
+            rbuf[..n].windows(7).any(|w| w == b"\x01150=0\x01"),
+            "not an ack"
+        );
+        ack_len = n;
+        rbuf.drain(..n);
+        let n = read_message(&mut s, &mut rbuf, &mut tmp);
+        rbuf.drain(..n);
+        if i >= warmup {
+            fix_hist.record(rtt.max(1)).unwrap();
+        }
+    }
+    drop(s);
+    rt.block_on(async { gw.shutdown() });
+    stop.store(true, Ordering::Relaxed);
+    engine_thread.join().unwrap();
+
+    // Floor: raw TCP ping-pong with the same sizes (request nos_len bytes, reply ack_len bytes).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let paddr = listener.local_addr().unwrap();
+    let total = iterations + warmup;
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.set_nodelay(true).unwrap();
+        let mut req = vec![0_u8; nos_len];
+        let reply = vec![b'x'; ack_len];
+        for _ in 0..total {
+            c.read_exact(&mut req).unwrap();
+            c.write_all(&reply).unwrap();
+        }
+    });
+    let mut c = TcpStream::connect(paddr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let req = vec![b'y'; nos_len];
+    let mut reply = vec![0_u8; ack_len];
+    let mut raw_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    for i in 0..total {
+        let t0 = Instant::now();
+        c.write_all(&req).unwrap();
+        c.read_exact(&mut reply).unwrap();
+        let rtt = t0.elapsed().as_nanos() as u64;
+        if i >= warmup {
+            raw_hist.record(rtt.max(1)).unwrap();
+        }
+    }
+    server.join().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+
+    println!("single-session round trip, {iterations} iterations after {warmup} warm-up, request {nos_len} B, reply {ack_len} B");
+    print("NewOrderSingle -> ack ExecutionReport (FIX)", &fix_hist);
+    print("raw TCP ping-pong (same sizes, floor)", &raw_hist);
+    println!(
+        "ratio p50 {:.2}x, p99 {:.2}x",
+        fix_hist.value_at_quantile(0.5) as f64 / raw_hist.value_at_quantile(0.5) as f64,
+        fix_hist.value_at_quantile(0.99) as f64 / raw_hist.value_at_quantile(0.99) as f64
+    );
+}
