@@ -3,6 +3,7 @@
 //! The `appliance` binary (src/main.rs) is the command line around [`node::Node`].
 
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -30,6 +30,12 @@ enum Command {
         /// Override the HTTP listen address.
         #[arg(long)]
         http_listen: Option<std::net::SocketAddr>,
+        /// Also run simulated clients trading at a gentle rate, and show a live view.
+        #[arg(long)]
+        demo: bool,
+        /// Orders per second of the simulated clients.
+        #[arg(long, default_value_t = 200)]
+        demo_rate: u32,
     },
     /// Configuration helpers.
     Config {
@@ -89,12 +95,14 @@ fn main() -> anyhow::Result<()> {
             config,
             data_dir,
             http_listen,
+            demo,
+            demo_rate,
         } => {
             let mut c = load(config, data_dir)?;
             if let Some(a) = http_listen {
                 c.http.listen = a;
             }
-            let node = Node::start(c)?;
+            let node = Node::start_with(c, demo.then_some(demo_rate))?;
             println!("appliance serving: HTTP on http://{}", node.http_addr);
             wait_for_signal(&node)?;
             eprintln!("shutting down");

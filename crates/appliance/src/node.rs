@@ -30,6 +30,7 @@ pub struct Node {
     sequencer: Option<JoinHandle<anyhow::Result<()>>>,
     matching: Option<JoinHandle<anyhow::Result<()>>>,
     followers: Vec<JoinHandle<anyhow::Result<()>>>,
+    demo: Vec<JoinHandle<anyhow::Result<()>>>,
     http: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -82,6 +83,12 @@ fn fund_accounts(config: &Config, seq: &mut journal::Sequencer) -> anyhow::Resul
 impl Node {
     /// Starts everything; returns once HTTP listens.
     pub fn start(config: Config) -> anyhow::Result<Node> {
+        Node::start_with(config, None)
+    }
+
+    /// Starts everything, and with `demo_rate` also the simulated clients (that many orders per
+    /// second) and the live terminal view.
+    pub fn start_with(config: Config, demo_rate: Option<u32>) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&config.data.dir).with_context(|| {
             format!("creating the data directory {}", config.data.dir.display())
         })?;
@@ -225,6 +232,30 @@ impl Node {
             })?);
         }
 
+        let mut demo = Vec::new();
+        if let Some(rate) = demo_rate {
+            let (c, p, r, s) = (
+                config.clone(),
+                publisher.clone(),
+                replica.clone(),
+                stop_input.clone(),
+            );
+            demo.push(spawn("demo-clients", &failed, move || {
+                crate::demo::clients(c, p, r, rate, s);
+                Ok(())
+            })?);
+            let (c, i, o, r, s) = (
+                config.clone(),
+                inbound.clone(),
+                outbound.clone(),
+                replica.clone(),
+                stop_input.clone(),
+            );
+            demo.push(spawn("demo-view", &failed, move || {
+                crate::demo::view(c, i, o, r, s);
+                Ok(())
+            })?);
+        }
         let state = Arc::new(AppState {
             config: config.clone(),
             publisher,
@@ -271,6 +302,7 @@ impl Node {
             sequencer: Some(seq_thread),
             matching: Some(match_thread),
             followers,
+            demo,
             http: Some(http_thread),
         })
     }
@@ -298,6 +330,9 @@ impl Node {
         };
         self.stop_input.store(true, Ordering::Release);
         join(self.http.take(), "http");
+        for h in std::mem::take(&mut self.demo) {
+            join(Some(h), "demo");
+        }
         self.stop_seq.store(true, Ordering::Release);
         join(self.sequencer.take(), "sequencer");
         self.stop_match.store(true, Ordering::Release);

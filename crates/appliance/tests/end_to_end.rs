@@ -97,6 +97,7 @@ fn http_orders_fills_database_and_multicast_agree() {
     let (group, port) = ports();
     let mut cfg = ConsumerConfig::new(FeedGroups::on_group(group, port));
     cfg.retransmit_server = Some(format!("127.0.0.1:{}", port + 4).parse().unwrap());
+    cfg.from_session_start = true;
     // Joined before the server starts: the consumer sees the session from its first packet.
     let mut consumer = Consumer::open(cfg).unwrap();
     let server = start(&data);
@@ -290,4 +291,72 @@ fn http_orders_fills_database_and_multicast_agree() {
         "demo-key-2",
     );
     assert_eq!(order["status"], "filled", "{order}");
+}
+
+/// `serve --demo` shows trading within seconds: simulated clients trade and the live view
+/// counts the trades; SIGTERM still exits 0.
+#[test]
+fn the_demo_trades_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[market_data]\nenabled = false\n").unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut traded = false;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // "exchange appliance demo |     201 orders/s | 102 trades | inbound seq 811"
+        if let Some(n) = line
+            .split('|')
+            .nth(2)
+            .and_then(|t| t.trim().strip_suffix(" trades"))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            if n > 0 {
+                traded = true;
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    Command::new("kill")
+        .arg("-15")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(traded, "the demo showed no trade");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn the_shipped_example_configuration_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/appliance.example.toml"
+    );
+    let c = appliance::config::Config::from_file(Path::new(path)).unwrap();
+    assert_eq!(
+        c.instruments.len(),
+        appliance::config::Config::embedded().instruments.len()
+    );
 }
