@@ -314,41 +314,71 @@ fn main() {
         "## hand-off latency, {MSG}-byte message, paced 1 per {} us, {MEASURED} measured after {WARMUP} warm-up, busy-spin consumers",
         PACE_NS / 1000
     );
-    let runs: Vec<(&str, Histogram<u64>)> = vec![
+    // Interleaved rounds; per pipeline and percentile the median of the
+    // rounds is reported (the machine is shared with other builds).
+    let rounds = env_u64("JOURNAL_BENCH_ROUNDS", 3) as usize;
+    type Run = (&'static str, fn() -> Histogram<u64>);
+    let pipelines: Vec<Run> = vec![
         (
             "journal: producer appends directly, reader thread (2 threads)",
-            lat_journal_direct(),
+            lat_journal_direct,
         ),
         (
-            "journal: producer -> hand-off -> sequencer -> reader (3 threads)",
-            lat_journal_three_threads(),
+            "journal: producer -> hand-off -> sequencer -> reader (3 threads, busy-spin)",
+            lat_journal_three_threads,
+        ),
+        (
+            "journal: producer -> hand-off -> sequencer -> reader (3 threads, SpinThenYield(100))",
+            || lat_journal_three(WaitStrategy::SpinThenYield { spins_max: 100 }),
         ),
         (
             "crossbeam_channel::bounded(4096), try_recv spin (2 threads)",
-            lat_crossbeam(),
+            lat_crossbeam,
         ),
         (
             "disruptor 4 single producer, BusySpin (2 threads)",
-            lat_disruptor(),
+            lat_disruptor,
         ),
     ];
+    let mut samples: Vec<Vec<[u64; 4]>> = vec![Vec::new(); pipelines.len()];
+    for _ in 0..rounds {
+        for (i, (_, f)) in pipelines.iter().enumerate() {
+            let h = f();
+            samples[i].push([
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max(),
+            ]);
+        }
+    }
+    let median = |v: &Vec<[u64; 4]>, k: usize| {
+        let mut x: Vec<u64> = v.iter().map(|a| a[k]).collect();
+        x.sort_unstable();
+        x[x.len() / 2]
+    };
+    let runs: Vec<(&str, [u64; 4])> = pipelines
+        .iter()
+        .zip(&samples)
+        .map(|((name, _), v)| (*name, [0, 1, 2, 3].map(|k| median(v, k))))
+        .collect();
     println!("loadavg at end: {}", load().trim());
-    let base = &runs[0].1;
-    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p);
+    let base = runs[0].1;
+    println!("median of {rounds} interleaved rounds per pipeline");
     println!(
         "| pipeline | p50 ns | p99 ns | p99.9 ns | max ns | p50 / p99 / p99.9 vs journal direct |"
     );
     println!("|---|---:|---:|---:|---:|---|");
-    for (name, h) in &runs {
+    for (name, m) in &runs {
         println!(
             "| {name} | {} | {} | {} | {} | {:.2}x / {:.2}x / {:.2}x |",
-            q(h, 0.5),
-            q(h, 0.99),
-            q(h, 0.999),
-            h.max(),
-            q(h, 0.5) as f64 / q(base, 0.5) as f64,
-            q(h, 0.99) as f64 / q(base, 0.99) as f64,
-            q(h, 0.999) as f64 / q(base, 0.999) as f64,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[0] as f64 / base[0] as f64,
+            m[1] as f64 / base[1] as f64,
+            m[2] as f64 / base[2] as f64,
         );
     }
 }
