@@ -124,6 +124,7 @@ fn main() {
         dir.path().join("store"),
     );
     c.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+    c.router_wait = journal::WaitStrategy::SpinThenYield { spins_max: 1_000 };
     c.sessions = vec![gateway::SessionEntry {
         session_id: 1,
         account_id: 1,

@@ -89,6 +89,9 @@ pub struct GatewayConfig {
     pub outbound_bytes_max: usize,
     /// Outbound journal frames the router handles per batch.
     pub router_batch_max: usize,
+    /// How the router thread waits for engine results: back off to sleeping (the default,
+    /// kind to small machines) or spin and yield (lowest latency, costs a core).
+    pub router_wait: journal::WaitStrategy,
 }
 
 impl GatewayConfig {
@@ -115,6 +118,12 @@ impl GatewayConfig {
             tls_handshake_timeout_ms: 5_000,
             outbound_bytes_max: 4 * 1024 * 1024,
             router_batch_max: 256,
+            router_wait: journal::WaitStrategy::Backoff {
+                spins_max: 2_000,
+                yields_max: 200,
+                park_min: std::time::Duration::from_micros(50),
+                park_max: std::time::Duration::from_millis(1),
+            },
         }
     }
 }

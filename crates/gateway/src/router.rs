@@ -10,7 +10,7 @@
 use crate::orders::{Entry, Order, Report, SessionOrders};
 use crate::shared::{Shared, Slot};
 use fix_codec::Writer;
-use journal::{FrameView, IdleStrategy, Reader, WaitStrategy};
+use journal::{FrameView, IdleStrategy, Reader};
 use sbe_order_entry as sbe;
 use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
 use std::sync::atomic::Ordering;
@@ -428,12 +428,7 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
 
 /// The router thread's loop.
 pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
-    let mut idle = IdleStrategy::new(WaitStrategy::Backoff {
-        spins_max: 2_000,
-        yields_max: 200,
-        park_min: Duration::from_micros(50),
-        park_max: Duration::from_millis(1),
-    });
+    let mut idle = IdleStrategy::new(shared.config.router_wait);
     let mut last_saved = reader.next_sequence().saturating_sub(1);
     while !shared.stop.load(Ordering::Relaxed) {
         let mut n = 0;
