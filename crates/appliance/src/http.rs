@@ -37,6 +37,16 @@ pub struct AppState {
     pub next_client_order_id: AtomicU64,
     /// Set by a worker thread that stopped with an error.
     pub failed: Arc<AtomicBool>,
+    /// Trades and top-of-book changes for the server-sent-events stream.
+    pub stream: tokio::sync::broadcast::Sender<StreamEvent>,
+}
+
+/// One server-sent event: its symbol (for the subscriber's filter), kind and JSON data.
+#[derive(Clone, Debug)]
+pub struct StreamEvent {
+    pub symbol: Arc<str>,
+    pub kind: &'static str,
+    pub data: String,
 }
 
 type Shared = Arc<AppState>;
@@ -86,6 +96,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/account", get(account))
         .route("/marketdata/book/{symbol}", get(book))
         .route("/marketdata/candles", get(candles))
+        .route("/v1/stream", get(stream))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_max))
@@ -763,6 +774,161 @@ async fn candles(
     })
     .await
     .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    symbol: Option<String>,
+}
+
+/// Server-sent events of trades and top of book, for browsers: `event: trade` and
+/// `event: quote`, JSON data; `?symbol=` filters. A subscriber too slow for the bounded buffer
+/// misses events (it is told with `event: lagged`) rather than holding memory.
+async fn stream(
+    State(state): State<Shared>,
+    Query(q): Query<StreamQuery>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use tokio_stream::StreamExt as _;
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(s) = &q.symbol {
+        if state.config.instrument_id(s).is_none() {
+            return Err(ApiError::bad("symbol", "unknown symbol"));
+        }
+    }
+    let filter = q.symbol;
+    let rx = state.stream.subscribe();
+    let events = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |m| match m {
+        Ok(e) if filter.as_deref().is_none_or(|f| f == &*e.symbol) => {
+            Some(Ok(axum::response::sse::Event::default()
+                .event(e.kind)
+                .data(e.data)))
+        }
+        Ok(_) => None,
+        Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+            Some(Ok(axum::response::sse::Event::default()
+                .event("lagged")
+                .data(n.to_string())))
+        }
+    });
+    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
+}
+
+/// Follows the outbound journal and publishes trades and top-of-book changes to the stream.
+pub fn stream_feeder(state: Shared, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    use sbe_order_entry as sbe;
+    use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
+    let mut reader = state.outbound.reader(state.outbound.committed_seq() + 1)?;
+    let symbols: Vec<(u32, Arc<str>, i64)> = state
+        .config
+        .instruments
+        .iter()
+        .map(|i| (i.id, Arc::from(i.symbol.as_str()), i.price_scale))
+        .collect();
+    let find = |id: u32| symbols.iter().find(|s| s.0 == id);
+    let mut dirty: Vec<u32> = Vec::new();
+    let mut last_quote: std::collections::BTreeMap<u32, String> = Default::default();
+    while !stop.load(Ordering::Acquire) {
+        let mut n = 0;
+        while let Some(f) = reader.poll()? {
+            n += 1;
+            let t = f.template_id;
+            let Ok(h) = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(f.payload), 0)
+            else {
+                continue;
+            };
+            match t {
+                sbe::trade_event_codec::SBE_TEMPLATE_ID => {
+                    let Ok(d) = sbe::trade_event_codec::TradeEventDecoder::default().header(h, HDR)
+                    else {
+                        continue;
+                    };
+                    if let Some((_, sym, scale)) = find(d.instrument_id()) {
+                        let data = json!({
+                            "symbol": &**sym,
+                            "tradeId": d.trade_id(),
+                            "price": format_units(d.price().into(), *scale),
+                            "quantity": d.quantity(),
+                            "aggressor": d.aggressor_side().to_string(),
+                            "time": f.timestamp_ns,
+                        });
+                        let _ = state.stream.send(StreamEvent {
+                            symbol: sym.clone(),
+                            kind: "trade",
+                            data: data.to_string(),
+                        });
+                    }
+                }
+                sbe::book_order_added_codec::SBE_TEMPLATE_ID
+                | sbe::book_order_modified_codec::SBE_TEMPLATE_ID
+                | sbe::book_order_deleted_codec::SBE_TEMPLATE_ID
+                | sbe::book_order_executed_codec::SBE_TEMPLATE_ID => {
+                    let id = match t {
+                        sbe::book_order_added_codec::SBE_TEMPLATE_ID => {
+                            sbe::book_order_added_codec::BookOrderAddedDecoder::default()
+                                .header(h, HDR)
+                                .map(|d| d.instrument_id())
+                        }
+                        sbe::book_order_modified_codec::SBE_TEMPLATE_ID => {
+                            sbe::book_order_modified_codec::BookOrderModifiedDecoder::default()
+                                .header(h, HDR)
+                                .map(|d| d.instrument_id())
+                        }
+                        sbe::book_order_deleted_codec::SBE_TEMPLATE_ID => {
+                            sbe::book_order_deleted_codec::BookOrderDeletedDecoder::default()
+                                .header(h, HDR)
+                                .map(|d| d.instrument_id())
+                        }
+                        _ => sbe::book_order_executed_codec::BookOrderExecutedDecoder::default()
+                            .header(h, HDR)
+                            .map(|d| d.instrument_id()),
+                    };
+                    if let Ok(id) = id {
+                        if !dirty.contains(&id) {
+                            dirty.push(id);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if n >= 1024 {
+                break;
+            }
+        }
+        if !dirty.is_empty() {
+            // The replica may be a moment behind the outbound journal; quotes are sent when
+            // the top of book it reports changes.
+            let rep = state.replica.read().expect("replica lock");
+            for id in dirty.drain(..) {
+                let Some((_, sym, scale)) = find(id) else {
+                    continue;
+                };
+                let q = |s| {
+                    rep.engine.best(id, s).map(
+                        |(p, q)| json!({"price": format_units(p.into(), *scale), "quantity": q}),
+                    )
+                };
+                let data = json!({"symbol": &**sym, "bid": q(Side::Buy), "ask": q(Side::Sell)})
+                    .to_string();
+                if last_quote.get(&id) != Some(&data) {
+                    last_quote.insert(id, data.clone());
+                    let _ = state.stream.send(StreamEvent {
+                        symbol: sym.clone(),
+                        kind: "quote",
+                        data,
+                    });
+                }
+            }
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(())
 }
 
 async fn healthz(State(state): State<Shared>) -> Response {

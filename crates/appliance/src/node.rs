@@ -267,7 +267,14 @@ impl Node {
             db_path,
             next_client_order_id: AtomicU64::new(0),
             failed: failed.clone(),
+            stream: tokio::sync::broadcast::channel(4096).0,
         });
+        {
+            let (st, s) = (state.clone(), stop_input.clone());
+            followers.push(spawn("sse-feeder", &failed, move || {
+                http::stream_feeder(st, s)
+            })?);
+        }
         let listener = std::net::TcpListener::bind(config.http.listen)
             .with_context(|| format!("binding HTTP to {}", config.http.listen))?;
         listener.set_nonblocking(true)?;

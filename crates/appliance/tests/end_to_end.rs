@@ -7,6 +7,7 @@
 //! - the HTTP answers carry the fills the engine made;
 //! - the executions are in the reporter's database and at `GET /v1/execution`;
 //! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
+//! - a server-sent-events subscriber receives the trades and quotes;
 //! - bad requests get a 4xx with a JSON error naming the field; a wrong API key gets 401;
 //! - `/metrics` and `/healthz` report the flow;
 //! - after SIGTERM (exit 0) and a restart, the book and the orders are the same.
@@ -103,6 +104,35 @@ fn http_orders_fills_database_and_multicast_agree() {
     let server = start(&data);
     let c = reqwest::blocking::Client::new();
     let b = &server.base;
+
+    // A browser-style subscriber to the server-sent events of ACME.
+    let sse = {
+        let url = format!("{b}/v1/stream?symbol=ACME");
+        let r = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        std::thread::spawn(move || {
+            let mut events = Vec::new();
+            let mut kind = String::new();
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if let Some(k) = line.strip_prefix("event: ") {
+                    kind = k.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    events.push((kind.clone(), serde_json::from_str::<Value>(d).unwrap()));
+                    if events.iter().filter(|(k, _)| k == "trade").count() == 2 {
+                        break;
+                    }
+                }
+            }
+            events
+        })
+    };
 
     // Resting asks from account 1 at three prices, then a buy from account 2 that takes two.
     for (price, qty) in [("100.00", 10), ("100.10", 10), ("100.20", 10)] {
@@ -248,6 +278,30 @@ fn http_orders_fills_database_and_multicast_agree() {
             .collect();
         assert_eq!(ours, theirs, "{key}");
     }
+
+    let events = sse.join().unwrap();
+    let trades: Vec<&Value> = events
+        .iter()
+        .filter(|(k, _)| k == "trade")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(trades.len(), 2, "{events:?}");
+    assert_eq!(
+        (trades[0]["price"].as_str(), trades[0]["quantity"].as_u64()),
+        (Some("100.00"), Some(10))
+    );
+    assert_eq!(
+        (trades[1]["price"].as_str(), trades[1]["quantity"].as_u64()),
+        (Some("100.10"), Some(5))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(k, v)| k == "quote" && v["symbol"] == "ACME"),
+        "{events:?}"
+    );
+    let r = c.get(format!("{b}/v1/stream?symbol=NOPE")).send().unwrap();
+    assert_eq!(r.status(), 400);
 
     let metrics = c
         .get(format!("{b}/metrics"))
