@@ -492,7 +492,7 @@ impl MdClient {
         let needed = self
             .instruments
             .get(&id)
-            .map_or(true, |v| v.synced.iter().any(|s| !s));
+            .is_none_or(|v| v.synced.iter().any(|s| !s));
         if !needed {
             self.assemblies.remove(&id);
             return;
