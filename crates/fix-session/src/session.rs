@@ -302,7 +302,7 @@ impl<S: Store> Session<S> {
         }
         let sending_ns = msg.get(52).and_then(time::parse_timestamp).unwrap_or(0);
         if self.config.check_latency
-            && now_ns.abs_diff(sending_ns) > self.config.latency_secs_max * NS_PER_SEC
+            && now_ns.abs_diff(sending_ns) > self.config.latency_secs_max.saturating_mul(NS_PER_SEC)
         {
             let r = Rejection {
                 reason: R::SendingTimeAccuracyProblem,
@@ -559,7 +559,7 @@ impl<S: Store> Session<S> {
         }
         let sending_ns = msg.get(52).and_then(time::parse_timestamp).unwrap_or(0);
         if self.config.check_latency
-            && now_ns.abs_diff(sending_ns) > self.config.latency_secs_max * NS_PER_SEC
+            && now_ns.abs_diff(sending_ns) > self.config.latency_secs_max.saturating_mul(NS_PER_SEC)
         {
             let r = Rejection {
                 reason: R::SendingTimeAccuracyProblem,
@@ -580,7 +580,7 @@ impl<S: Store> Session<S> {
             self.send_logout_unchecked(Some(text.as_bytes()), now_ns, out)?;
             return Ok(Outcome::Disconnect("MsgSeqNum too low"));
         }
-        self.heartbeat_ns = hb * NS_PER_SEC;
+        self.heartbeat_ns = hb.saturating_mul(NS_PER_SEC);
         self.state = SessionState::Active;
         self.test_request_sent_ns = None;
         self.send_admin(b"A", now_ns, out, |w| {

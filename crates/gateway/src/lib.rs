@@ -81,6 +81,21 @@ impl Gateway {
         outbound: &Journal,
     ) -> Result<Gateway, GatewayError> {
         let dict = Arc::new(Dictionary::from_file(&config.dictionary_path)?);
+        for i in &config.instruments {
+            if i.tick_size <= 0 || i.lot_size == 0 || i.price_decimals > 18 || i.symbol.is_empty() {
+                return Err(GatewayError::Config(format!(
+                    "instrument {}: tick_size and lot_size must be positive, price_decimals at most 18",
+                    i.symbol
+                )));
+            }
+        }
+        if config.body_len_max == 0
+            || config.fields_max < 8
+            || config.outbound_bytes_max == 0
+            || config.router_batch_max == 0
+        {
+            return Err(GatewayError::Config("body_len_max, fields_max, outbound_bytes_max and router_batch_max must be positive".into()));
+        }
         let now = now_ns();
         let mut ids = std::collections::HashSet::new();
         let mut slots = Vec::new();

@@ -586,7 +586,7 @@ fn status(
                 leaves: if matches!(o.status, b'2' | b'4' | b'8' | b'C') {
                     0
                 } else {
-                    o.order_qty - o.cum_qty
+                    o.order_qty.saturating_sub(o.cum_qty)
                 },
                 rej_reason: None,
                 text: None,
