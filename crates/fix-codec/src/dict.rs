@@ -195,6 +195,21 @@ pub struct MessageDef {
     pub msg_type: Vec<u8>,
     pub admin: bool,
     members: Members,
+    /// Where each small tag belongs for this message: one load instead of three lookups.
+    class: Box<[Class; 1024]>,
+}
+
+/// The section a tag belongs to in one message type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Not a member of the header, the trailer or this message's body.
+    None,
+    Header,
+    Trailer,
+    Body,
+    /// A body member that counts a repeating group (or a header group).
+    BodyGroup,
+    HeaderGroup,
 }
 
 /// Validation switches, named after QuickFIX's session settings.
@@ -354,11 +369,37 @@ impl Dictionary {
                 .attribute("msgtype")
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| bad(format!("message {name} without msgtype")))?;
+            let body = members(m, &by_name)?;
+            let mut class = Box::new([Class::None; 1024]);
+            for mm in &body.list {
+                if mm.tag < 1024 {
+                    class[mm.tag as usize] = if mm.group.is_some() {
+                        Class::BodyGroup
+                    } else {
+                        Class::Body
+                    };
+                }
+            }
+            for mm in &trailer.list {
+                if mm.tag < 1024 {
+                    class[mm.tag as usize] = Class::Trailer;
+                }
+            }
+            for mm in &header.list {
+                if mm.tag < 1024 {
+                    class[mm.tag as usize] = if mm.group.is_some() {
+                        Class::HeaderGroup
+                    } else {
+                        Class::Header
+                    };
+                }
+            }
             messages.push(MessageDef {
                 name,
                 msg_type: msg_type.as_bytes().to_vec(),
                 admin: m.attribute("msgcat") == Some("admin"),
-                members: members(m, &by_name)?,
+                members: body,
+                class,
             });
         }
         let mut message_by_byte = [0_u8; 128];
@@ -472,25 +513,43 @@ impl Dictionary {
                 i += 1;
                 continue;
             };
-            let mut member = None;
-            if let Some(m) = self.header.get(tag) {
-                if section != Section::Header && opts.check_fields_out_of_order {
-                    return Err(rej(R::TagSpecifiedOutOfRequiredOrder, tag));
-                }
-                member = Some(m);
+            let class = if tag < 1024 {
+                def.class[tag as usize]
+            } else if self.header.set.contains(tag) {
+                Class::HeaderGroup
             } else if self.trailer.set.contains(tag) {
-                section = Section::Trailer;
+                Class::Trailer
+            } else if def.members.set.contains(tag) {
+                Class::BodyGroup
             } else {
-                if section == Section::Trailer && opts.check_fields_out_of_order {
-                    return Err(rej(R::TagSpecifiedOutOfRequiredOrder, tag));
+                Class::None
+            };
+            let mut group_of = None;
+            match class {
+                Class::Header | Class::HeaderGroup => {
+                    if section != Section::Header && opts.check_fields_out_of_order {
+                        return Err(rej(R::TagSpecifiedOutOfRequiredOrder, tag));
+                    }
+                    if class == Class::HeaderGroup {
+                        group_of = self.header.get(tag);
+                    }
                 }
-                section = Section::Body;
-                match def.members.get(tag) {
-                    Some(m) => member = Some(m),
-                    None if opts.allow_unknown_msg_fields => {}
-                    None => return Err(rej(R::TagNotDefinedForMessageType, tag)),
+                Class::Trailer => section = Section::Trailer,
+                Class::Body | Class::BodyGroup | Class::None => {
+                    if section == Section::Trailer && opts.check_fields_out_of_order {
+                        return Err(rej(R::TagSpecifiedOutOfRequiredOrder, tag));
+                    }
+                    section = Section::Body;
+                    match class {
+                        Class::BodyGroup => group_of = def.members.get(tag),
+                        Class::None if !opts.allow_unknown_msg_fields => {
+                            return Err(rej(R::TagNotDefinedForMessageType, tag))
+                        }
+                        _ => {}
+                    }
                 }
             }
+            let member = group_of;
             // Repeated: the parser's tag index points at the first occurrence, not this one.
             if tag < 1024 {
                 if msg.position(tag) != Some(i) {
