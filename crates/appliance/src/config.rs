@@ -20,6 +20,7 @@ pub struct Config {
     pub snapshots: SnapshotSection,
     pub threads: ThreadsConfig,
     pub http: HttpConfig,
+    pub fix: FixConfig,
     pub market_data: MarketDataConfig,
     pub engine: EngineSection,
     pub instruments: Vec<InstrumentConfig>,
@@ -78,6 +79,58 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     pub order_timeout_ms: u64,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixConfig {
+    pub enabled: bool,
+    pub comp_id: String,
+    pub tcp_listen: String,
+    pub tls_listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub dictionary: String,
+    pub heartbeat_secs_min: u64,
+    pub heartbeat_secs_max: u64,
+    pub sending_time_tolerance_secs: u64,
+    pub logon_timeout_ms: u64,
+    pub tls_handshake_timeout_ms: u64,
+    pub connections_per_ip_max: usize,
+    pub unauthenticated_per_ip_max: usize,
+    pub unauthenticated_max: usize,
+    pub body_bytes_max: usize,
+    pub outbound_bytes_max: usize,
+    pub store_sync: bool,
+    pub sessions: Vec<FixSessionConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixSessionConfig {
+    pub session_id: u32,
+    pub target_comp_id: String,
+    pub account: u32,
+    #[serde(default)]
+    pub password: String,
+    pub cancel_on_disconnect: bool,
+    pub reset_on_logon: bool,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub rate_action: String,
+}
+
+/// Decimal places of a power-of-ten price scale (100 -> 2); validated before use.
+fn decimals_of(mut scale: i64) -> u32 {
+    let mut d = 0;
+    while scale > 1 && scale % 10 == 0 {
+        scale /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// The FIX 4.2 data dictionary built into the binary.
+pub const FIX42_XML: &str = include_str!("../../../fix-dictionaries/FIX42.xml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,7 +289,6 @@ impl Config {
         if self.http.request_timeout_ms == 0 || self.http.order_timeout_ms == 0 {
             return err("http.request_timeout_ms", "timeouts must be positive");
         }
-        self.publisher_config()?;
         if self.engine.orders_max == 0 || self.engine.orders_max >= 1 << 30 {
             return err("engine.orders_max", "must be between 1 and 2^30");
         }
@@ -333,6 +385,8 @@ impl Config {
                 }
             }
         }
+        self.publisher_config()?;
+        self.validate_fix()?;
         Ok(())
     }
 
@@ -393,6 +447,152 @@ impl Config {
 
     pub fn outbound_journal(&self) -> journal::JournalConfig {
         self.journal_config("outbound")
+    }
+
+    fn validate_fix(&self) -> Result<(), ConfigError> {
+        let f = &self.fix;
+        let ok_id = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        };
+        if !ok_id(&f.comp_id) {
+            return err("fix.comp_id", "1 to 32 characters among A-Z a-z 0-9 . _ -");
+        }
+        for (k, v) in [
+            ("fix.tcp_listen", &f.tcp_listen),
+            ("fix.tls_listen", &f.tls_listen),
+        ] {
+            if !v.is_empty() && v.parse::<std::net::SocketAddr>().is_err() {
+                return err(k, "an address:port, or \"\" for none");
+            }
+        }
+        if f.tls_cert.is_empty() != f.tls_key.is_empty() {
+            return err("fix.tls_cert", "give both tls_cert and tls_key, or neither");
+        }
+        if f.heartbeat_secs_min == 0 || f.heartbeat_secs_min > f.heartbeat_secs_max {
+            return err(
+                "fix.heartbeat_secs_min",
+                "must be positive and at most heartbeat_secs_max",
+            );
+        }
+        if f.body_bytes_max < 256 || f.outbound_bytes_max < 4096 {
+            return err(
+                "fix.body_bytes_max",
+                "body_bytes_max at least 256, outbound_bytes_max at least 4096",
+            );
+        }
+        for ins in &self.instruments {
+            let mut s = ins.price_scale;
+            while s > 1 && s % 10 == 0 {
+                s /= 10;
+            }
+            if s != 1 {
+                return err(
+                    "instruments.price_scale",
+                    "FIX prices are decimals: price_scale must be a power of ten",
+                );
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut comps = std::collections::BTreeSet::new();
+        for (i, s) in f.sessions.iter().enumerate() {
+            let key = |k: &str| format!("fix.sessions[{i}].{k}");
+            if s.session_id == 0
+                || s.session_id >= crate::demo::DEMO_SESSION_BASE
+                || !ids.insert(s.session_id)
+            {
+                return err(
+                    key("session_id"),
+                    format!(
+                        "unique, between 1 and {}",
+                        crate::demo::DEMO_SESSION_BASE - 1
+                    ),
+                );
+            }
+            if !ok_id(&s.target_comp_id) || !comps.insert(s.target_comp_id.clone()) {
+                return err(
+                    key("target_comp_id"),
+                    "unique, 1 to 32 characters among A-Z a-z 0-9 . _ -",
+                );
+            }
+            if !self.accounts.iter().any(|a| a.id == s.account) {
+                return err(
+                    key("account"),
+                    format!("account {} is not configured", s.account),
+                );
+            }
+            if s.rate_per_second == 0 || s.rate_burst == 0 {
+                return err(key("rate_per_second"), "rates must be positive");
+            }
+            if s.rate_action != "reject" && s.rate_action != "logout" {
+                return err(key("rate_action"), "\"reject\" or \"logout\"");
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway's configuration, but for TLS (see `node`).
+    pub fn gateway_config(&self) -> gateway::GatewayConfig {
+        let f = &self.fix;
+        let dict = if f.dictionary.is_empty() {
+            self.data.dir.join("FIX42.xml")
+        } else {
+            PathBuf::from(&f.dictionary)
+        };
+        let mut g = gateway::GatewayConfig::new(dict, self.data.dir.join("fix"));
+        g.tcp_listen = f.tcp_listen.parse().ok();
+        g.tls_listen = f.tls_listen.parse().ok();
+        g.store_sync = f.store_sync;
+        g.body_len_max = f.body_bytes_max;
+        g.logon_timeout_ms = f.logon_timeout_ms;
+        g.tls_handshake_timeout_ms = f.tls_handshake_timeout_ms;
+        g.connections_per_ip_max = f.connections_per_ip_max;
+        g.unauthenticated_per_ip_max = f.unauthenticated_per_ip_max;
+        g.unauthenticated_max = f.unauthenticated_max;
+        g.outbound_bytes_max = f.outbound_bytes_max;
+        g.router_wait = self.wait_strategy();
+        g.instruments = self
+            .instruments
+            .iter()
+            .map(|i| gateway::InstrumentEntry {
+                symbol: i.symbol.clone(),
+                instrument_id: i.id,
+                price_decimals: decimals_of(i.price_scale),
+                tick_size: i.tick_size,
+                lot_size: i.lot_size,
+            })
+            .collect();
+        g.sessions = f
+            .sessions
+            .iter()
+            .map(|s| {
+                let mut fix = fix_session::SessionConfig::new(&f.comp_id, &s.target_comp_id);
+                fix.heartbeat_secs_min = f.heartbeat_secs_min;
+                fix.heartbeat_secs_max = f.heartbeat_secs_max;
+                fix.latency_secs_max = f.sending_time_tolerance_secs;
+                fix.reset_on_logon = s.reset_on_logon;
+                fix.logon_timeout_ms = f.logon_timeout_ms;
+                fix.password = (!s.password.is_empty()).then(|| s.password.as_bytes().to_vec());
+                gateway::SessionEntry {
+                    session_id: s.session_id,
+                    account_id: s.account,
+                    fix,
+                    cancel_on_disconnect: s.cancel_on_disconnect,
+                    rate_limit: gateway::RateLimit {
+                        per_second: s.rate_per_second,
+                        burst: s.rate_burst,
+                        action: if s.rate_action == "logout" {
+                            gateway::RateLimitAction::Logout
+                        } else {
+                            gateway::RateLimitAction::Reject
+                        },
+                    },
+                }
+            })
+            .collect();
+        g
     }
 
     /// The market-data publisher's configuration.

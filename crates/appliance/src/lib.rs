@@ -10,3 +10,4 @@ pub mod node;
 pub mod replay;
 pub mod replica;
 pub mod reporter;
+pub mod tls;

@@ -103,7 +103,19 @@ fn main() -> anyhow::Result<()> {
                 c.http.listen = a;
             }
             let node = Node::start_with(c, demo.then_some(demo_rate))?;
-            println!("appliance serving: HTTP on http://{}", node.http_addr);
+            {
+                // Written without println!: a closed stdout must not stop the appliance.
+                use std::io::Write as _;
+                let mut so = std::io::stdout().lock();
+                let _ = writeln!(so, "appliance serving: HTTP on http://{}", node.http_addr);
+                if let Some(a) = node.fix_tcp_addr {
+                    let _ = writeln!(so, "FIX 4.2 over TCP on {a}");
+                }
+                if let Some(a) = node.fix_tls_addr {
+                    let _ = writeln!(so, "FIX 4.2 over TLS on {a}");
+                }
+                let _ = so.flush();
+            }
             wait_for_signal(&node)?;
             eprintln!("shutting down");
             node.stop()?;

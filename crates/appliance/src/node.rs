@@ -31,7 +31,11 @@ pub struct Node {
     matching: Option<JoinHandle<anyhow::Result<()>>>,
     followers: Vec<JoinHandle<anyhow::Result<()>>>,
     demo: Vec<JoinHandle<anyhow::Result<()>>>,
-    http: Option<JoinHandle<anyhow::Result<()>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    gateway: Option<gateway::Gateway>,
+    pub fix_tcp_addr: Option<SocketAddr>,
+    pub fix_tls_addr: Option<SocketAddr>,
 }
 
 fn spawn(
@@ -279,25 +283,43 @@ impl Node {
             .with_context(|| format!("binding HTTP to {}", config.http.listen))?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("io")
+            .enable_all()
+            .build()?;
+        let gateway = if config.fix.enabled {
+            let mut g = config.gateway_config();
+            if config.fix.dictionary.is_empty() {
+                std::fs::write(&g.dictionary_path, crate::config::FIX42_XML)
+                    .with_context(|| format!("writing {}", g.dictionary_path.display()))?;
+            }
+            if g.tls_listen.is_some() {
+                g.tls = Some(crate::tls::server_config(&config)?);
+            }
+            let gw = runtime
+                .block_on(gateway::Gateway::start(g, &inbound, &outbound))
+                .context("starting the FIX gateway")?;
+            tracing::info!(tcp = ?gw.tcp_addr, tls = ?gw.tls_addr, "FIX acceptor listening");
+            Some(gw)
+        } else {
+            None
+        };
+        let fix_tcp_addr = gateway.as_ref().and_then(|g| g.tcp_addr);
+        let fix_tls_addr = gateway.as_ref().and_then(|g| g.tls_addr);
         let s = stop_input.clone();
-        let http_thread = spawn("http", &failed, move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let app = http::router(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        while !s.load(Ordering::Acquire) {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        }
-                    })
-                    .await?;
-                anyhow::Ok(())
-            })
-        })?;
+        let server = runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let app = http::router(state);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    while !s.load(Ordering::Acquire) {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                })
+                .await?;
+            anyhow::Ok(())
+        });
         tracing::info!(%http_addr, data = %config.data.dir.display(), "appliance started");
         Ok(Node {
             http_addr,
@@ -310,7 +332,11 @@ impl Node {
             matching: Some(match_thread),
             followers,
             demo,
-            http: Some(http_thread),
+            runtime: Some(runtime),
+            http: Some(server),
+            gateway,
+            fix_tcp_addr,
+            fix_tls_addr,
         })
     }
 
@@ -319,36 +345,61 @@ impl Node {
         self.failed.load(Ordering::Acquire)
     }
 
-    /// Stops in order and reports the first thread error.
+    /// Stops in order and reports the first thread error: input (HTTP, FIX, demo) first, then
+    /// the sequencer drains its hand-off, the matching agent drains the inbound journal, and the
+    /// followers (replica, reporter, market data) catch up.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        let mut first_err = None;
-        let mut join = |h: Option<JoinHandle<anyhow::Result<()>>>, what: &str| {
+        fn join(
+            h: Option<JoinHandle<anyhow::Result<()>>>,
+            what: &str,
+            first: &mut Option<anyhow::Error>,
+        ) {
             if let Some(h) = h {
                 match h.join() {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        first_err.get_or_insert(e.context(format!("{what} thread")));
+                        first.get_or_insert(e.context(format!("{what} thread")));
                     }
                     Err(_) => {
-                        first_err.get_or_insert(anyhow::anyhow!("{what} thread panicked"));
+                        first.get_or_insert(anyhow::anyhow!("{what} thread panicked"));
                     }
                 }
             }
-        };
+        }
+        let mut first = None;
         self.stop_input.store(true, Ordering::Release);
-        join(self.http.take(), "http");
+        if let Some(rt) = self.runtime.take() {
+            if let Some(h) = self.http.take() {
+                match rt.block_on(h) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        first.get_or_insert(e.context("http server"));
+                    }
+                    Err(e) => {
+                        first.get_or_insert(anyhow::anyhow!("http server task: {e}"));
+                    }
+                }
+            }
+            // FIX sessions are closed by the gateway, then the runtime goes.
+            if let Some(g) = self.gateway.take() {
+                let _guard = rt.enter();
+                g.shutdown();
+                rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(200)));
+            }
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
         for h in std::mem::take(&mut self.demo) {
-            join(Some(h), "demo");
+            join(Some(h), "demo", &mut first);
         }
         self.stop_seq.store(true, Ordering::Release);
-        join(self.sequencer.take(), "sequencer");
+        join(self.sequencer.take(), "sequencer", &mut first);
         self.stop_match.store(true, Ordering::Release);
-        join(self.matching.take(), "matching");
+        join(self.matching.take(), "matching", &mut first);
         self.stop_followers.store(true, Ordering::Release);
         for h in std::mem::take(&mut self.followers) {
-            join(Some(h), "follower");
+            join(Some(h), "follower", &mut first);
         }
-        match first_err {
+        match first {
             Some(e) => Err(e),
             None => Ok(()),
         }

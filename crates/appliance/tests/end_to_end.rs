@@ -1,16 +1,19 @@
-//! The real binary end to end: orders over HTTP, fills read back over HTTP and from the
+//! The real binary end to end: orders over HTTP and FIX, fills read back over HTTP and from the
 //! database, trades and books received on real multicast, and a clean restart.
 //!
 //! The test starts `appliance serve` with its own multicast group and ports (derived from the
 //! process id, so parallel runs do not hear each other), joins the market-data channels with the
 //! consumer library as a firm would, trades from two accounts over HTTP, and checks that:
-//! - the HTTP answers carry the fills the engine made;
+//! - the HTTP answers carry the fills the engine made; a FIX 4.2 session (a real TCP socket) gets
+//!   its acknowledgement and fill ExecutionReports when it trades against an HTTP order, and a
+//!   specific reject for an unknown symbol;
 //! - the executions are in the reporter's database and at `GET /v1/execution`;
 //! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
 //! - a server-sent-events subscriber receives the trades and quotes;
 //! - bad requests get a 4xx with a JSON error naming the field; a wrong API key gets 401;
 //! - `/metrics` and `/healthz` report the flow;
-//! - after SIGTERM (exit 0) and a restart, the book and the orders are the same.
+//! - after SIGKILL and a restart, the book and the orders are the same, and the FIX session
+//!   resumes with both sides' sequence numbers (no reset, no gap).
 
 use md_consumer::{Consumer, ConsumerConfig};
 use md_core::{Channel, FeedGroups, Side};
@@ -26,6 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_appliance");
 struct Server {
     child: Child,
     base: String,
+    fix_tcp: String,
 }
 
 impl Drop for Server {
@@ -48,7 +52,7 @@ fn start(data: &Path) -> Server {
     std::fs::write(
         &config,
         format!(
-            "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n",
+            "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
             port + 4
         ),
     )
@@ -63,13 +67,119 @@ fn start(data: &Path) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    out.read_line(&mut line).unwrap();
     let base = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(base.starts_with("http://"), "{line}");
-    Server { child, base }
+    let mut fix = String::new();
+    out.read_line(&mut fix).unwrap();
+    assert!(fix.starts_with("FIX 4.2 over TCP on "), "{fix}");
+    let fix_tcp = fix.trim().rsplit(' ').next().unwrap().to_string();
+    // Keep reading what the server prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    Server {
+        child,
+        base,
+        fix_tcp,
+    }
+}
+
+/// A minimal FIX 4.2 initiator for the test: builds messages with the gateway's own writer and
+/// frames replies with its framer.
+struct FixClient {
+    stream: std::net::TcpStream,
+    seq: u64,
+    buf: Vec<u8>,
+    sender: &'static str,
+}
+
+impl FixClient {
+    /// Logs on with ResetSeqNumFlag=Y (a new day: both sides start at 1).
+    fn connect(addr: &str, sender: &'static str) -> FixClient {
+        FixClient::resume(addr, sender, 1, true).0
+    }
+
+    /// Logs on at sequence number `seq`; returns the client and the acceptor's Logon.
+    fn resume(addr: &str, sender: &'static str, seq: u64, reset: bool) -> (FixClient, String) {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut c = FixClient {
+            stream,
+            seq,
+            buf: Vec::new(),
+            sender,
+        };
+        if reset {
+            c.send(b"A", &[(98, "0"), (108, "30"), (141, "Y")]);
+        } else {
+            c.send(b"A", &[(98, "0"), (108, "30")]);
+        }
+        let logon = c.recv();
+        assert_eq!(field(&logon, 35), "A", "{logon}");
+        (c, logon)
+    }
+
+    fn send(&mut self, msg_type: &[u8], fields: &[(u32, &str)]) {
+        use std::io::Write as _;
+        let mut w = fix_codec::Writer::new(512);
+        w.begin(msg_type);
+        w.field(49, self.sender.as_bytes());
+        w.field(56, b"EXCH");
+        w.field_u64(34, self.seq);
+        w.field_time(
+            52,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64,
+        );
+        for (t, v) in fields {
+            w.field(*t, v.as_bytes());
+        }
+        let mut out = Vec::new();
+        w.finish(b"FIX.4.2", &mut out);
+        self.stream.write_all(&out).unwrap();
+        self.seq += 1;
+    }
+
+    /// The next message, as text with `|` for SOH.
+    fn recv(&mut self) -> String {
+        use std::io::Read as _;
+        loop {
+            if let fix_codec::Frame::Complete { len } =
+                fix_codec::check_frame(&self.buf, b"FIX.4.2", 65536)
+            {
+                let msg: Vec<u8> = self.buf.drain(..len).collect();
+                return String::from_utf8_lossy(&msg).replace('\x01', "|");
+            }
+            let mut chunk = [0_u8; 4096];
+            let n = self.stream.read(&mut chunk).expect("FIX read");
+            assert!(n > 0, "the gateway closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Skips heartbeats and other types until a message of `msg_type`.
+    fn recv_until(&mut self, msg_type: &[u8]) -> String {
+        loop {
+            let m = self.recv();
+            if field(&m, 35).as_bytes() == msg_type {
+                return m;
+            }
+        }
+    }
+}
+
+fn field(msg: &str, tag: u32) -> String {
+    let key = format!("|{tag}=");
+    let at = msg
+        .find(&key)
+        .map(|i| i + key.len())
+        .unwrap_or_else(|| panic!("no tag {tag} in {msg}"));
+    msg[at..].split('|').next().unwrap().to_string()
 }
 
 fn post(c: &reqwest::blocking::Client, base: &str, key: &str, body: Value) -> (u16, Value) {
@@ -125,7 +235,7 @@ fn http_orders_fills_database_and_multicast_agree() {
                     kind = k.to_string();
                 } else if let Some(d) = line.strip_prefix("data: ") {
                     events.push((kind.clone(), serde_json::from_str::<Value>(d).unwrap()));
-                    if events.iter().filter(|(k, _)| k == "trade").count() == 2 {
+                    if events.iter().filter(|(k, _)| k == "trade").count() == 3 {
                         break;
                     }
                 }
@@ -164,6 +274,61 @@ fn http_orders_fills_database_and_multicast_agree() {
         json!({"symbol": "ACME", "side": "buy", "price": "99.50", "quantity": 7, "timeInForce": "gtc"}),
     );
     assert_eq!(bid["status"], "new");
+
+    // FIX: CLIENT1 (account 1) sells 7 into the resting HTTP bid at 99.50, then rests an ask.
+    let mut fix = FixClient::connect(&server.fix_tcp, "CLIENT1");
+    fix.send(
+        b"D",
+        &[
+            (11, "F-1"),
+            (21, "1"),
+            (55, "ACME"),
+            (54, "2"),
+            (60, "20260101-00:00:00"),
+            (38, "7"),
+            (40, "2"),
+            (44, "99.50"),
+            (59, "0"),
+        ],
+    );
+    let ack = fix.recv_until(b"8");
+    assert_eq!(
+        (field(&ack, 150), field(&ack, 39), field(&ack, 11)),
+        ("0".into(), "0".into(), "F-1".into()),
+        "{ack}"
+    );
+    let fill = fix.recv_until(b"8");
+    assert_eq!(
+        (field(&fill, 150), field(&fill, 32), field(&fill, 31)),
+        ("2".into(), "7".into(), "99.50".into()),
+        "{fill}"
+    );
+    assert_eq!(field(&fill, 151), "0");
+    // An unknown symbol is a specific reject.
+    fix.send(
+        b"D",
+        &[
+            (11, "F-2"),
+            (21, "1"),
+            (55, "NOPE"),
+            (54, "1"),
+            (60, "20260101-00:00:00"),
+            (38, "1"),
+            (40, "2"),
+            (44, "1.00"),
+        ],
+    );
+    let rej = fix.recv_until(b"8");
+    assert_eq!(
+        (field(&rej, 150), field(&rej, 39), field(&rej, 11)),
+        ("8".into(), "8".into(), "F-2".into()),
+        "{rej}"
+    );
+    fix.send(b"5", &[]);
+    let logout = fix.recv_until(b"5");
+    let acceptor_next = field(&logout, 34).parse::<u64>().unwrap() + 1;
+    let client_next = fix.seq;
+    drop(fix);
 
     // Bad requests name the field; unknown keys are refused.
     let (s, e) = post(
@@ -211,16 +376,18 @@ fn http_orders_fills_database_and_multicast_agree() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let execs = loop {
         let v = get(&c, format!("{b}/v1/execution?symbol=ACME"), "demo-key-2");
-        if v["executions"].as_array().is_some_and(|a| a.len() == 2) || Instant::now() > deadline {
+        if v["executions"].as_array().is_some_and(|a| a.len() == 3) || Instant::now() > deadline {
             break v;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let execs = execs["executions"].as_array().unwrap().clone();
-    assert_eq!(execs.len(), 2, "{execs:?}");
-    assert!(execs
-        .iter()
-        .all(|e| e["side"] == "buy" && e["liquidity"] == "taker"));
+    assert_eq!(execs.len(), 3, "{execs:?}");
+    assert!(execs.iter().all(|e| e["side"] == "buy"));
+    assert_eq!(
+        execs[2]["liquidity"], "maker",
+        "the FIX sell took the HTTP bid"
+    );
     let db = rusqlite::Connection::open(data.join("reporter.sqlite")).unwrap();
     let (n, qty): (i64, i64) = db
         .query_row(
@@ -229,7 +396,15 @@ fn http_orders_fills_database_and_multicast_agree() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((n, qty), (2, 15));
+    assert_eq!((n, qty), (3, 22));
+    let fix_execs: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM executions WHERE account_id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fix_execs, 3);
 
     // Multicast: the consumer saw both trades and holds the same book as the engine.
     let book = get(&c, format!("{b}/marketdata/book/ACME?depth=10"), "");
@@ -247,7 +422,7 @@ fn http_orders_fills_database_and_multicast_agree() {
                     i.l2.levels(Side::Buy).len(),
                 )
             });
-        if acme == Some((2, 2, 1)) && cl.applied_seq(Channel::L2) > 0 {
+        if acme == Some((3, 2, 0)) && cl.applied_seq(Channel::L2) > 0 {
             break;
         }
         assert!(
@@ -261,7 +436,7 @@ fn http_orders_fills_database_and_multicast_agree() {
         .instruments()
         .find(|(_, i)| i.symbol() == "ACME")
         .unwrap();
-    assert_eq!(acme.last_trade, Some((10010, 5)));
+    assert_eq!(acme.last_trade, Some((9950, 7)));
     let units = |p: &Value| (p.as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
     for (side, key) in [(Side::Sell, "asks"), (Side::Buy, "bids")] {
         let ours: Vec<(i64, u64)> = acme
@@ -285,7 +460,7 @@ fn http_orders_fills_database_and_multicast_agree() {
         .filter(|(k, _)| k == "trade")
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(trades.len(), 2, "{events:?}");
+    assert_eq!(trades.len(), 3, "{events:?}");
     assert_eq!(
         (trades[0]["price"].as_str(), trades[0]["quantity"].as_u64()),
         (Some("100.00"), Some(10))
@@ -317,21 +492,31 @@ fn http_orders_fills_database_and_multicast_agree() {
         metrics.contains("appliance_rejects_total{reason=\"PriceOutsideBand\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("appliance_fills_total 4"), "{metrics}");
+    assert!(metrics.contains("appliance_fills_total 6"), "{metrics}");
     let health = get(&c, format!("{b}/healthz"), "");
     assert_eq!(health["status"], "ok");
 
-    // A graceful stop exits 0; a restart holds the same book and orders.
+    // SIGKILL, then a restart: the same book and orders, and the FIX session resumes with the
+    // sequence numbers both sides had (no reset), without a gap to fill.
     let mut server = server;
     Command::new("kill")
-        .arg("-15")
+        .arg("-9")
         .arg(server.child.id().to_string())
         .status()
         .unwrap();
-    assert!(server.child.wait().unwrap().success());
+    let _ = server.child.wait();
     drop(server);
     drop(consumer);
     let server = start(&data);
+    let (mut fix, logon) = FixClient::resume(&server.fix_tcp, "CLIENT1", client_next, false);
+    assert_eq!(
+        field(&logon, 34).parse::<u64>().unwrap(),
+        acceptor_next,
+        "{logon}"
+    );
+    fix.send(b"1", &[(112, "after-restart")]);
+    let hb = fix.recv_until(b"0");
+    assert_eq!(field(&hb, 112), "after-restart", "{hb}");
     let book_after = get(
         &c,
         format!("{}/marketdata/book/ACME?depth=10", server.base),
@@ -354,7 +539,11 @@ fn the_demo_trades_within_seconds() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
     let config = data.with_extension("toml");
-    std::fs::write(&config, "[market_data]\nenabled = false\n").unwrap();
+    std::fs::write(
+        &config,
+        "[market_data]\nenabled = false\n[fix]\nenabled = false\n",
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args([
             "serve",

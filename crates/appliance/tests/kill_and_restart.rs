@@ -44,7 +44,7 @@ fn start(data: &Path) -> Server {
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
-        "[snapshots]\nevery_events = 300\nkeep_max = 2\n[market_data]\nenabled = false\n",
+        "[snapshots]\nevery_events = 300\nkeep_max = 2\n[market_data]\nenabled = false\n[fix]\nenabled = false\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
@@ -59,7 +59,10 @@ fn start(data: &Path) -> Server {
         .expect("start appliance");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let mut out = BufReader::new(stdout);
+    out.read_line(&mut line).unwrap();
+    // Keep reading what the server prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
     let base = line
         .trim()
         .rsplit(' ')
