@@ -48,6 +48,22 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
+    /// Start (ns since epoch) of the trading period that contains `now_ns`, by the daily reset
+    /// time; 0 when the session has no schedule (one period forever).
+    pub fn period_start_ns(&self, now_ns: u64) -> u64 {
+        match self.reset_time_utc_secs {
+            None => 0,
+            Some(at) => {
+                let today = now_ns - now_ns % NS_PER_DAY + at.min(86_399) * NS_PER_SEC;
+                if now_ns >= today {
+                    today
+                } else {
+                    today.saturating_sub(NS_PER_DAY)
+                }
+            }
+        }
+    }
+
     /// Defaults for the pair `(sender, target)`.
     pub fn new(sender_comp_id: &str, target_comp_id: &str) -> Self {
         Self {
@@ -201,14 +217,8 @@ impl<S: Store> Session<S> {
     /// A connection for this session was accepted. Starts a new sequence period first when
     /// the daily reset time has passed since the current one began.
     pub fn on_connect(&mut self, now_ns: u64) -> io::Result<()> {
-        if let Some(at) = self.config.reset_time_utc_secs {
-            let at_ns = at.min(86_399) * NS_PER_SEC;
-            let today = now_ns - now_ns % NS_PER_DAY + at_ns;
-            let period_start = if now_ns >= today {
-                today
-            } else {
-                today.saturating_sub(NS_PER_DAY)
-            };
+        if self.config.reset_time_utc_secs.is_some() {
+            let period_start = self.config.period_start_ns(now_ns);
             if self.store.created_ns() < period_start {
                 self.store.reset(now_ns)?;
             }

@@ -125,11 +125,12 @@ impl Gateway {
             )?;
             let inner = SlotInner {
                 session: Session::new(e.fix.clone(), Arc::clone(&dict), store),
-                orders: SessionOrders::new(
+                orders: SessionOrders::with_period(
                     e.session_id,
                     e.account_id,
                     e.cancel_on_disconnect,
                     config.orders_per_session_max,
+                    e.fix.period_start_ns(now),
                 ),
                 conn: None,
                 scratch: Vec::with_capacity(4096),
@@ -252,6 +253,7 @@ fn rebuild(
     outbound: &Journal,
     cursor: u64,
 ) -> Result<(), GatewayError> {
+    let now = now_ns();
     let jerr = |e: &dyn std::fmt::Display| GatewayError::Journal(e.to_string());
     let mut r = inbound.reader(1).map_err(|e| jerr(&e))?;
     while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
@@ -265,7 +267,12 @@ fn rebuild(
                 else {
                     continue;
                 };
-                let (sid, key, iid) = (d.session_id(), d.client_order_id(), d.instrument_id());
+                let (sid, key, iid, received) = (
+                    d.session_id(),
+                    d.client_order_id(),
+                    d.instrument_id(),
+                    d.received_time(),
+                );
                 let (Some(slot), Some(inst)) = (shared.slot(sid), shared.instruments.by_id(iid))
                 else {
                     continue;
@@ -303,14 +310,15 @@ fn rebuild(
                     cl_ord_id: cl.clone().into_boxed_slice(),
                     ..order
                 };
+                let period = slot.entry.fix.period_start_ns(now);
                 slot.lock()
                     .orders
-                    .observe_key(key, &cl, Entry::Order(order));
+                    .observe_key(key, &cl, Entry::Order(order), received >= period);
             }
             sbe::cancel_order_event_codec::SBE_TEMPLATE_ID
             | sbe::replace_order_event_codec::SBE_TEMPLATE_ID => {
                 let is_replace = f.template_id == sbe::replace_order_event_codec::SBE_TEMPLATE_ID;
-                let (sid, key, target, cl) = if is_replace {
+                let (sid, key, target, received, cl) = if is_replace {
                     let Ok(mut d) =
                         sbe::replace_order_event_codec::ReplaceOrderEventDecoder::default()
                             .header(h, HDR)
@@ -321,9 +329,10 @@ fn rebuild(
                         d.session_id(),
                         d.client_order_id(),
                         d.orig_client_order_id(),
+                        d.received_time(),
                     );
                     let Ok(cl) = d.cl_ord_id() else { continue };
-                    (v.0, v.1, v.2, cl.to_vec())
+                    (v.0, v.1, v.2, v.3, cl.to_vec())
                 } else {
                     let Ok(mut d) =
                         sbe::cancel_order_event_codec::CancelOrderEventDecoder::default()
@@ -335,13 +344,15 @@ fn rebuild(
                         d.session_id(),
                         d.client_order_id(),
                         d.orig_client_order_id(),
+                        d.received_time(),
                     );
                     let Ok(cl) = d.cl_ord_id() else { continue };
-                    (v.0, v.1, v.2, cl.to_vec())
+                    (v.0, v.1, v.2, v.3, cl.to_vec())
                 };
                 let Some(slot) = shared.slot(sid) else {
                     continue;
                 };
+                let current = received >= slot.entry.fix.period_start_ns(now);
                 let mut inner = slot.lock();
                 inner.orders.observe_key(
                     key,
@@ -350,6 +361,7 @@ fn rebuild(
                         cl_ord_id: cl.clone().into_boxed_slice(),
                         target,
                     }),
+                    current,
                 );
                 if let Some(Entry::Order(o)) = inner.orders.entries.get_mut(&target) {
                     o.pending = Some(key);

@@ -88,6 +88,8 @@ pub(crate) struct SessionOrders {
     by_cl_ord_id: HashMap<Box<[u8]>, u64>,
     entries_max: usize,
     gateway_exec_ids: u64,
+    /// Start (ns) of the trading period whose ClOrdIDs count as duplicates.
+    pub period_ns: u64,
 }
 
 /// Result of handling one application message.
@@ -116,6 +118,21 @@ impl SessionOrders {
             by_cl_ord_id: HashMap::new(),
             entries_max,
             gateway_exec_ids: 0,
+            period_ns: 0,
+        }
+    }
+
+    /// A session's orders, counting ClOrdIDs as duplicates from `period_ns` on.
+    pub fn with_period(
+        session_id: u32,
+        account_id: u32,
+        cancel_on_disconnect: bool,
+        entries_max: usize,
+        period_ns: u64,
+    ) -> Self {
+        Self {
+            period_ns,
+            ..Self::new(session_id, account_id, cancel_on_disconnect, entries_max)
         }
     }
 
@@ -125,11 +142,31 @@ impl SessionOrders {
         k
     }
 
-    /// Registers a key seen in the journals (restart).
-    pub fn observe_key(&mut self, key: u64, cl_ord_id: &[u8], entry: Entry) {
+    /// Registers a key seen in the journals (restart). ClOrdIDs of an earlier trading period
+    /// (`current_period` false) do not count as duplicates any more.
+    pub fn observe_key(&mut self, key: u64, cl_ord_id: &[u8], entry: Entry, current_period: bool) {
         self.next = self.next.max((key & ((1 << 40) - 1)) + 1);
-        self.by_cl_ord_id.insert(cl_ord_id.into(), key);
+        if current_period {
+            self.by_cl_ord_id.insert(cl_ord_id.into(), key);
+        }
         self.entries.insert(key, entry);
+    }
+
+    /// A new trading period (the session's daily sequence reset) started at `period_ns`: the
+    /// ClOrdIDs of closed orders may be used again and those orders are forgotten; open
+    /// orders (GTC) stay known by their ClOrdID.
+    pub fn start_period(&mut self, period_ns: u64) {
+        if period_ns <= self.period_ns {
+            return;
+        }
+        self.period_ns = period_ns;
+        let closed = |e: &Entry| match e {
+            Entry::Order(o) => matches!(o.status, b'2' | b'4' | b'8' | b'C'),
+            Entry::Request(_) => true,
+        };
+        self.entries.retain(|_, e| !closed(e));
+        let entries = &self.entries;
+        self.by_cl_ord_id.retain(|_, k| entries.contains_key(k));
     }
 
     pub fn order(&self, key: u64) -> Option<&Order> {
@@ -670,5 +707,53 @@ impl Report<'_> {
         if let Some(t) = self.text {
             w.field(58, t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(cl: &str, status: u8) -> Entry {
+        Entry::Order(Order {
+            cl_ord_id: cl.as_bytes().into(),
+            instrument: 0,
+            side: b'1',
+            ord_type: b'2',
+            tif: b'1',
+            price: Some(100),
+            order_qty: 10,
+            cum_qty: 0,
+            notional: 0,
+            order_id: Some(1),
+            status,
+            pending: None,
+        })
+    }
+
+    #[test]
+    fn a_new_period_frees_the_clordids_of_closed_orders_only() {
+        let mut o = SessionOrders::with_period(1, 1, false, 100, 1_000);
+        o.observe_key(1 << 40 | 1, b"DONE", order("DONE", b'2'), true);
+        o.observe_key(1 << 40 | 2, b"OPEN", order("OPEN", b'0'), true);
+        o.observe_key(1 << 40 | 3, b"OLD", order("OLD", b'4'), false);
+        assert!(o.by_cl_ord_id.contains_key(&b"DONE"[..]));
+        assert!(
+            !o.by_cl_ord_id.contains_key(&b"OLD"[..]),
+            "earlier periods do not count"
+        );
+        o.start_period(500);
+        assert!(
+            o.by_cl_ord_id.contains_key(&b"DONE"[..]),
+            "not a later period"
+        );
+        o.start_period(2_000);
+        assert!(!o.by_cl_ord_id.contains_key(&b"DONE"[..]));
+        assert!(
+            o.by_cl_ord_id.contains_key(&b"OPEN"[..]),
+            "a GTC order keeps its ClOrdID"
+        );
+        assert_eq!(o.entries.len(), 1);
+        assert_eq!(o.new_key(), 1 << 40 | 4, "keys never repeat");
     }
 }

@@ -264,6 +264,8 @@ impl Connection<'_> {
             Outcome::Handled => false,
             Outcome::LoggedOn => {
                 guard.authenticated();
+                let period = self.slot.entry.fix.period_start_ns(now);
+                inner.orders.start_period(period);
                 inner.logged_on = true;
                 shared.stats.logons.fetch_add(1, Ordering::Relaxed);
                 events::publish_session_event(
