@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -47,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         command: MdCommand,
     },
+    /// Export a day's executions and 1-minute candles to Parquet files for analysts.
+    Export {
+        /// The UTC day, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+        /// Where to write the files.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Rebuild the state from the inbound journal and verify that the recorded outputs are
     /// reproduced byte for byte. Exits 1 on a difference.
     Replay {
@@ -135,6 +148,23 @@ fn main() -> anyhow::Result<()> {
         Command::Md {
             command: MdCommand::Listen(args),
         } => Ok(md_consumer::listen::run(args)?),
+        Command::Export {
+            day,
+            out,
+            config,
+            data_dir,
+        } => {
+            let c = load(config, data_dir)?;
+            let r = appliance::export::export_day(&c, &day, &out)?;
+            println!(
+                "{} executions to {}, {} candles to {}",
+                r.executions,
+                r.executions_path.display(),
+                r.candles,
+                r.candles_path.display()
+            );
+            Ok(())
+        }
         Command::Replay { config, data_dir } => {
             let c = load(config, data_dir)?;
             let r = appliance::replay::replay(&c).context("replay")?;

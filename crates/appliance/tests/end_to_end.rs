@@ -11,7 +11,8 @@
 //! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
 //! - a server-sent-events subscriber receives the trades and quotes;
 //! - bad requests get a 4xx with a JSON error naming the field; a wrong API key gets 401;
-//! - `/metrics` and `/healthz` report the flow;
+//! - `/metrics` and `/healthz` report the flow; `appliance export` writes the day's executions
+//!   and candles as Parquet files that an independent reader reads back;
 //! - after SIGKILL and a restart, the book and the orders are the same, and the FIX session
 //!   resumes with both sides' sequence numbers (no reset, no gap).
 
@@ -493,6 +494,90 @@ fn http_orders_fills_database_and_multicast_agree() {
         "{metrics}"
     );
     assert!(metrics.contains("appliance_fills_total 6"), "{metrics}");
+    // The day's executions and candles as Parquet, read back with an independent reader.
+    let today = {
+        let days = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let (mut y, mut d) = (1970_i64, days as i64);
+        loop {
+            let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+                366
+            } else {
+                365
+            };
+            if d < len {
+                break;
+            }
+            d -= len;
+            y += 1;
+        }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let months = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut m = 0;
+        while d >= months[m] {
+            d -= months[m];
+            m += 1;
+        }
+        format!("{y:04}-{:02}-{:02}", m + 1, d + 1)
+    };
+    let out_dir = tmp.path().join("export");
+    let exported = Command::new(BIN)
+        .args(["export", "--day", &today, "--out"])
+        .arg(&out_dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let f = std::fs::File::open(out_dir.join(format!("executions-{today}.parquet"))).unwrap();
+        let r = SerializedFileReader::new(f).unwrap();
+        let rows: Vec<_> = r.get_row_iter(None).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 6, "both sides of three trades");
+        let prices: Vec<i64> = rows
+            .iter()
+            .map(|r| {
+                r.get_decimal(6)
+                    .map(|d| i64::from_be_bytes(d.data().try_into().unwrap_or([0; 8])))
+                    .unwrap_or_else(|_| r.get_long(6).unwrap())
+            })
+            .collect();
+        assert!(
+            prices.contains(&10000) && prices.contains(&9950),
+            "{prices:?}"
+        );
+        let f = std::fs::File::open(out_dir.join(format!("candles-{today}.parquet"))).unwrap();
+        let r = SerializedFileReader::new(f).unwrap();
+        let volume: i64 = r
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().get_long(6).unwrap())
+            .sum();
+        assert_eq!(volume, 22, "10 + 5 + 7 traded");
+    }
+
     let health = get(&c, format!("{b}/healthz"), "");
     assert_eq!(health["status"], "ok");
 
