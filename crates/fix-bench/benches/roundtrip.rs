@@ -199,6 +199,31 @@ fn main() {
             fix_hist.record(rtt.max(1)).unwrap();
         }
     }
+    // The gateway alone: an unknown symbol is rejected by the gateway without the journal or
+    // the engine (one hop fewer each way).
+    let mut gw_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let base = (iterations + warmup) as u64 + 2;
+    for i in 0..iterations + warmup {
+        let nos = fix_bench::new_order_single(base + i as u64, &format!("R{i}"), &ts(), b"0");
+        let nos = String::from_utf8(nos)
+            .unwrap()
+            .replace("\x0155=ACME\x01", "\x0155=NONE\x01");
+        let body_end = nos.rfind("10=").unwrap();
+        let sum = fix_codec::checksum(&nos.as_bytes()[..body_end]);
+        let nos = format!("{}10={sum:03}\x01", &nos[..body_end]);
+        let t0 = Instant::now();
+        s.write_all(nos.as_bytes()).unwrap();
+        let n = read_message(&mut s, &mut rbuf, &mut tmp);
+        let rtt = t0.elapsed().as_nanos() as u64;
+        assert!(
+            rbuf[..n].windows(7).any(|w| w == b"\x01150=8\x01"),
+            "not a reject"
+        );
+        rbuf.drain(..n);
+        if i >= warmup {
+            gw_hist.record(rtt.max(1)).unwrap();
+        }
+    }
     drop(s);
     rt.block_on(async { gw.shutdown() });
     stop.store(true, Ordering::Relaxed);
@@ -237,6 +262,7 @@ fn main() {
 
     println!("single-session round trip, {iterations} iterations after {warmup} warm-up, request {nos_len} B, reply {ack_len} B");
     print("NewOrderSingle -> ack ExecutionReport (FIX)", &fix_hist);
+    print("unknown symbol -> reject (gateway only)", &gw_hist);
     print("raw TCP ping-pong (same sizes, floor)", &raw_hist);
     println!(
         "ratio p50 {:.2}x, p99 {:.2}x",

@@ -2,7 +2,9 @@
 //!
 //! [`FileStore`] keeps two files per session in its directory:
 //! - `<name>.seqnums`: 24 bytes, little-endian u64 next sender seq, next target seq, and the
-//!   creation time (ns since epoch) of the current sequence period, rewritten in place;
+//!   creation time (ns since epoch) of the current sequence period, rewritten in place through a
+//!   memory mapping (a store per message, no system call; the page cache keeps it across a
+//!   process crash, `sync` flushes it for power loss);
 //! - `<name>.body`: the sent application messages, each as u64 seq, u32 length, the bytes.
 //!   On open the body is scanned to rebuild the index; a torn last record is cut off.
 //!
@@ -92,7 +94,8 @@ const RECORD_HEADER: usize = 12;
 /// The on-disk store (see the module documentation).
 #[derive(Debug)]
 pub struct FileStore {
-    seqnums: File,
+    /// The 24-byte `.seqnums` file, mapped.
+    seqnums: memmap2::MmapMut,
     body: File,
     body_len: u64,
     sender: u64,
@@ -106,7 +109,8 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (or creates) the store `name` in `dir`. `messages_max` bounds the stored messages
+    /// Opens (or creates) the store `name` in `dir`; one process at a time may open a store.
+    /// `messages_max` bounds the stored messages
     /// of one sequence period; `sync` makes every write durable (fdatasync) before returning.
     pub fn open(
         dir: &Path,
@@ -125,6 +129,13 @@ impl FileStore {
             .open(path("seqnums"))?;
         let mut raw = Vec::new();
         seqnums.read_to_end(&mut raw)?;
+        if raw.len() < 24 {
+            seqnums.set_len(24)?;
+        }
+        // SAFETY: the file is this store's own, at least 24 bytes long, and nothing truncates it
+        // while mapped; two processes must not open the same store directory (documented on
+        // `FileStore::open`).
+        let map = unsafe { memmap2::MmapMut::map_mut(&seqnums)? };
         let (sender, target, created) = if raw.len() >= 24 {
             let u = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
             (u(0).max(1), u(8).max(1), u(16))
@@ -155,7 +166,7 @@ impl FileStore {
         }
         body.seek(SeekFrom::Start(pos as u64))?;
         let mut store = FileStore {
-            seqnums,
+            seqnums: map,
             body,
             body_len: pos as u64,
             sender,
@@ -171,13 +182,11 @@ impl FileStore {
     }
 
     fn write_seqnums(&mut self) -> io::Result<()> {
-        let mut b = [0_u8; 24];
-        b[0..8].copy_from_slice(&self.sender.to_le_bytes());
-        b[8..16].copy_from_slice(&self.target.to_le_bytes());
-        b[16..24].copy_from_slice(&self.created.to_le_bytes());
-        self.seqnums.write_all_at(&b, 0)?;
+        self.seqnums[0..8].copy_from_slice(&self.sender.to_le_bytes());
+        self.seqnums[8..16].copy_from_slice(&self.target.to_le_bytes());
+        self.seqnums[16..24].copy_from_slice(&self.created.to_le_bytes());
         if self.sync {
-            self.seqnums.sync_data()?;
+            self.seqnums.flush()?;
         }
         Ok(())
     }
