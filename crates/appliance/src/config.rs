@@ -77,6 +77,8 @@ pub struct HttpConfig {
     pub body_bytes_max: usize,
     pub concurrency_max: usize,
     pub request_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub connections_max: usize,
     pub order_timeout_ms: u64,
 }
 
@@ -282,6 +284,12 @@ impl Config {
         }
         if self.http.body_bytes_max < 256 || self.http.body_bytes_max > 1 << 20 {
             return err("http.body_bytes_max", "must be between 256 and 1048576");
+        }
+        if self.http.connections_max == 0 || self.http.header_read_timeout_ms == 0 {
+            return err(
+                "http.connections_max",
+                "connections_max and header_read_timeout_ms must be positive",
+            );
         }
         if self.http.concurrency_max == 0 {
             return err("http.concurrency_max", "must be positive");

@@ -85,6 +85,60 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Serves `app` on `listener` until `stop`: HTTP/1.1 with a header read timeout (slowloris
+/// clients are cut off) and at most `connections_max` open connections; open connections finish
+/// their current request on shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: crate::config::HttpConfig,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.connections_max));
+    let header_timeout = Duration::from_millis(config.header_read_timeout_ms);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => p?,
+            _ = tick.tick() => {
+                if stop.load(Ordering::Acquire) { break; }
+                continue;
+            }
+        };
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = tick.tick() => {
+                if stop.load(Ordering::Acquire) { break; }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut done = done_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = done.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
+    let _ = done_tx.send(true);
+    Ok(())
+}
+
 pub fn router(state: Shared) -> Router {
     let body_max = state.config.http.body_bytes_max;
     let timeout = Duration::from_millis(state.config.http.request_timeout_ms);

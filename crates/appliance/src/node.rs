@@ -308,17 +308,10 @@ impl Node {
         let fix_tcp_addr = gateway.as_ref().and_then(|g| g.tcp_addr);
         let fix_tls_addr = gateway.as_ref().and_then(|g| g.tls_addr);
         let s = stop_input.clone();
+        let http_config = config.http.clone();
         let server = runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            let app = http::router(state);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    while !s.load(Ordering::Acquire) {
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    }
-                })
-                .await?;
-            anyhow::Ok(())
+            http::serve(listener, http::router(state), http_config, s).await
         });
         tracing::info!(%http_addr, data = %config.data.dir.display(), "appliance started");
         Ok(Node {

@@ -9,7 +9,8 @@
 //!   specific reject for an unknown symbol;
 //! - the executions are in the reporter's database and at `GET /v1/execution`;
 //! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
-//! - a server-sent-events subscriber receives the trades and quotes;
+//! - a server-sent-events subscriber receives the trades and quotes; a client that never
+//!   finishes its request headers is cut off;
 //! - bad requests get a 4xx with a JSON error naming the field; a wrong API key gets 401;
 //! - `/metrics` and `/healthz` report the flow; `appliance export` writes the day's executions
 //!   and candles as Parquet files that an independent reader reads back;
@@ -53,7 +54,7 @@ fn start(data: &Path) -> Server {
     std::fs::write(
         &config,
         format!(
-            "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+            "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nheader_read_timeout_ms = 300\n",
             port + 4
         ),
     )
@@ -576,6 +577,24 @@ fn http_orders_fills_database_and_multicast_agree() {
             .map(|r| r.unwrap().get_long(6).unwrap())
             .sum();
         assert_eq!(volume, 22, "10 + 5 + 7 traded");
+    }
+
+    // A slow client that never finishes its headers is cut off.
+    {
+        use std::io::{Read as _, Write as _};
+        let mut slow = std::net::TcpStream::connect(b.trim_start_matches("http://")).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buf = [0_u8; 512];
+        let n = slow.read(&mut buf).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || reply.contains("408"), "{reply}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "not cut off in time"
+        );
     }
 
     let health = get(&c, format!("{b}/healthz"), "");
