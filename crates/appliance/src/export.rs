@@ -40,6 +40,37 @@ pub fn day_bounds(day: &str) -> Option<(i64, i64)> {
     Some((start, start + 86_400_000_000_000))
 }
 
+/// Executions column by column: exec id, trade id, order id, account, symbol, side, price,
+/// quantity, liquidity, time.
+#[derive(Default)]
+struct ExecutionColumns(
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i32>,
+    Vec<String>,
+    Vec<String>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<String>,
+    Vec<i64>,
+);
+
+/// Candles column by column: symbol, start, open, high, low, close, volume.
+#[derive(Default)]
+struct CandleColumns(
+    Vec<String>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+);
+
+/// One bar being built: symbol, minute, open, high, low, close, volume.
+type Bar = (String, i64, i64, i64, i64, i64, i64);
+
 /// What an export wrote.
 #[derive(Debug)]
 pub struct ExportReport {
@@ -85,18 +116,7 @@ pub fn export_day(config: &Config, day: &str, out_dir: &Path) -> anyhow::Result<
         "SELECT exec_id, trade_id, order_id, account_id, symbol, side, price, quantity, liquidity, ts_ns
          FROM executions WHERE ts_ns >= ?1 AND ts_ns < ?2 ORDER BY exec_id",
     )?;
-    let mut cols: (
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i32>,
-        Vec<String>,
-        Vec<String>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<i64>,
-    ) = Default::default();
+    let mut cols = ExecutionColumns::default();
     let mut rows = stmt.query(rusqlite::params![start, end])?;
     while let Some(r) = rows.next()? {
         cols.0.push(r.get(0)?);
@@ -160,26 +180,9 @@ pub fn export_day(config: &Config, day: &str, out_dir: &Path) -> anyhow::Result<
     const MINUTE: i64 = 60_000_000_000;
     let mut stmt = db.prepare("SELECT symbol, price, quantity, ts_ns FROM trades WHERE ts_ns >= ?1 AND ts_ns < ?2 ORDER BY symbol, trade_id")?;
     let mut rows = stmt.query(rusqlite::params![start, end])?;
-    let mut c: (
-        Vec<String>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-    ) = Default::default();
-    let mut cur: Option<(String, i64, i64, i64, i64, i64, i64)> = None;
-    let push = |k: (String, i64, i64, i64, i64, i64, i64),
-                c: &mut (
-        Vec<String>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-    )| {
+    let mut c = CandleColumns::default();
+    let mut cur: Option<Bar> = None;
+    let push = |k: Bar, c: &mut CandleColumns| {
         c.0.push(k.0);
         c.1.push(k.1 * MINUTE);
         c.2.push(k.2);
