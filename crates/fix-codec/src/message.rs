@@ -89,26 +89,35 @@ impl Parser {
             if self.fields.len() == self.fields_max {
                 return Err(ParseError::TooManyFields(self.fields_max));
             }
-            // Tag.
+            // Tag: digits up to '='. The common case (1-9 digits, no leading zero) is one tight
+            // loop; anything else takes the slow path and becomes tag 0 (an invalid tag number).
             let tag_start = pos;
             let mut tag: u32 = 0;
-            let mut numeric = true;
-            while pos < buf.len() && buf[pos] != b'=' {
-                let b = buf[pos];
-                if b == SOH {
-                    return Err(ParseError::Structure);
+            while pos < buf.len() {
+                let d = buf[pos].wrapping_sub(b'0');
+                if d >= 10 {
+                    break;
                 }
-                if b.is_ascii_digit() && pos - tag_start < 9 {
-                    tag = tag * 10 + u32::from(b - b'0');
-                } else {
-                    numeric = false;
-                }
+                tag = tag.wrapping_mul(10).wrapping_add(u32::from(d));
                 pos += 1;
             }
-            if pos >= buf.len() {
-                return Err(ParseError::Structure);
-            }
-            if !numeric || pos == tag_start || buf[tag_start] == b'0' {
+            let digits = pos - tag_start;
+            if pos >= buf.len()
+                || buf[pos] != b'='
+                || digits == 0
+                || digits > 9
+                || buf[tag_start] == b'0'
+            {
+                // Slow path: find '=' (a SOH first means the field has none).
+                while pos < buf.len() && buf[pos] != b'=' {
+                    if buf[pos] == SOH {
+                        return Err(ParseError::Structure);
+                    }
+                    pos += 1;
+                }
+                if pos >= buf.len() {
+                    return Err(ParseError::Structure);
+                }
                 tag = 0;
             }
             pos += 1; // '='
