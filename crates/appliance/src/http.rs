@@ -39,6 +39,60 @@ pub struct AppState {
     pub failed: Arc<AtomicBool>,
     /// Trades and top-of-book changes for the server-sent-events stream.
     pub stream: tokio::sync::broadcast::Sender<StreamEvent>,
+    /// The FIX gateway, once started (for its counters).
+    pub gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
+}
+
+/// The FIX gateway's counters, as (name, help, value).
+fn gateway_counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> {
+    let g = state.gateway.lock().expect("gateway slot");
+    let Some(g) = g.as_ref() else {
+        return Vec::new();
+    };
+    let s = g.stats();
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    vec![
+        (
+            "appliance_fix_connections_accepted_total",
+            "FIX connections accepted",
+            l(&s.connections_accepted),
+        ),
+        (
+            "appliance_fix_connections_refused_total",
+            "FIX connections refused (caps, limits)",
+            l(&s.connections_refused),
+        ),
+        (
+            "appliance_fix_logons_total",
+            "FIX logons accepted",
+            l(&s.logons),
+        ),
+        (
+            "appliance_fix_garbled_total",
+            "Garbled FIX messages ignored",
+            l(&s.garbled),
+        ),
+        (
+            "appliance_fix_rate_limited_total",
+            "FIX messages over a session's rate limit",
+            l(&s.rate_limited),
+        ),
+        (
+            "appliance_fix_slow_consumers_total",
+            "FIX connections dropped as slow consumers",
+            l(&s.slow_consumers),
+        ),
+        (
+            "appliance_fix_tls_handshake_failures_total",
+            "Failed TLS handshakes",
+            l(&s.tls_handshake_failures),
+        ),
+        (
+            "appliance_fix_backpressure_total",
+            "FIX orders refused because the sequencer was full",
+            l(&s.publish_back_pressure),
+        ),
+    ]
 }
 
 /// One server-sent event: its symbol (for the subscriber's filter), kind and JSON data.
@@ -1000,7 +1054,7 @@ async fn healthz(State(state): State<Shared>) -> Response {
             "reporter": { "seq": m.reporter_seq.load(Ordering::Relaxed), "lag": outbound.saturating_sub(m.reporter_seq.load(Ordering::Relaxed)) },
             "market_data": { "seq": m.md_seq.load(Ordering::Relaxed), "lag": if state.config.market_data.enabled { outbound.saturating_sub(m.md_seq.load(Ordering::Relaxed)) } else { 0 } },
         },
-        "sessions": { "fix": 0 },
+        "fix": gateway_counters(&state).into_iter().map(|(k, _, v)| (k.trim_start_matches("appliance_fix_").to_string(), json!(v))).collect::<serde_json::Map<String, Value>>(),
     });
     let code = if failed {
         StatusCode::SERVICE_UNAVAILABLE
@@ -1011,11 +1065,18 @@ async fn healthz(State(state): State<Shared>) -> Response {
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         state.inbound.written_seq(),
         state.inbound.committed_seq(),
         state.outbound.committed_seq(),
     );
+    for (name, help, v) in gateway_counters(&state) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

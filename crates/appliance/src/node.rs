@@ -33,7 +33,7 @@ pub struct Node {
     demo: Vec<JoinHandle<anyhow::Result<()>>>,
     runtime: Option<tokio::runtime::Runtime>,
     http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    gateway: Option<gateway::Gateway>,
+    gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
     pub fix_tcp_addr: Option<SocketAddr>,
     pub fix_tls_addr: Option<SocketAddr>,
 }
@@ -92,7 +92,13 @@ impl Node {
 
     /// Starts everything, and with `demo_rate` also the simulated clients (that many orders per
     /// second) and the live terminal view.
-    pub fn start_with(config: Config, demo_rate: Option<u32>) -> anyhow::Result<Node> {
+    pub fn start_with(mut config: Config, demo_rate: Option<u32>) -> anyhow::Result<Node> {
+        let demo_sessions =
+            if demo_rate.is_some() && config.fix.enabled && !config.fix.tcp_listen.is_empty() {
+                crate::demo::add_fix_sessions(&mut config)
+            } else {
+                Vec::new()
+            };
         std::fs::create_dir_all(&config.data.dir).with_context(|| {
             format!("creating the data directory {}", config.data.dir.display())
         })?;
@@ -236,30 +242,9 @@ impl Node {
             })?);
         }
 
-        let mut demo = Vec::new();
-        if let Some(rate) = demo_rate {
-            let (c, p, r, s) = (
-                config.clone(),
-                publisher.clone(),
-                replica.clone(),
-                stop_input.clone(),
-            );
-            demo.push(spawn("demo-clients", &failed, move || {
-                crate::demo::clients(c, p, r, rate, s);
-                Ok(())
-            })?);
-            let (c, i, o, r, s) = (
-                config.clone(),
-                inbound.clone(),
-                outbound.clone(),
-                replica.clone(),
-                stop_input.clone(),
-            );
-            demo.push(spawn("demo-view", &failed, move || {
-                crate::demo::view(c, i, o, r, s);
-                Ok(())
-            })?);
-        }
+        let demo_replica = replica.clone();
+        let demo_publisher = publisher.clone();
+        let gateway_slot: Arc<std::sync::Mutex<Option<gateway::Gateway>>> = Arc::default();
         let state = Arc::new(AppState {
             config: config.clone(),
             publisher,
@@ -272,6 +257,7 @@ impl Node {
             next_client_order_id: AtomicU64::new(0),
             failed: failed.clone(),
             stream: tokio::sync::broadcast::channel(4096).0,
+            gateway: gateway_slot.clone(),
         });
         {
             let (st, s) = (state.clone(), stop_input.clone());
@@ -307,6 +293,49 @@ impl Node {
         };
         let fix_tcp_addr = gateway.as_ref().and_then(|g| g.tcp_addr);
         let fix_tls_addr = gateway.as_ref().and_then(|g| g.tls_addr);
+        *gateway_slot.lock().expect("gateway slot") = gateway;
+        let mut demo = Vec::new();
+        if let Some(rate) = demo_rate {
+            match fix_tcp_addr {
+                Some(addr) if !demo_sessions.is_empty() => {
+                    let each = (rate / demo_sessions.len() as u32).max(1);
+                    for (i, comp) in demo_sessions.iter().enumerate() {
+                        let (c, r, s, comp) = (
+                            config.clone(),
+                            demo_replica.clone(),
+                            stop_input.clone(),
+                            comp.clone(),
+                        );
+                        demo.push(spawn("demo-fix-client", &failed, move || {
+                            crate::demo::fix_client(c, addr, comp, r, each, 0x5EED + i as u64, s)
+                        })?);
+                    }
+                }
+                _ => {
+                    let (c, p, r, s) = (
+                        config.clone(),
+                        demo_publisher.clone(),
+                        demo_replica.clone(),
+                        stop_input.clone(),
+                    );
+                    demo.push(spawn("demo-clients", &failed, move || {
+                        crate::demo::clients(c, p, r, rate, s);
+                        Ok(())
+                    })?);
+                }
+            }
+            let (c, i, o, r, s) = (
+                config.clone(),
+                inbound.clone(),
+                outbound.clone(),
+                demo_replica.clone(),
+                stop_input.clone(),
+            );
+            demo.push(spawn("demo-view", &failed, move || {
+                crate::demo::view(c, i, o, r, s);
+                Ok(())
+            })?);
+        }
         let s = stop_input.clone();
         let http_config = config.http.clone();
         let server = runtime.spawn(async move {
@@ -327,7 +356,7 @@ impl Node {
             demo,
             runtime: Some(runtime),
             http: Some(server),
-            gateway,
+            gateway: gateway_slot,
             fix_tcp_addr,
             fix_tls_addr,
         })
@@ -373,8 +402,13 @@ impl Node {
                     }
                 }
             }
+            // The demo clients log out while the acceptor still runs.
+            for h in std::mem::take(&mut self.demo) {
+                join(Some(h), "demo", &mut first);
+            }
             // FIX sessions are closed by the gateway, then the runtime goes.
-            if let Some(g) = self.gateway.take() {
+            let g = self.gateway.lock().expect("gateway slot").take();
+            if let Some(g) = g {
                 let _guard = rt.enter();
                 g.shutdown();
                 rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(200)));

@@ -494,6 +494,10 @@ fn http_orders_fills_database_and_multicast_agree() {
         metrics.contains("appliance_rejects_total{reason=\"PriceOutsideBand\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("appliance_fix_logons_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("appliance_fills_total 6"), "{metrics}");
     // The day's executions and candles as Parquet, read back with an independent reader.
     let today = {
@@ -636,8 +640,8 @@ fn http_orders_fills_database_and_multicast_agree() {
     assert_eq!(order["status"], "filled", "{order}");
 }
 
-/// `serve --demo` shows trading within seconds: simulated clients trade and the live view
-/// counts the trades; SIGTERM still exits 0.
+/// `serve --demo` shows trading within seconds: simulated FIX clients trade and the live view
+/// counts the trades; SIGTERM still exits 0 (the clients log out first).
 #[test]
 fn the_demo_trades_within_seconds() {
     let tmp = tempfile::tempdir().unwrap();
