@@ -1070,12 +1070,32 @@ async fn metrics(State(state): State<Shared>) -> Response {
         state.inbound.committed_seq(),
         state.outbound.committed_seq(),
     );
+    use std::fmt::Write as _;
     for (name, help, v) in gateway_counters(&state) {
-        use std::fmt::Write as _;
         let _ = writeln!(
             text,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
+    }
+    // Per session, from its sequence numbers (labels are configured CompIDs, never input).
+    if let Some(g) = state.gateway.lock().expect("gateway slot").as_ref() {
+        let _ = writeln!(text, "# HELP appliance_fix_session_messages FIX messages of a session since its last sequence reset\n# TYPE appliance_fix_session_messages gauge");
+        for s in &state.config.fix.sessions {
+            if let Some((next_out, next_in)) = g.session_seq_nums(s.session_id) {
+                let _ = writeln!(
+                    text,
+                    "appliance_fix_session_messages{{session=\"{}\",direction=\"in\"}} {}",
+                    s.target_comp_id,
+                    next_in.saturating_sub(1)
+                );
+                let _ = writeln!(
+                    text,
+                    "appliance_fix_session_messages{{session=\"{}\",direction=\"out\"}} {}",
+                    s.target_comp_id,
+                    next_out.saturating_sub(1)
+                );
+            }
+        }
     }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
