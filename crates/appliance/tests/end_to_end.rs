@@ -498,6 +498,11 @@ fn http_orders_fills_database_and_multicast_agree() {
         metrics.contains("appliance_fix_logons_total 1"),
         "{metrics}"
     );
+    // CLIENT1 sent Logon, two orders and Logout.
+    assert!(
+        metrics.contains("appliance_fix_session_messages{session=\"CLIENT1\",direction=\"in\"} 4"),
+        "{metrics}"
+    );
     assert!(metrics.contains("appliance_fills_total 6"), "{metrics}");
     // The day's executions and candles as Parquet, read back with an independent reader.
     let today = {
