@@ -68,6 +68,19 @@ pub enum IdleName {
 #[serde(deny_unknown_fields)]
 pub struct ThreadsConfig {
     pub idle: IdleName,
+    pub sequencer: AgentThread,
+    pub matching: AgentThread,
+    pub market_data: AgentThread,
+    pub replica: AgentThread,
+    pub reporter: AgentThread,
+}
+
+/// One agent's thread: its idle strategy ("" = `threads.idle`) and CPU (-1 = not pinned).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentThread {
+    pub idle: String,
+    pub cpu: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -272,6 +285,27 @@ impl Config {
                     journal::SEGMENT_SIZE_MAX
                 ),
             );
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+        for (name, t) in [
+            ("sequencer", &self.threads.sequencer),
+            ("matching", &self.threads.matching),
+            ("market_data", &self.threads.market_data),
+            ("replica", &self.threads.replica),
+            ("reporter", &self.threads.reporter),
+        ] {
+            if !["", "backoff", "spin-yield", "busy-spin"].contains(&t.idle.as_str()) {
+                return err(
+                    format!("threads.{name}.idle"),
+                    "\"\", \"backoff\", \"spin-yield\" or \"busy-spin\"",
+                );
+            }
+            if t.cpu < -1 || t.cpu >= cpus {
+                return err(
+                    format!("threads.{name}.cpu"),
+                    format!("-1 (not pinned) or a CPU from 0 to {}", cpus - 1),
+                );
+            }
         }
         if self.snapshots.every_events == 0 {
             return err("snapshots.every_events", "must be positive");
@@ -651,6 +685,17 @@ impl Config {
             every_events: self.snapshots.every_events,
             keep_max: self.snapshots.keep_max,
         }
+    }
+
+    /// The idle strategy and CPU of one agent's thread.
+    pub fn agent_thread(&self, t: &AgentThread) -> (journal::WaitStrategy, Option<usize>) {
+        let idle = match t.idle.as_str() {
+            "backoff" => journal::WaitStrategy::default(),
+            "spin-yield" => journal::WaitStrategy::SpinThenYield { spins_max: 100 },
+            "busy-spin" => journal::WaitStrategy::BusySpin,
+            _ => self.wait_strategy(),
+        };
+        (idle, usize::try_from(t.cpu).ok())
     }
 
     pub fn wait_strategy(&self) -> journal::WaitStrategy {

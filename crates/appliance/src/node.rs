@@ -43,12 +43,40 @@ fn spawn(
     failed: &Arc<AtomicBool>,
     f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    spawn_on(name, None, failed, f)
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it; the call only
+    // reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Spawns an agent thread, pinned to `cpu` when given; an error it returns marks the node
+/// failed (`/healthz` answers 503).
+fn spawn_on(
+    name: &str,
+    cpu: Option<usize>,
+    failed: &Arc<AtomicBool>,
+    f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
     let failed = failed.clone();
     let n = name.to_string();
     Ok(std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let r = f();
+            let r = match cpu.map(pin) {
+                Some(Err(e)) => Err(anyhow::anyhow!("pinning to CPU {}: {e}", cpu.unwrap_or(0))),
+                _ => f(),
+            };
             if let Err(e) = &r {
                 tracing::error!(thread = %n, error = %e, "thread stopped with an error");
                 failed.store(true, Ordering::Release);
@@ -128,20 +156,24 @@ impl Node {
         let stop_seq = Arc::new(AtomicBool::new(false));
         let stop_match = Arc::new(AtomicBool::new(false));
         let stop_followers = Arc::new(AtomicBool::new(false));
-        let wait = config.wait_strategy();
+        let (seq_idle, seq_cpu) = config.agent_thread(&config.threads.sequencer);
+        let (match_idle, match_cpu) = config.agent_thread(&config.threads.matching);
+        let (md_idle, md_cpu) = config.agent_thread(&config.threads.market_data);
+        let (replica_idle, replica_cpu) = config.agent_thread(&config.threads.replica);
+        let (reporter_idle, reporter_cpu) = config.agent_thread(&config.threads.reporter);
 
         let s = stop_seq.clone();
-        let seq_thread = spawn("sequencer", &failed, move || {
-            sequencer.run(&s, &mut IdleStrategy::new(wait))?;
+        let seq_thread = spawn_on("sequencer", seq_cpu, &failed, move || {
+            sequencer.run(&s, &mut IdleStrategy::new(seq_idle))?;
             sequencer.flush()?;
             Ok(())
         })?;
 
         let s = stop_match.clone();
         let m = metrics.clone();
-        let match_thread = spawn("matching", &failed, move || {
+        let match_thread = spawn_on("matching", match_cpu, &failed, move || {
             let mut agent = agent;
-            let mut idle = IdleStrategy::new(wait);
+            let mut idle = IdleStrategy::new(match_idle);
             loop {
                 let n = agent.do_work()?;
                 m.matching_seq
@@ -177,8 +209,8 @@ impl Node {
                 metrics.clone(),
                 stop_followers.clone(),
             );
-            followers.push(spawn("replica", &failed, move || {
-                replica::run(j, r, p, m, s, IdleStrategy::new(wait))
+            followers.push(spawn_on("replica", replica_cpu, &failed, move || {
+                replica::run(j, r, p, m, s, IdleStrategy::new(replica_idle))
             })?);
         }
         if config.market_data.enabled {
@@ -189,8 +221,8 @@ impl Node {
             let mut publisher = md_publisher::PublisherAgent::open(md_config, &products, &j)
                 .context("opening the market-data publisher")?;
             tracing::info!(retransmit = %publisher.retransmit_addr(), "market data publishing");
-            followers.push(spawn("market-data", &failed, move || {
-                let mut idle = IdleStrategy::new(wait);
+            followers.push(spawn_on("market-data", md_cpu, &failed, move || {
+                let mut idle = IdleStrategy::new(md_idle);
                 loop {
                     let n = publisher.do_work()?;
                     let net = publisher.net_stats();
@@ -237,8 +269,8 @@ impl Node {
                 metrics.clone(),
                 stop_followers.clone(),
             );
-            followers.push(spawn("reporter", &failed, move || {
-                reporter::run(&path, j, symbols, m, s, IdleStrategy::new(wait))
+            followers.push(spawn_on("reporter", reporter_cpu, &failed, move || {
+                reporter::run(&path, j, symbols, m, s, IdleStrategy::new(reporter_idle))
             })?);
         }
 

@@ -44,7 +44,7 @@ fn start(data: &Path) -> Server {
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
-        "[snapshots]\nevery_events = 300\nkeep_max = 2\n[market_data]\nenabled = false\n[fix]\nenabled = false\n",
+        "[snapshots]\nevery_events = 300\nkeep_max = 2\n[market_data]\nenabled = false\n[fix]\nenabled = false\n[threads]\nmatching = { idle = \"backoff\", cpu = 0 }\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
