@@ -93,7 +93,32 @@ impl Parser {
             // loop; anything else takes the slow path and becomes tag 0 (an invalid tag number).
             let tag_start = pos;
             let mut tag: u32 = 0;
-            while pos < buf.len() {
+            // Fast path for 1-3 digit tags: find '=' in the next four bytes at once.
+            if let Some(&[b0, b1, b2, b3]) = buf
+                .get(pos..pos + 4)
+                .and_then(|s| <&[u8; 4]>::try_from(s).ok())
+            {
+                let d0 = b0.wrapping_sub(b'0');
+                let d1 = b1.wrapping_sub(b'0');
+                let d2 = b2.wrapping_sub(b'0');
+                let fast = if d0 == 0 || d0 >= 10 {
+                    None
+                } else if b1 == b'=' {
+                    Some((u32::from(d0), 1))
+                } else if d1 < 10 && b2 == b'=' {
+                    Some((u32::from(d0) * 10 + u32::from(d1), 2))
+                } else if d1 < 10 && d2 < 10 && b3 == b'=' {
+                    Some((u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2), 3))
+                } else {
+                    None
+                };
+                if let Some((t, n)) = fast {
+                    tag = t;
+                    pos += n;
+                }
+            }
+            let fast_done = tag != 0;
+            while !fast_done && pos < buf.len() {
                 let d = buf[pos].wrapping_sub(b'0');
                 if d >= 10 {
                     break;
@@ -287,6 +312,20 @@ mod tests {
         let mut p = Parser::new(64);
         let msg = p.parse(&m).unwrap();
         assert_eq!(msg.fields()[3].tag, 0);
+    }
+
+    #[test]
+    fn tags_of_every_length_and_leading_zeros() {
+        let m = raw("8=FIX.4.2|9=5|35=D|1=a|22=b|333=c|4444=d|55555=e|0=f|012=g|7=|10=000|");
+        let mut p = Parser::new(64);
+        let msg = p.parse(&m).unwrap();
+        let tags: Vec<u32> = msg.fields().iter().map(|f| f.tag).collect();
+        assert_eq!(tags, [8, 9, 35, 1, 22, 333, 4444, 55555, 0, 0, 7, 10]);
+        assert_eq!(msg.get(333), Some(&b"c"[..]));
+        assert_eq!(msg.get(7), Some(&b""[..]));
+        // Near the end of the buffer the fast path cannot read four bytes.
+        let m = raw("8=FIX.4.2|9=5|35=D|1=|");
+        assert_eq!(p.parse(&m).unwrap().get(1), Some(&b""[..]));
     }
 
     #[test]
