@@ -7,6 +7,10 @@
 //! for the gap with a ResendRequest, and receives the fill as a possible duplicate. Over TLS
 //! (OpenSSL on its side, rustls on ours, certificates from a test CA made by rcgen): logon, an
 //! order, its ExecutionReport, logout.
+//!
+//! The venue (journal, matching agent, gateway) runs in a process of its own
+//! (`src/bin/interop-venue.rs`), so that QuickFIX, which shares the test process, can never close
+//! one of the gateway's descriptors.
 
 use quickfix::{
     send_to_target, Application, ApplicationCallback, ConnectionHandler, FieldMap,
@@ -14,8 +18,7 @@ use quickfix::{
     NullLogger, SessionId, SessionSettings,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -62,123 +65,59 @@ fn dictionary() -> PathBuf {
     ))
 }
 
-fn journal_config(dir: &Path) -> journal::JournalConfig {
-    let mut c = journal::JournalConfig::in_dir(dir);
-    c.segment_size = 1 << 20;
-    c
+/// The venue (journal, matching agent, gateway) in its own process: see `src/bin/interop-venue.rs`.
+struct Venue {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    port: u16,
 }
 
-struct Venue {
-    _rt: tokio::runtime::Runtime,
-    gw: Option<gateway::Gateway>,
-    stop: Arc<AtomicBool>,
-    engine: Option<std::thread::JoinHandle<()>>,
+impl Venue {
+    fn start(dir: &Path, client: &str, tls: Option<(&Path, &Path)>) -> Venue {
+        use std::io::BufRead as _;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_interop-venue"));
+        cmd.arg(dir).arg(client);
+        if let Some((cert, key)) = tls {
+            cmd.arg(cert).arg(key);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("venue said {line:?}"))
+            .parse()
+            .unwrap();
+        Venue {
+            child,
+            stdin,
+            stdout,
+            port,
+        }
+    }
+
+    /// A second firm sells `qty` at `price`; returns once its fill report arrived.
+    fn other_firm_sells(&mut self, qty: u32, price: &str) {
+        use std::io::{BufRead as _, Write as _};
+        writeln!(self.stdin, "SELL {qty} {price}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "SOLD");
+    }
 }
 
 impl Drop for Venue {
     fn drop(&mut self) {
-        if let Some(gw) = self.gw.take() {
-            let _g = self._rt.enter();
-            gw.shutdown();
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(e) = self.engine.take() {
-            let _ = e.join();
-        }
-    }
-}
-
-fn venue(dir: &Path, tls: Option<Arc<rustls::ServerConfig>>, client: &str) -> Venue {
-    use matching::{AccountLimits, Asset, CommandKind, EngineConfig, ProductConfig};
-    use matching_agent::{inbound, AgentConfig, MatchingAgent};
-    let (inbound_journal, mut sequencer) =
-        journal::Journal::open(journal_config(&dir.join("in"))).unwrap();
-    let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
-    for account_id in 1..=2 {
-        for (asset, amount) in [
-            (Asset::Cash, 1_000_000_000_000_i128),
-            (Asset::Position(1), 1_000_000_i128),
-        ] {
-            let (t, len) = inbound::encode(
-                &CommandKind::Deposit {
-                    account_id,
-                    asset,
-                    amount,
-                },
-                0,
-                &mut buf,
-            )
-            .unwrap();
-            sequencer.append(t, &buf[..len]).unwrap();
-        }
-    }
-    let engine = EngineConfig {
-        orders_max: 1_000,
-        order_id_window: 2_048,
-        levels_per_side_max: 100,
-        accounts_max: 4,
-        instruments_max: 2,
-        default_limits: AccountLimits::UNLIMITED,
-        products: vec![ProductConfig::simple(1, "ACME", 10_000)],
-    };
-    let mut agent = MatchingAgent::open(
-        AgentConfig::new(engine, journal_config(&dir.join("out"))),
-        &inbound_journal,
-    )
-    .unwrap();
-    let outbound_journal = agent.outbound_journal().clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    let engine = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            if sequencer.do_work().unwrap() + agent.do_work().unwrap() == 0 {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut c = gateway::GatewayConfig::new(dictionary(), dir.join("store"));
-    if tls.is_some() {
-        c.tls_listen = Some("127.0.0.1:0".parse().unwrap());
-        c.tls = tls;
-    } else {
-        c.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
-    }
-    let session = |id: u32, client: &str| gateway::SessionEntry {
-        session_id: id,
-        account_id: id,
-        fix: fix_session::SessionConfig::new("EXCH", client),
-        cancel_on_disconnect: false,
-        rate_limit: gateway::RateLimit {
-            per_second: 1_000,
-            burst: 1_000,
-            action: gateway::RateLimitAction::Reject,
-        },
-    };
-    c.sessions = vec![session(1, client), session(2, "OTHER")];
-    c.instruments = vec![gateway::InstrumentEntry {
-        symbol: "ACME".into(),
-        instrument_id: 1,
-        price_decimals: 2,
-        tick_size: 1,
-        lot_size: 1,
-    }];
-    let gw = rt
-        .block_on(gateway::Gateway::start(
-            c,
-            &inbound_journal,
-            &outbound_journal,
-        ))
-        .unwrap();
-    Venue {
-        _rt: rt,
-        gw: Some(gw),
-        stop,
-        engine: Some(engine),
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -228,67 +167,11 @@ fn wait_logged_on<C: ConnectionHandler>(c: &C, want: bool) {
     }
 }
 
-/// A second firm over a plain socket, written with our codec.
-fn other_firm_sells(addr: std::net::SocketAddr, qty: u32, price: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    };
-    let msg = |seq: u64, t: &[u8], body: &[(u32, String)]| {
-        let mut w = fix_codec::Writer::new(256);
-        w.begin(t);
-        w.field(49, b"OTHER");
-        w.field(56, b"EXCH");
-        w.field_u64(34, seq);
-        w.field_time(52, now());
-        for (k, v) in body {
-            w.field(*k, v.as_bytes());
-        }
-        let mut out = Vec::new();
-        w.finish(b"FIX.4.2", &mut out);
-        out
-    };
-    s.write_all(&msg(
-        1,
-        b"A",
-        &[(98, "0".into()), (108, "30".into()), (141, "Y".into())],
-    ))
-    .unwrap();
-    let mut t = [0_u8; fix_codec::time::TIMESTAMP_MS_LEN];
-    fix_codec::time::format_ms(now(), &mut t);
-    let ts = String::from_utf8(t.to_vec()).unwrap();
-    let body = [
-        (11, "SELL-1".to_string()),
-        (21, "1".into()),
-        (55, "ACME".into()),
-        (54, "2".into()),
-        (60, ts),
-        (38, qty.to_string()),
-        (40, "2".into()),
-        (44, price.into()),
-    ];
-    s.write_all(&msg(2, b"D", &body)).unwrap();
-    // Read until our fill report arrives.
-    let mut got = Vec::new();
-    let mut b = [0_u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("\x01150=2\x01") {
-        let n = s.read(&mut b).unwrap();
-        assert!(n > 0, "the other firm was disconnected");
-        got.extend_from_slice(&b[..n]);
-    }
-}
-
 #[test]
 fn quickfix_over_tcp_orders_reports_and_gap_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = venue(dir.path(), None, "QFTCP");
-    let addr = venue.gw.as_ref().unwrap().tcp_addr.unwrap();
-    let cfg = settings_file(dir.path(), addr.port(), "", "QFTCP");
+    let mut venue = Venue::start(&dir.path().join("venue"), "QFTCP", None);
+    let cfg = settings_file(dir.path(), venue.port, "", "QFTCP");
     let session = SessionId::try_new("FIX.4.2", "QFTCP", "EXCH", "").unwrap();
     let collector = Collector::default();
     {
@@ -313,7 +196,7 @@ fn quickfix_over_tcp_orders_reports_and_gap_recovery() {
         wait_logged_on(&init, false);
     }
     // While QuickFIX is away, its order fills.
-    other_firm_sells(addr, 10, "100.00");
+    venue.other_firm_sells(10, "100.00");
     {
         let settings = SessionSettings::try_from_path(&cfg).unwrap();
         let store = FileMessageStoreFactory::try_new(&settings).unwrap();
@@ -360,16 +243,17 @@ fn quickfix_over_tls() {
     std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let tls =
-        gateway::tls_from_pem_files(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
-            .unwrap();
-    let venue = venue(dir.path(), Some(tls), "QFTLS");
-    let addr = venue.gw.as_ref().unwrap().tls_addr.unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let venue = Venue::start(
+        &dir.path().join("venue"),
+        "QFTLS",
+        Some((&cert_path, &key_path)),
+    );
     let extra = format!(
         "SSLProtocol=+TLSv1_2 +TLSv1_3\nCertificationAuthoritiesFile={}\nCertificateVerifyLevel=1\n",
         dir.path().join("ca.pem").display()
     );
-    let cfg = settings_file(dir.path(), addr.port(), &extra, "QFTLS");
+    let cfg = settings_file(dir.path(), venue.port, &extra, "QFTLS");
     let session = SessionId::try_new("FIX.4.2", "QFTLS", "EXCH", "").unwrap();
     let collector = Collector::default();
     let settings = SessionSettings::try_from_path(&cfg).unwrap();
