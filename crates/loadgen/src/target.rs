@@ -1,0 +1,190 @@
+//! The acceptors a run loads, started as subprocesses: the appliance with a generated
+//! configuration (N sessions and accounts, the workload's instruments, its own multicast group
+//! and ports), and the QuickFIX reference acceptor.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{bail, Context};
+
+use crate::plan::Instrument;
+
+/// A child process killed when dropped.
+pub struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Closing stdin asks the QuickFIX acceptor to stop; the appliance is killed.
+        self.stdin.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Appliance {
+    pub process: Process,
+    pub fix_tcp: SocketAddr,
+    pub market_data: (Ipv4Addr, u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct ApplianceOptions {
+    pub binary: PathBuf,
+    /// "memory", "async" or "sync" (`journal.durability`).
+    pub durability: String,
+    /// "backoff", "spin-yield" or "busy-spin" (`threads.idle`).
+    pub idle: String,
+    /// `fix.store_sync`: fdatasync every stored outbound FIX message.
+    pub store_sync: bool,
+}
+
+/// Session CompIDs `LG1..LGn`.
+pub fn comp_ids(sessions: usize) -> Vec<String> {
+    (1..=sessions).map(|i| format!("LG{i}")).collect()
+}
+
+/// A multicast group and first port unique to this process and `salt`.
+pub fn market_data_address(salt: u32) -> (Ipv4Addr, u16) {
+    let pid = std::process::id().wrapping_add(salt.wrapping_mul(7919));
+    let group = Ipv4Addr::new(239, 254, (pid >> 8) as u8, pid as u8);
+    let port = 42_000 + (pid % 2_000) as u16 * 8;
+    (group, port)
+}
+
+pub fn appliance_config(
+    instruments: &[Instrument],
+    sessions: usize,
+    opts: &ApplianceOptions,
+    md: (Ipv4Addr, u16),
+) -> String {
+    let (group, port) = md;
+    let mut s = format!(
+        "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n\
+[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
+[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nstore_sync = {}\n",
+        opts.durability,
+        opts.idle,
+        port + 4,
+        opts.store_sync
+    );
+    for (i, c) in comp_ids(sessions).iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[fix.sessions]]\nsession_id = {id}\ntarget_comp_id = \"{c}\"\naccount = {id}\n\
+cancel_on_disconnect = true\nreset_on_logon = true\nrate_per_second = 1000000\nrate_burst = 1000000\n",
+            id = i + 1
+        ));
+    }
+    for (i, ins) in instruments.iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[instruments]]\nid = {i}\nsymbol = \"{}\"\ntick_size = {}\nlot_size = {}\nprice_scale = {}\n\
+reference_price = {}\nband_bps = 5000\nquantity_max = 1000000\n",
+            ins.symbol,
+            ins.tick_size,
+            ins.lot_size,
+            10_i64.pow(ins.price_decimals),
+            ins.reference_price
+        ));
+    }
+    for a in 1..=sessions {
+        let positions: Vec<String> = instruments
+            .iter()
+            .map(|i| format!("{} = 1000000000000", i.symbol))
+            .collect();
+        s.push_str(&format!(
+            "\n[[accounts]]\nid = {a}\napi_key = \"loadgen-key-{a}\"\ncash = 1000000000000000000\npositions = {{ {} }}\n",
+            positions.join(", ")
+        ));
+    }
+    s
+}
+
+/// Starts `appliance serve` in `dir` and waits for its listening lines.
+pub fn start_appliance(
+    dir: &Path,
+    instruments: &[Instrument],
+    sessions: usize,
+    opts: &ApplianceOptions,
+    md: (Ipv4Addr, u16),
+) -> anyhow::Result<Appliance> {
+    std::fs::create_dir_all(dir)?;
+    let config = dir.join("appliance.toml");
+    std::fs::write(&config, appliance_config(instruments, sessions, opts, md))?;
+    let mut child = Command::new(&opts.binary)
+        .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", opts.binary.display()))?;
+    let out = child.stdout.take().context("appliance stdout")?;
+    let process = Process { child, stdin: None };
+    let mut lines = BufReader::new(out).lines();
+    let mut fix_tcp = None;
+    for line in lines.by_ref().take(20) {
+        let line = line?;
+        if let Some(addr) = line.trim().strip_prefix("FIX 4.2 over TCP on ") {
+            fix_tcp = Some(addr.trim().parse()?);
+            break;
+        }
+    }
+    let Some(fix_tcp) = fix_tcp else {
+        bail!("the appliance did not print its FIX TCP address");
+    };
+    // Keep reading what it prints, so it never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Appliance {
+        process,
+        fix_tcp,
+        market_data: md,
+    })
+}
+
+/// Starts `loadgen qf-acceptor` (this binary) on a free port.
+pub fn start_quickfix(
+    dir: &Path,
+    sessions: usize,
+    dictionary: &Path,
+) -> anyhow::Result<(Process, SocketAddr)> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["qf-acceptor", "--port", &port.to_string(), "--sessions"])
+        .arg(sessions.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .arg("--dictionary")
+        .arg(dictionary)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdin = child.stdin.take();
+    let out = child.stdout.take().context("acceptor stdout")?;
+    let process = Process { child, stdin };
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    if line.trim() != "ready" {
+        bail!("the QuickFIX acceptor did not start: {line:?}");
+    }
+    Ok((process, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Asks the QuickFIX acceptor to stop (closes its stdin) and waits briefly.
+pub fn stop(mut p: Process) {
+    if let Some(mut s) = p.stdin.take() {
+        let _ = s.flush();
+    }
+    drop(p);
+}
