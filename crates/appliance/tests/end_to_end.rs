@@ -15,7 +15,8 @@
 //! - `/metrics` and `/healthz` report the flow; `appliance export` writes the day's executions
 //!   and candles as Parquet files that an independent reader reads back;
 //! - after SIGKILL and a restart, the book and the orders are the same, and the FIX session
-//!   resumes with both sides' sequence numbers (no reset, no gap).
+//!   resumes with both sides' sequence numbers (no reset, no gap);
+//! - SIGTERM logs the connected FIX session out ("gateway shutdown") and exits 0.
 
 use md_consumer::{Consumer, ConsumerConfig};
 use md_core::{Channel, FeedGroups, Side};
@@ -643,6 +644,17 @@ fn http_orders_fills_database_and_multicast_agree() {
         "demo-key-2",
     );
     assert_eq!(order["status"], "filled", "{order}");
+
+    // A graceful stop logs the connected session out before closing.
+    Command::new("kill")
+        .arg("-15")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    let logout = fix.recv_until(b"5");
+    assert!(logout.contains("|58=gateway shutdown|"), "{logout}");
+    let mut server = server;
+    assert!(server.child.wait().unwrap().success());
 }
 
 /// `serve --demo` shows trading within seconds: simulated FIX clients trade and the live view

@@ -227,9 +227,18 @@ impl Gateway {
         if let Some(r) = self.router.take() {
             let _ = r.join();
         }
+        // Every connected session is logged out (a Logout with the reason, flushed before the
+        // connection closes), as the FIX logout handshake asks of an acceptor going down.
         for slot in &self.shared.slots {
             let mut inner = slot.lock();
-            if let Some(c) = inner.conn.as_mut() {
+            let inner_ref = &mut *inner;
+            if let Some(c) = inner_ref.conn.as_mut() {
+                if inner_ref.logged_on {
+                    let _ =
+                        inner_ref
+                            .session
+                            .logout(Some(b"gateway shutdown"), now_ns(), &mut c.out);
+                }
                 c.close = Some("gateway shutdown");
             }
             drop(inner);
