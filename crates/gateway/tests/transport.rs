@@ -100,7 +100,7 @@ async fn tls_carries_logon_orders_and_reports() {
     let (_d, _engine, gw) = setup(|c| {
         c.tls_listen = Some("127.0.0.1:0".parse().unwrap());
         c.tls = Some(tls);
-        c.tls_handshake_timeout_ms = 300;
+        c.tls_handshake_timeout_ms = 1_500;
     })
     .await;
     let addr = gw.tls_addr.unwrap();
@@ -115,7 +115,7 @@ async fn tls_carries_logon_orders_and_reports() {
 
     // A TCP connection to the TLS port that never starts the handshake is dropped.
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
-    assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut idle, Duration::from_secs(10)).await);
     assert!(
         gw.stats()
             .tls_handshake_failures
