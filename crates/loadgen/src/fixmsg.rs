@@ -205,7 +205,10 @@ mod tests {
         ));
         let m = parse(&out);
         assert_eq!(m.msg_type, b"G");
-        assert_eq!((m.seq, m.cl_ord_id, m.orig_cl_ord_id), (Some(9), Some(42), Some(7)));
+        assert_eq!(
+            (m.seq, m.cl_ord_id, m.orig_cl_ord_id),
+            (Some(9), Some(42), Some(7))
+        );
         assert_eq!(m.order_qty, Some(7));
         assert_eq!(parse_decimal(b"100.25"), Some((10025, 2)));
         assert_eq!(to_scale((10025, 2), 4), Some(1_002_500));

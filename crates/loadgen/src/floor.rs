@@ -68,7 +68,12 @@ pub fn open_loop(
         let mut r = s.try_clone()?;
         r.set_read_timeout(Some(Duration::from_millis(50)))?;
         writers.push(s);
-        let (p, a, l, st) = (planned.clone(), answered.clone(), last.clone(), stop.clone());
+        let (p, a, l, st) = (
+            planned.clone(),
+            answered.clone(),
+            last.clone(),
+            stop.clone(),
+        );
         readers.push(std::thread::spawn(move || {
             let mut h = hist();
             let mut buf = vec![0_u8; rep];
@@ -143,7 +148,10 @@ pub fn open_loop(
     drop(writers);
     for r in readers {
         latency
-            .add(&r.join().map_err(|_| anyhow::anyhow!("floor reader panicked"))?)
+            .add(
+                &r.join()
+                    .map_err(|_| anyhow::anyhow!("floor reader panicked"))?,
+            )
             .expect("same bounds");
     }
     let first = planned
@@ -161,7 +169,12 @@ pub fn open_loop(
 }
 
 /// Closed loop: one request in flight on one connection, `count` round trips after `warmup`.
-pub fn ping_pong(count: usize, warmup: usize, req: usize, rep: usize) -> anyhow::Result<Histogram<u64>> {
+pub fn ping_pong(
+    count: usize,
+    warmup: usize,
+    req: usize,
+    rep: usize,
+) -> anyhow::Result<Histogram<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     std::thread::spawn(move || server(listener, 1, req, rep));

@@ -15,7 +15,10 @@ use loadgen::{floor, qf, target};
 use matching::workload::{self, WorkloadConfig};
 
 #[derive(Parser)]
-#[command(name = "loadgen", about = "End-to-end FIX load generator and benchmark")]
+#[command(
+    name = "loadgen",
+    about = "End-to-end FIX load generator and benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -69,7 +72,11 @@ struct RunArgs {
     #[arg(long, default_value_t = 20_000.0)]
     fill_rate: f64,
     /// Which targets, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "appliance,quickfix,floor")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "appliance,quickfix,floor"
+    )]
     targets: Vec<Target>,
     /// Workload seed (generated stream).
     #[arg(long, default_value_t = 1)]
@@ -95,6 +102,9 @@ struct RunArgs {
     /// fix.store_sync of the started appliance.
     #[arg(long)]
     store_sync: bool,
+    /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
+    #[arg(long, default_value_t = 1 << 20)]
+    fix_body_bytes_max: usize,
     /// Connect to a running appliance instead of starting one (no fill checks: other flow
     /// may trade there). Needs --comp-ids and --symbols.
     #[arg(long)]
@@ -137,7 +147,10 @@ fn main() -> anyhow::Result<()> {
 
 fn parse_symbol(s: &str) -> anyhow::Result<plan::Instrument> {
     let p: Vec<&str> = s.split(':').collect();
-    anyhow::ensure!(p.len() == 5, "SYMBOL:tick:lot:decimals:reference_price, got {s}");
+    anyhow::ensure!(
+        p.len() == 5,
+        "SYMBOL:tick:lot:decimals:reference_price, got {s}"
+    );
     Ok(plan::Instrument {
         symbol: p[0].into(),
         tick_size: p[1].parse()?,
@@ -179,7 +192,13 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
             a.requests
         }
     };
-    let needed = a.rates.iter().map(|&r| per_run(r)).max().unwrap_or(0).max(per_run(max_rate));
+    let needed = a
+        .rates
+        .iter()
+        .map(|&r| per_run(r))
+        .max()
+        .unwrap_or(0)
+        .max(per_run(max_rate));
     let (wcfg, pre, cmds) = match &a.workload_file {
         Some(p) => loadgen::read_workload(p).with_context(|| format!("reading {}", p.display()))?,
         None => {
@@ -196,11 +215,17 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
         }
     };
     let instruments = if a.connect.is_some() {
-        a.symbols.iter().map(|s| parse_symbol(s)).collect::<anyhow::Result<Vec<_>>>()?
+        a.symbols
+            .iter()
+            .map(|s| parse_symbol(s))
+            .collect::<anyhow::Result<Vec<_>>>()?
     } else {
         plan::native_instruments(&wcfg)
     };
-    anyhow::ensure!(!instruments.is_empty(), "--symbols is required with --connect");
+    anyhow::ensure!(
+        !instruments.is_empty(),
+        "--symbols is required with --connect"
+    );
     let full = plan::build(&wcfg, &pre, &cmds, &instruments, a.sessions);
     println!(
         "workload: seed {}, {} instruments, {} accounts, {} fill-phase orders, {} requests available; {} sessions",
@@ -213,7 +238,10 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
     );
     let tmp = tempdir_in(a.work_dir.clone())?;
     let dictionary = a.dictionary.clone().unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fix-dictionaries/FIX42.xml"))
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fix-dictionaries/FIX42.xml"
+        ))
     });
     let appliance_bin = match &a.appliance_bin {
         Some(p) => p.clone(),
@@ -267,7 +295,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         matching: t == Target::Appliance,
                         drain_timeout: Duration::from_secs(30),
                     };
-                    let _process;
+                    let mut _process: Option<target::Process>;
                     if t == Target::Quickfix {
                         let (p, addr) = target::start_quickfix(&dir, a.sessions, &dictionary)?;
                         _process = Some(p);
@@ -277,21 +305,32 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         cfg.addr = addr;
                         cfg.comp_ids = a.comp_ids.clone();
                         cfg.matching = false;
-                        anyhow::ensure!(cfg.comp_ids.len() == a.sessions, "--comp-ids needs one CompID per session");
+                        anyhow::ensure!(
+                            cfg.comp_ids.len() == a.sessions,
+                            "--comp-ids needs one CompID per session"
+                        );
                     } else {
                         let opts = target::ApplianceOptions {
                             binary: appliance_bin.clone(),
                             durability: a.durability.clone(),
                             idle: a.idle.clone(),
                             store_sync: a.store_sync,
+                            body_bytes_max: a.fix_body_bytes_max,
                         };
                         let md = target::market_data_address(step as u32);
-                        let ap = target::start_appliance(&dir, &instruments, a.sessions, &opts, md)?;
+                        let ap =
+                            target::start_appliance(&dir, &instruments, a.sessions, &opts, md)?;
                         cfg.addr = ap.fix_tcp;
                         cfg.market_data = Some(ap.market_data);
                         _process = Some(ap.process);
                     }
-                    let o = run::run(plan.clone(), &cfg)?;
+                    let mut o = run::run(plan.clone(), &cfg)?;
+                    if let Some(status) = _process.as_mut().and_then(target::Process::exited) {
+                        o.violations += 1;
+                        o.violation_texts.push(format!(
+                            "the {label} process exited during the run: {status}"
+                        ));
+                    }
                     if t == Target::Appliance {
                         sizes = (o.request_bytes, o.report_bytes);
                     }
@@ -323,7 +362,11 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                 }
             };
             if let Some(out) = &a.out_dir {
-                write_hgrm(out, &format!("{label}-{}-all", rate_label(rate)), &row.latency)?;
+                write_hgrm(
+                    out,
+                    &format!("{label}-{}-all", rate_label(rate)),
+                    &row.latency,
+                )?;
             }
             println!(
                 "  {label:9} rate {:>8}: throughput {:>9.0}/s  latency p50/p99/p99.9/max µs {}{}",
@@ -387,8 +430,16 @@ fn summarize(rows: &[Row], out: Option<&std::path::Path>) -> anyhow::Result<()> 
             q(&r.latency, 0.99),
             q(&r.latency, 0.999),
             us(r.latency.max()),
-            if r.latency_md.is_some() { format!("{m50:.1}") } else { "-".into() },
-            if r.latency_md.is_some() { format!("{m99:.1}") } else { "-".into() },
+            if r.latency_md.is_some() {
+                format!("{m50:.1}")
+            } else {
+                "-".into()
+            },
+            if r.latency_md.is_some() {
+                format!("{m99:.1}")
+            } else {
+                "-".into()
+            },
         );
         csv.push_str(&format!(
             "{},{},{:.0},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{}\n",
@@ -409,7 +460,10 @@ fn summarize(rows: &[Row], out: Option<&std::path::Path>) -> anyhow::Result<()> 
     }
     // Ratios of the appliance to the others at each rate.
     for r in rows.iter().filter(|r| r.target == "appliance") {
-        for other in rows.iter().filter(|o| o.rate == r.rate && o.target != "appliance") {
+        for other in rows
+            .iter()
+            .filter(|o| o.rate == r.rate && o.target != "appliance")
+        {
             let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5) as f64;
             println!(
                 "ratio appliance/{} at {}: throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",

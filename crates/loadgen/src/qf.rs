@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use quickfix::{
     send_to_target, Acceptor, Application, ApplicationCallback, ConnectionHandler, FieldMap,
-    FileMessageStoreFactory, FixSocketServerKind, LogFactory, Message, MsgFromAppError,
-    NullLogger, SessionId, SessionSettings,
+    FileMessageStoreFactory, FixSocketServerKind, LogFactory, Message, MsgFromAppError, NullLogger,
+    SessionId, SessionSettings,
 };
 
 struct Acknowledger {

@@ -29,7 +29,11 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     let mut s = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
     for v in h.iter_quantiles(1) {
         let q = v.quantile_iterated_to();
-        let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        let inv = if q < 1.0 {
+            1.0 / (1.0 - q)
+        } else {
+            f64::INFINITY
+        };
         let _ = writeln!(
             s,
             "{:12.3} {:14.12} {:10} {:14.2}",

@@ -105,6 +105,8 @@ struct Shared {
     last_measured_answer_ns: AtomicU64,
     answered_count: AtomicU64,
     logged_on: AtomicUsize,
+    /// Our Logout went out: the acceptor's Logout and its closing the socket are expected.
+    logout_sent: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -216,6 +218,7 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
         last_measured_answer_ns: AtomicU64::new(0),
         answered_count: AtomicU64::new(0),
         logged_on: AtomicUsize::new(0),
+        logout_sent: AtomicBool::new(false),
         stop: AtomicBool::new(false),
     });
 
@@ -279,9 +282,15 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
         skipped: 0,
         request_bytes: 0,
     };
-    // Fill phase, then drain.
-    sender.phase(0..plan.fill_cmds, cfg.fill_rate, cfg.window)?;
-    sender.drain(cfg.drain_timeout);
+    // Fill phase, then drain. A write error ends the run; the receivers say why.
+    let mut write_error = sender
+        .phase(0..plan.fill_cmds, cfg.fill_rate, cfg.window)
+        .err();
+    sender.drain(if write_error.is_some() {
+        Duration::ZERO
+    } else {
+        cfg.drain_timeout
+    });
     // Measured phase.
     let measured_start = plan.fill_cmds;
     shared.measure_from.store(
@@ -290,8 +299,16 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
     );
     shared.measure_to.store(base, Ordering::Release);
     let first_measured = (measured_start + cfg.warmup_cmds).min(base);
-    sender.phase(measured_start..base, cfg.rate, cfg.window)?;
-    let drained = sender.drain(cfg.drain_timeout);
+    if write_error.is_none() {
+        write_error = sender
+            .phase(measured_start..base, cfg.rate, cfg.window)
+            .err();
+    }
+    let drained = sender.drain(if write_error.is_some() {
+        Duration::ZERO
+    } else {
+        cfg.drain_timeout
+    });
     let t_first = (first_measured..base)
         .map(|i| shared.planned_ns[i].load(Ordering::Acquire))
         .find(|&t| t > 0)
@@ -301,18 +318,24 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
     let open: Vec<usize> = (0..plan.orders.len())
         .filter(|&s| shared.state[s].load(Ordering::Acquire) == OPEN)
         .collect();
-    sender.cancel_all(&open)?;
-    sender.drain(cfg.drain_timeout);
+    if write_error.is_none() {
+        write_error = sender.cancel_all(&open).err();
+        sender.drain(cfg.drain_timeout);
+    }
     let (sent, skipped, request_bytes) = (sender.sent, sender.skipped, sender.request_bytes);
 
     // Logout, then stop the receivers.
+    shared.logout_sent.store(true, Ordering::Release);
     for o in &outs {
         let mut o = o.lock().expect("outbound lock");
         let now = shared.unix_ns(shared.now_ns());
         o.push(b"5", now, |_| {});
         let _ = o.flush();
     }
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while receivers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     shared.stop.store(true, Ordering::Release);
     let mut results = Vec::new();
     for r in receivers {
@@ -368,6 +391,9 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
             out.violation_texts.push(text);
         }
     };
+    if let Some(e) = write_error {
+        violation(format!("sending failed: {e:#}"));
+    }
     if !drained {
         violation(format!(
             "{} of {} requests unanswered {:?} after the last one",
@@ -644,7 +670,15 @@ fn receive(
                             logged_on = true;
                             s.logged_on.fetch_add(1, Ordering::AcqRel);
                         }
-                        b"0" | b"5" => {}
+                        b"0" => {}
+                        b"5" if s.logout_sent.load(Ordering::Acquire) => return r,
+                        b"5" => {
+                            r.violation(format!(
+                                "session {session}: Logout from the acceptor: {}",
+                                String::from_utf8_lossy(m.text)
+                            ));
+                            return r;
+                        }
                         b"1" => {
                             let mut o = out.lock().expect("outbound lock");
                             let id = m.test_req_id.to_vec();
@@ -693,8 +727,10 @@ fn receive(
         }
         match stream.read(&mut buf[end..]) {
             Ok(0) => {
-                if !s.stop.load(Ordering::Acquire) {
-                    r.violation(format!("session {session}: the acceptor closed the connection"));
+                if !s.logout_sent.load(Ordering::Acquire) {
+                    r.violation(format!(
+                        "session {session}: the acceptor closed the connection"
+                    ));
                 }
                 return r;
             }
@@ -749,11 +785,15 @@ fn on_report(
     tracks: &mut HashMap<u32, Track>,
 ) {
     let Some(index) = m.cl_ord_id.map(|c| c as usize) else {
-        r.violation(format!("session {session}: ExecutionReport without a numeric ClOrdID"));
+        r.violation(format!(
+            "session {session}: ExecutionReport without a numeric ClOrdID"
+        ));
         return;
     };
     let Some(slot) = s.slot_of(index) else {
-        r.violation(format!("session {session}: ExecutionReport for unknown ClOrdID {index}"));
+        r.violation(format!(
+            "session {session}: ExecutionReport for unknown ClOrdID {index}"
+        ));
         return;
     };
     let info = s.plan.orders[slot];
@@ -823,14 +863,15 @@ fn on_report(
         s.current_cl[slot].store(index as u64, Ordering::Release);
         let _ = s.state[slot].compare_exchange(BUSY, OPEN, Ordering::AcqRel, Ordering::Acquire);
     } else if first && is_new {
-        let _ =
-            s.state[slot].compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire);
+        let _ = s.state[slot].compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
 fn on_cancel_reject(s: &Shared, session: usize, m: &Inbound<'_>, now: u64, r: &mut SessionResult) {
     let Some(slot) = m.cl_ord_id.and_then(|c| s.slot_of(c as usize)) else {
-        r.violation(format!("session {session}: OrderCancelReject for an unknown ClOrdID"));
+        r.violation(format!(
+            "session {session}: OrderCancelReject for an unknown ClOrdID"
+        ));
         return;
     };
     let index = m.cl_ord_id.unwrap_or(0) as usize;

@@ -17,6 +17,13 @@ pub struct Process {
     stdin: Option<ChildStdin>,
 }
 
+impl Process {
+    /// The exit status if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         // Closing stdin asks the QuickFIX acceptor to stop; the appliance is killed.
@@ -41,6 +48,12 @@ pub struct ApplianceOptions {
     pub idle: String,
     /// `fix.store_sync`: fdatasync every stored outbound FIX message.
     pub store_sync: bool,
+    /// `fix.body_bytes_max`. The gateway's read buffer is this plus 64 bytes, and it drops a
+    /// connection whose read fills that buffer (crates/gateway/src/server.rs treats a full
+    /// buffer as junk even when it holds many whole pipelined messages), so an open-loop client
+    /// that gets more than a buffer ahead of the gateway is disconnected. A large value keeps
+    /// that from happening in benchmarks; see BENCHMARKS.md.
+    pub body_bytes_max: usize,
 }
 
 /// Session CompIDs `LG1..LGn`.
@@ -66,16 +79,17 @@ pub fn appliance_config(
     let mut s = format!(
         "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n\
 [market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
-[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nstore_sync = {}\n",
+[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nstore_sync = {}\nbody_bytes_max = {}\n",
         opts.durability,
         opts.idle,
         port + 4,
-        opts.store_sync
+        opts.store_sync,
+        opts.body_bytes_max
     );
     for (i, c) in comp_ids(sessions).iter().enumerate() {
         s.push_str(&format!(
             "\n[[fix.sessions]]\nsession_id = {id}\ntarget_comp_id = \"{c}\"\naccount = {id}\n\
-cancel_on_disconnect = true\nreset_on_logon = true\nrate_per_second = 1000000\nrate_burst = 1000000\n",
+password = \"\"\ncancel_on_disconnect = true\nreset_on_logon = true\nrate_per_second = 1000000\nrate_burst = 1000000\nrate_action = \"reject\"\n",
             id = i + 1
         ));
     }
@@ -119,7 +133,10 @@ pub fn start_appliance(
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("LOADGEN_APPLIANCE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
