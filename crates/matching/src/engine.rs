@@ -100,6 +100,52 @@ pub(crate) struct Position {
     pub reserved: i64,
 }
 
+/// A preallocated table whose indexing skips the bounds check in release builds.
+///
+/// Used for the slabs and tables whose indices the engine produces itself (slots from the free
+/// lists and links, level indices from the books, masked id-table and price-cache indices);
+/// indices that come from commands are range-checked before they reach a `Table`. Debug builds
+/// (all tests) keep the check, so a broken invariant still panics there. Everything else
+/// (`len`, `iter`, ...) is the inner `Vec`'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Table<T>(Vec<T>);
+
+impl<T> std::ops::Deref for Table<T> {
+    type Target = Vec<T>;
+    #[inline(always)]
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Table<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+impl<T> std::ops::Index<usize> for Table<T> {
+    type Output = T;
+    #[inline(always)]
+    fn index(&self, i: usize) -> &T {
+        debug_assert!(i < self.0.len(), "table index {i} out of {}", self.0.len());
+        // SAFETY: every index is either produced by the engine from its own tables (free-list
+        // slots, links checked against NIL, level indices from the books) or masked to the
+        // table's power-of-two length; debug builds check it above.
+        unsafe { self.0.get_unchecked(i) }
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Table<T> {
+    #[inline(always)]
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        debug_assert!(i < self.0.len(), "table index {i} out of {}", self.0.len());
+        // SAFETY: as for `index`.
+        unsafe { self.0.get_unchecked_mut(i) }
+    }
+}
+
 #[inline]
 fn key_of(side: Side, price: i64) -> i64 {
     match side {
@@ -136,16 +182,16 @@ pub struct Engine {
     pub(crate) accounts: Vec<Account>,
     /// `accounts_max * instruments_max`, index `account * instruments_max + instrument`.
     pub(crate) positions: Vec<Position>,
-    pub(crate) orders: Vec<Order>,
+    pub(crate) orders: Table<Order>,
     pub(crate) order_free: Vec<u32>,
-    pub(crate) id_table: Vec<u32>,
+    pub(crate) id_table: Table<u32>,
     pub(crate) id_mask: u64,
-    pub(crate) levels: Vec<Level>,
+    pub(crate) levels: Table<Level>,
     pub(crate) level_free: Vec<u32>,
     /// Direct-mapped price -> level cache per book side, `level_cache_slots` entries each,
     /// indexed by `price & mask`. A hint only: a hit is verified against the level, a miss
     /// falls back to the binary search. It never influences outputs.
-    pub(crate) level_cache: Vec<u32>,
+    pub(crate) level_cache: Table<u32>,
     pub(crate) level_cache_mask: u64,
     /// `books[instrument][side]`.
     pub(crate) books: Vec<[Vec<LevelKey>; 2]>,
@@ -230,11 +276,11 @@ impl Engine {
             products,
             accounts,
             positions: vec![Position::default(); accounts_max * instruments_max],
-            orders: vec![Order::EMPTY; orders_max],
+            orders: Table(vec![Order::EMPTY; orders_max]),
             order_free: (0..orders_max as u32).rev().collect(),
-            id_table: vec![NIL; config.order_id_window as usize],
+            id_table: Table(vec![NIL; config.order_id_window as usize]),
             id_mask: u64::from(config.order_id_window) - 1,
-            levels: vec![
+            levels: Table(vec![
                 Level {
                     price: 0,
                     quantity: 0,
@@ -244,9 +290,9 @@ impl Engine {
                     book: NIL,
                 };
                 levels_max
-            ],
+            ]),
             level_free: (0..levels_max as u32).rev().collect(),
-            level_cache: vec![NIL; instruments_max * 2 * level_cache_slots],
+            level_cache: Table(vec![NIL; instruments_max * 2 * level_cache_slots]),
             level_cache_mask: level_cache_slots as u64 - 1,
             books,
             next_order_id: 1,
@@ -515,10 +561,7 @@ impl Engine {
                 if let Some(top) = self.books[instrument][side.opposite() as usize].last() {
                     prefetch(&self.levels[top.level as usize]);
                 }
-                let book_id = instrument * 2 + side as usize;
-                let index = book_id * (self.level_cache_mask as usize + 1)
-                    + (price as u64 & self.level_cache_mask) as usize;
-                prefetch(&self.level_cache[index]);
+                prefetch(&self.level_cache[self.cache_index(instrument_id, side, price)]);
             }
             CommandKind::Cancel { order_id, .. } | CommandKind::Replace { order_id, .. } => {
                 let slot = self.id_table[(order_id & self.id_mask) as usize];
@@ -530,6 +573,14 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// Index of a price's entry in the price -> level cache of one book side.
+    #[inline]
+    fn cache_index(&self, instrument: u32, side: Side, price: i64) -> usize {
+        let book_id = instrument as usize * 2 + side as usize;
+        book_id * (self.level_cache_mask as usize + 1)
+            + (price as u64 & self.level_cache_mask) as usize
     }
 
     // ----- small helpers -------------------------------------------------------------------
@@ -602,7 +653,8 @@ impl Engine {
     /// Notional in price units (price x quantity); `None` on overflow.
     #[inline]
     fn notional(price: i64, quantity: u64) -> Option<i128> {
-        i128::from(price).checked_mul(i128::from(quantity))
+        // |i64| x u64 < 2^127, so the product always fits: no overflow check needed.
+        Some(i128::from(price) * i128::from(quantity))
     }
 
     fn side_book(&self, instrument: u32, side: Side) -> &Vec<LevelKey> {
@@ -923,7 +975,7 @@ impl Engine {
                 o.tif != TimeInForce::Fok,
                 "FOK left open after its pre-check"
             );
-            self.rest(o, sink);
+            self.rest(&o, sink);
         }
     }
 
@@ -1104,7 +1156,7 @@ impl Engine {
     // ----- book structure ------------------------------------------------------------------
 
     /// Puts an order at the back of its level (creating the level if needed); emits OrderAdded.
-    fn rest<S: Sink + ?Sized>(&mut self, o: Order, sink: &mut S) {
+    fn rest<S: Sink + ?Sized>(&mut self, o: &Order, sink: &mut S) {
         let (level_quantity, level_order_count) = self.link_back(o);
         self.emit(
             sink,
@@ -1121,11 +1173,21 @@ impl Engine {
     }
 
     /// Links an order at the back of its level; returns the level's new quantity and count.
-    pub(crate) fn link_back(&mut self, mut o: Order) -> (u64, u32) {
+    pub(crate) fn link_back(&mut self, o: &Order) -> (u64, u32) {
         let slot = self
             .order_free
             .pop()
             .expect("order capacity checked before");
+        let state = self.attach(slot, o);
+        let entry = &mut self.id_table[(o.id & self.id_mask) as usize];
+        assert!(*entry == NIL, "order id {} collides in the id table", o.id);
+        *entry = slot;
+        state
+    }
+
+    /// The second half of [`Engine::link_back`]: stores `o` in `slot` at the back of the level
+    /// of its price, creating the level if needed. Returns the level's new quantity and count.
+    fn attach(&mut self, slot: u32, o: &Order) -> (u64, u32) {
         let instrument = o.instrument as usize;
         let side = o.side as usize;
         let key = key_of(o.side, o.price);
@@ -1168,54 +1230,62 @@ impl Engine {
             }
         };
         let level = &mut self.levels[level_index as usize];
-        o.level = level_index;
-        o.prev = level.tail;
-        o.next = NIL;
-        if level.tail == NIL {
+        let tail = level.tail;
+        if tail == NIL {
             level.head = slot;
         } else {
-            self.orders[level.tail as usize].next = slot;
+            self.orders[tail as usize].next = slot;
         }
         level.tail = slot;
         level.count += 1;
         level.quantity += o.leaves;
         let state = (level.quantity, level.count);
-        self.orders[slot as usize] = o;
-        let entry = &mut self.id_table[(o.id & self.id_mask) as usize];
-        assert!(*entry == NIL, "order id {} collides in the id table", o.id);
-        *entry = slot;
+        let stored = &mut self.orders[slot as usize];
+        *stored = *o;
+        stored.level = level_index;
+        stored.prev = tail;
+        stored.next = NIL;
         state
     }
 
     /// Takes an order out of its level and frees its slot; the level's quantity must already
     /// exclude the order's open quantity. Removes the level when it empties.
     fn unlink(&mut self, slot: u32) {
-        let o = self.orders[slot as usize];
-        if o.prev == NIL {
-            self.levels[o.level as usize].head = o.next;
+        let id = self.detach(slot);
+        self.id_table[(id & self.id_mask) as usize] = NIL;
+        self.orders[slot as usize].id = 0;
+        self.order_free.push(slot);
+    }
+
+    /// The first half of [`Engine::unlink`]: takes the order out of its level's FIFO (removing
+    /// the level when it empties) but keeps its slot and id entry. Returns the order id.
+    fn detach(&mut self, slot: u32) -> u64 {
+        let o = &self.orders[slot as usize];
+        let (id, prev, next, level_index) = (o.id, o.prev, o.next, o.level);
+        let (side, price, instrument) = (o.side, o.price, o.instrument);
+        if prev == NIL {
+            self.levels[level_index as usize].head = next;
         } else {
-            self.orders[o.prev as usize].next = o.next;
+            self.orders[prev as usize].next = next;
         }
-        if o.next == NIL {
-            self.levels[o.level as usize].tail = o.prev;
+        if next == NIL {
+            self.levels[level_index as usize].tail = prev;
         } else {
-            self.orders[o.next as usize].prev = o.prev;
+            self.orders[next as usize].prev = prev;
         }
-        let level = &mut self.levels[o.level as usize];
+        let level = &mut self.levels[level_index as usize];
         level.count -= 1;
         if level.count == 0 {
             debug_assert!(level.quantity == 0);
-            let key = key_of(o.side, o.price);
-            let book = &mut self.books[o.instrument as usize][o.side as usize];
+            let key = key_of(side, price);
+            let book = &mut self.books[instrument as usize][side as usize];
             let i = book
                 .binary_search_by_key(&key, |k| k.key)
                 .expect("level of a live order is in its book");
             book.remove(i);
-            self.level_free.push(o.level);
+            self.level_free.push(level_index);
         }
-        self.id_table[(o.id & self.id_mask) as usize] = NIL;
-        self.orders[slot as usize].id = 0;
-        self.order_free.push(slot);
+        id
     }
 
     /// Removes a resting order, releasing its reservation; emits Cancelled and OrderDeleted.
@@ -1404,7 +1474,12 @@ impl Engine {
             );
             return;
         }
-        if self.move_alone(slot, &old, &o) {
+        let instrument = o.instrument as usize;
+        let crossing = match self.books[instrument][o.side.opposite() as usize].last() {
+            Some(top) => crosses(o.side, new_price, self.levels[top.level as usize].price),
+            None => false,
+        };
+        if !crossing && self.move_alone(slot, &old, &o) {
             self.emit(sink, replaced);
             self.emit(
                 sink,
@@ -1432,6 +1507,40 @@ impl Engine {
             return;
         }
         self.levels[old.level as usize].quantity -= old.leaves;
+        if !crossing {
+            // Delete + add without the taker machinery: nothing can match, so the order goes
+            // straight to the back of its new level. The general path below would free the
+            // slot, the id entry and (when it empties) the old level and take the same ones
+            // straight back, so the state is the same; the slot and id entry simply stay.
+            self.detach(slot);
+            let (level_quantity, level_order_count) = self.level_state(old.level);
+            self.emit(sink, replaced);
+            self.emit(
+                sink,
+                Event::OrderDeleted {
+                    instrument_id: o.instrument,
+                    order_id,
+                    side: o.side,
+                    price: old.price,
+                    level_quantity,
+                    level_order_count,
+                },
+            );
+            let (level_quantity, level_order_count) = self.attach(slot, &o);
+            self.emit(
+                sink,
+                Event::OrderAdded {
+                    instrument_id: o.instrument,
+                    order_id,
+                    side: o.side,
+                    price: o.price,
+                    quantity: o.leaves,
+                    level_quantity,
+                    level_order_count,
+                },
+            );
+            return;
+        }
         self.unlink(slot);
         let (level_quantity, level_order_count) = self.level_state(old.level);
         self.emit(sink, replaced);
@@ -1459,8 +1568,12 @@ impl Engine {
     }
 
     /// Fast path of a replace that loses priority: when the order is alone at its level, the
-    /// new price does not cross the opposite side and no level lies between the old and the
-    /// new price, the level is re-priced in place (no array shifting). Observable behaviour is
+    /// new price does not cross the opposite side (the caller checks) and no level exists at
+    /// the new price, the
+    /// level is re-priced in place and moved to its new rank by rotating only the levels it
+    /// jumps over (none when it stays between the same neighbours), instead of a removal and an
+    /// insertion that each shift every better level. Observable behaviour (and the resulting
+    /// state: the general path would free and immediately reuse the same slot and level) is
     /// that of delete + add; returns false when the general path must run.
     fn move_alone(&mut self, slot: u32, old: &Order, new: &Order) -> bool {
         let level_index = old.level;
@@ -1468,23 +1581,37 @@ impl Engine {
             return false;
         }
         let instrument = old.instrument as usize;
-        if let Some(top) = self.books[instrument][old.side.opposite() as usize].last() {
-            if crosses(old.side, new.price, self.levels[top.level as usize].price) {
-                return false;
-            }
-        }
         let book = &mut self.books[instrument][old.side as usize];
         let old_key = key_of(old.side, old.price);
         let new_key = key_of(old.side, new.price);
         let i = book
             .binary_search_by_key(&old_key, |k| k.key)
             .expect("level of a live order is in its book");
-        let below_ok = i == 0 || book[i - 1].key < new_key;
-        let above_ok = i + 1 == book.len() || book[i + 1].key > new_key;
-        if !(below_ok && above_ok) {
-            return false;
+        if new_key > old_key {
+            // Better price: the level moves up past the levels with keys in (old, new).
+            let jumped = match book[i + 1..].binary_search_by_key(&new_key, |k| k.key) {
+                Ok(_) => return false,
+                Err(n) => n,
+            };
+            let moved = book[i];
+            book.copy_within(i + 1..=i + jumped, i);
+            book[i + jumped] = LevelKey {
+                key: new_key,
+                level: moved.level,
+            };
+        } else if new_key < old_key {
+            // Worse price: the level moves down past the levels with keys in (new, old).
+            let to = match book[..i].binary_search_by_key(&new_key, |k| k.key) {
+                Ok(_) => return false,
+                Err(to) => to,
+            };
+            let moved = book[i];
+            book.copy_within(to..i, to + 1);
+            book[to] = LevelKey {
+                key: new_key,
+                level: moved.level,
+            };
         }
-        book[i].key = new_key;
         let level = &mut self.levels[level_index as usize];
         debug_assert!(level.head == slot && level.tail == slot);
         level.price = new.price;

@@ -299,7 +299,7 @@ impl Engine {
             if !exists && book.len() >= e.config.levels_per_side_max as usize {
                 return Err(bad("too many levels"));
             }
-            e.link_back(Order {
+            e.link_back(&Order {
                 id,
                 client_order_id,
                 price,
