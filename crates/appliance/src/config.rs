@@ -18,6 +18,7 @@ pub struct Config {
     pub data: DataConfig,
     pub journal: JournalSection,
     pub snapshots: SnapshotSection,
+    pub reporter: ReporterSection,
     pub threads: ThreadsConfig,
     pub http: HttpConfig,
     pub fix: FixConfig,
@@ -47,6 +48,12 @@ pub struct JournalSection {
     pub segment_size_bytes: u64,
     pub segments_max: u64,
     pub durability: DurabilityName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterSection {
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

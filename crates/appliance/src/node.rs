@@ -78,7 +78,7 @@ fn spawn_on(
                 _ => f(),
             };
             if let Err(e) = &r {
-                tracing::error!(thread = %n, error = %e, "thread stopped with an error");
+                tracing::error!(thread = %n, error = format!("{e:#}"), "thread stopped with an error");
                 failed.store(true, Ordering::Release);
             }
             r
@@ -261,6 +261,7 @@ impl Node {
                 }
                 v
             };
+            let symbols_pg = symbols.clone();
             // Create the schema before HTTP can read it.
             reporter::open(&db_path).context("opening the reporting database")?;
             let (path, j, m, s) = (
@@ -272,6 +273,17 @@ impl Node {
             followers.push(spawn_on("reporter", reporter_cpu, &failed, move || {
                 reporter::run(&path, j, symbols, m, s, IdleStrategy::new(reporter_idle))
             })?);
+            if !config.reporter.postgres_url.is_empty() {
+                let (url, j, s) = (
+                    config.reporter.postgres_url.clone(),
+                    outbound.clone(),
+                    stop_followers.clone(),
+                );
+                let symbols = symbols_pg;
+                followers.push(spawn("reporter-postgres", &failed, move || {
+                    reporter::run_postgres(&url, j, symbols, s, IdleStrategy::new(reporter_idle))
+                })?);
+            }
         }
 
         let demo_replica = replica.clone();

@@ -75,6 +75,183 @@ CREATE TABLE IF NOT EXISTS trades (
 CREATE INDEX IF NOT EXISTS trades_symbol_ts ON trades (symbol, ts_ns);
 ";
 
+/// A value bound to a statement, for either database.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Value::Null, Value::Int)
+    }
+}
+
+macro_rules! vals {
+    ($($v:expr),* $(,)?) => { [$(Value::from($v)),*] };
+}
+
+/// Executes one statement written with `?N` placeholders (SQLite's; PostgreSQL's `$N` is
+/// substituted) inside the reporter's current transaction.
+pub trait Exec {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()>;
+}
+
+impl Exec for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()> {
+        let values: Vec<rusqlite::types::Value> = params
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) => rusqlite::types::Value::Integer(*i),
+                Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                Value::Null => rusqlite::types::Value::Null,
+            })
+            .collect();
+        self.execute(sql, rusqlite::params_from_iter(values))?;
+        Ok(())
+    }
+}
+
+/// `?N` placeholders as PostgreSQL's `$N`.
+pub fn to_postgres_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Exec for postgres::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()> {
+        let boxed: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+            .iter()
+            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+                match v {
+                    Value::Int(i) => Box::new(*i),
+                    Value::Text(t) => Box::new(t.clone()),
+                    Value::Null => Box::new(Option::<i64>::None),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            boxed.iter().map(|b| b.as_ref()).collect();
+        self.execute(to_postgres_placeholders(sql).as_str(), &refs)?;
+        Ok(())
+    }
+}
+
+/// The PostgreSQL schema: the SQLite one with 64-bit integers.
+const POSTGRES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, session_id BIGINT NOT NULL,
+    client_order_id BIGINT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    order_type TEXT NOT NULL, time_in_force TEXT NOT NULL, price BIGINT, quantity BIGINT NOT NULL,
+    filled_quantity BIGINT NOT NULL, remaining_quantity BIGINT NOT NULL, status TEXT NOT NULL,
+    created_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL, inbound_seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    inbound_seq BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, session_id BIGINT NOT NULL,
+    client_order_id BIGINT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    quantity BIGINT NOT NULL, reason TEXT NOT NULL, ts_ns BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id BIGINT PRIMARY KEY, trade_id BIGINT NOT NULL, order_id BIGINT NOT NULL,
+    account_id BIGINT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, price BIGINT NOT NULL,
+    quantity BIGINT NOT NULL, leaves_quantity BIGINT NOT NULL, cum_quantity BIGINT NOT NULL,
+    liquidity TEXT NOT NULL, ts_ns BIGINT NOT NULL, outbound_seq BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_symbol_ts ON executions (symbol, ts_ns);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id BIGINT PRIMARY KEY, symbol TEXT NOT NULL, price BIGINT NOT NULL,
+    quantity BIGINT NOT NULL, aggressor_side TEXT NOT NULL, ts_ns BIGINT NOT NULL
+);
+";
+
+/// Follows the outbound journal into PostgreSQL (`url`, a libpq connection string) until `stop`
+/// and drained, exactly once by journal sequence, like the SQLite reporter.
+pub fn run_postgres(
+    url: &str,
+    outbound: Journal,
+    symbols: Vec<String>,
+    stop: Arc<AtomicBool>,
+    mut idle: IdleStrategy,
+) -> anyhow::Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    client.batch_execute(POSTGRES_SCHEMA)?;
+    let applied: Option<i64> = client
+        .query_opt("SELECT value FROM meta WHERE key = 'outbound_seq'", &[])?
+        .map(|r| r.get(0));
+    let mut reader = outbound.reader(applied.unwrap_or(0) as u64 + 1)?;
+    let symbol = |id: u32| {
+        symbols
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    };
+    let quiet = Metrics::default();
+    loop {
+        let mut tx = client.transaction()?;
+        let mut n = 0;
+        let mut last = 0;
+        while n < 1024 {
+            let Some(f) = reader.poll()? else { break };
+            apply(
+                &mut tx,
+                f.sequence,
+                f.timestamp_ns,
+                f.template_id,
+                f.payload,
+                &symbol,
+                &quiet,
+            )?;
+            last = f.sequence;
+            n += 1;
+        }
+        if n > 0 {
+            tx.exec(
+                "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[Value::Int(last as i64)],
+            )?;
+            tx.commit()?;
+        } else {
+            drop(tx);
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+        }
+        idle.idle(n);
+    }
+}
+
 /// Opens (creating if needed) the reporter database.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -122,13 +299,13 @@ pub fn run(
             .unwrap_or_else(|| id.to_string())
     };
     loop {
-        let tx = conn.transaction()?;
+        let mut tx = conn.transaction()?;
         let mut n = 0;
         let mut last = 0;
         while n < 1024 {
             let Some(f) = reader.poll()? else { break };
             apply(
-                &tx,
+                &mut tx,
                 f.sequence,
                 f.timestamp_ns,
                 f.template_id,
@@ -158,7 +335,7 @@ pub fn run(
 }
 
 fn apply(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Exec,
     seq: u64,
     ts: u64,
     template_id: u16,
@@ -171,10 +348,10 @@ fn apply(
     match template_id {
         sbe::order_accepted_codec::SBE_TEMPLATE_ID => {
             let d = sbe::order_accepted_codec::OrderAcceptedDecoder::default().header(h, HDR)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO orders (order_id, account_id, session_id, client_order_id, symbol, side, order_type, time_in_force, price, quantity, filled_quantity, remaining_quantity, status, created_ns, updated_ns, inbound_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?10, 'new', ?11, ?11, ?12)",
-                params![
+            tx.exec(
+                "INSERT INTO orders (order_id, account_id, session_id, client_order_id, symbol, side, order_type, time_in_force, price, quantity, filled_quantity, remaining_quantity, status, created_ns, updated_ns, inbound_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?10, 'new', ?11, ?11, ?12) ON CONFLICT DO NOTHING",
+                &vals![
                     d.order_id() as i64,
                     d.account_id(),
                     d.session_id(),
@@ -202,10 +379,10 @@ fn apply(
         }
         sbe::order_rejected_codec::SBE_TEMPLATE_ID => {
             let d = sbe::order_rejected_codec::OrderRejectedDecoder::default().header(h, HDR)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO rejections (inbound_seq, account_id, session_id, client_order_id, symbol, side, quantity, reason, ts_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+            tx.exec(
+                "INSERT INTO rejections (inbound_seq, account_id, session_id, client_order_id, symbol, side, quantity, reason, ts_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                &vals![
                     d.inbound_seq() as i64,
                     d.account_id(),
                     d.session_id(),
@@ -226,10 +403,10 @@ fn apply(
         sbe::order_filled_codec::SBE_TEMPLATE_ID => {
             let d = sbe::order_filled_codec::OrderFilledDecoder::default().header(h, HDR)?;
             let (leaves, cum) = (d.leaves_qty() as i64, d.cum_qty() as i64);
-            tx.execute(
-                "INSERT OR IGNORE INTO executions (exec_id, trade_id, order_id, account_id, symbol, side, price, quantity, leaves_quantity, cum_quantity, liquidity, ts_ns, outbound_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
+            tx.exec(
+                "INSERT INTO executions (exec_id, trade_id, order_id, account_id, symbol, side, price, quantity, leaves_quantity, cum_quantity, liquidity, ts_ns, outbound_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+                &vals![
                     d.exec_id() as i64,
                     d.trade_id() as i64,
                     d.order_id() as i64,
@@ -248,26 +425,26 @@ fn apply(
                     seq as i64,
                 ],
             )?;
-            tx.execute(
+            tx.exec(
                 "UPDATE orders SET filled_quantity = ?2, remaining_quantity = ?3,
-                 status = CASE WHEN ?3 = 0 THEN 'filled' ELSE 'partially_filled' END, updated_ns = ?4
+                 status = CASE WHEN ?3 = CAST(0 AS BIGINT) THEN 'filled' ELSE 'partially_filled' END, updated_ns = ?4
                  WHERE order_id = ?1",
-                params![d.order_id() as i64, cum, leaves, ts],
+                &vals![d.order_id() as i64, cum, leaves, ts],
             )?;
             metrics.fills.fetch_add(1, Ordering::Relaxed);
         }
         sbe::order_cancelled_codec::SBE_TEMPLATE_ID => {
             let d = sbe::order_cancelled_codec::OrderCancelledDecoder::default().header(h, HDR)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE orders SET status = 'cancelled', remaining_quantity = 0, updated_ns = ?2 WHERE order_id = ?1",
-                params![d.order_id() as i64, ts],
+                &vals![d.order_id() as i64, ts],
             )?;
         }
         sbe::order_replaced_codec::SBE_TEMPLATE_ID => {
             let d = sbe::order_replaced_codec::OrderReplacedDecoder::default().header(h, HDR)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE orders SET price = ?2, quantity = ?3, remaining_quantity = ?4, client_order_id = ?5, updated_ns = ?6 WHERE order_id = ?1",
-                params![
+                &vals![
                     d.order_id() as i64,
                     d.price(),
                     d.quantity() as i64,
@@ -279,9 +456,9 @@ fn apply(
         }
         sbe::trade_event_codec::SBE_TEMPLATE_ID => {
             let d = sbe::trade_event_codec::TradeEventDecoder::default().header(h, HDR)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO trades (trade_id, symbol, price, quantity, aggressor_side, ts_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+            tx.exec(
+                "INSERT INTO trades (trade_id, symbol, price, quantity, aggressor_side, ts_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                &vals![
                     d.trade_id() as i64,
                     symbol(d.instrument_id()),
                     d.price(),

@@ -7,7 +7,8 @@
 //! - the HTTP answers carry the fills the engine made; a FIX 4.2 session (a real TCP socket) gets
 //!   its acknowledgement and fill ExecutionReports when it trades against an HTTP order, and a
 //!   specific reject for an unknown symbol;
-//! - the executions are in the reporter's database and at `GET /v1/execution`;
+//! - the executions are in the reporter's database (SQLite, and PostgreSQL when configured) and
+//!   at `GET /v1/execution`;
 //! - the multicast consumer saw every trade, and its L2 book equals `GET /marketdata/book`;
 //! - a server-sent-events subscriber receives the trades and quotes; a client that never
 //!   finishes its request headers is cut off;
@@ -49,12 +50,37 @@ fn ports() -> (Ipv4Addr, u16) {
     (group, port)
 }
 
+/// A PostgreSQL schema of its own for this run, in the database `.ci/run` prepares; returns the
+/// connection string with that schema as the search path.
+fn postgres_schema() -> (String, String) {
+    let base = std::env::var("APPLIANCE_TEST_POSTGRES").expect(
+        "APPLIANCE_TEST_POSTGRES must name a PostgreSQL database (bash .ci/run sets one up)",
+    );
+    let schema = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    (format!("{base} options='-c search_path={schema}'"), schema)
+}
+
 fn start(data: &Path) -> Server {
+    start_with(data, "")
+}
+
+fn start_with(data: &Path, extra: &str) -> Server {
     let (group, port) = ports();
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
-        format!(
+        extra.to_string() + &format!(
             "[market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nheader_read_timeout_ms = 300\n",
             port + 4
         ),
@@ -214,7 +240,8 @@ fn http_orders_fills_database_and_multicast_agree() {
     cfg.from_session_start = true;
     // Joined before the server starts: the consumer sees the session from its first packet.
     let mut consumer = Consumer::open(cfg).unwrap();
-    let server = start(&data);
+    let (pg_url, pg_schema) = postgres_schema();
+    let server = start_with(&data, &format!("[reporter]\npostgres_url = \"{pg_url}\"\n"));
     let c = reqwest::blocking::Client::new();
     let b = &server.base;
 
@@ -408,6 +435,32 @@ fn http_orders_fills_database_and_multicast_agree() {
         )
         .unwrap();
     assert_eq!(fix_execs, 3);
+
+    // The same records in PostgreSQL, written by the reporter's PostgreSQL sink.
+    let mut pg = postgres::Client::connect(&pg_url, postgres::NoTls).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The sink creates its tables when it starts: until then the query fails.
+        let got = pg
+            .query_one(
+                &format!("SELECT COUNT(*), COALESCE(SUM(quantity), 0)::BIGINT FROM {pg_schema}.executions WHERE account_id = 2"),
+                &[],
+            )
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)));
+        if matches!(got, Ok((3, 22))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL: {got:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let orders: i64 = pg
+        .query_one(&format!("SELECT COUNT(*) FROM {pg_schema}.orders"), &[])
+        .unwrap()
+        .get(0);
+    let sqlite_orders: i64 = db
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orders, sqlite_orders);
 
     // Multicast: the consumer saw both trades and holds the same book as the engine.
     let book = get(&c, format!("{b}/marketdata/book/ACME?depth=10"), "");
