@@ -259,10 +259,30 @@ pub enum DictionaryError {
     Invalid(String),
 }
 
+/// What validation needs of a small tag, packed so the whole table stays in the L1 cache.
+#[derive(Clone, Copy, Debug)]
+struct FieldInfo {
+    defined: bool,
+    field_type: FieldType,
+    /// Index + 1 into `byte_sets` when the allowed values are single bytes.
+    byte_set: u16,
+    /// The allowed values are longer strings (checked through `FieldDef::values`).
+    long_values: bool,
+}
+
+const UNDEFINED: FieldInfo = FieldInfo {
+    defined: false,
+    field_type: FieldType::String,
+    byte_set: 0,
+    long_values: false,
+};
+
 /// A loaded data dictionary.
 #[derive(Clone, Debug)]
 pub struct Dictionary {
     pub begin_string: String,
+    info: Box<[FieldInfo; 1024]>,
+    byte_sets: Vec<[u64; 4]>,
     fields: Vec<Option<FieldDef>>,
     large_fields: HashMap<u32, FieldDef>,
     header: Members,
@@ -408,7 +428,31 @@ impl Dictionary {
                 message_by_byte[usize::from(m.msg_type[0])] = (i + 1) as u8;
             }
         }
+        let mut info = Box::new([UNDEFINED; 1024]);
+        let mut byte_sets = Vec::new();
+        for def in fields.iter().flatten() {
+            if def.tag >= 1024 {
+                continue;
+            }
+            let mut fi = FieldInfo {
+                defined: true,
+                field_type: def.field_type,
+                byte_set: 0,
+                long_values: false,
+            };
+            match def.byte_values {
+                Some(bits) if def.field_type != FieldType::MultipleValueString => {
+                    byte_sets.push(bits);
+                    fi.byte_set = u16::try_from(byte_sets.len())
+                        .map_err(|_| bad("too many enumerations".into()))?;
+                }
+                _ => fi.long_values = !def.values.is_empty(),
+            }
+            info[def.tag as usize] = fi;
+        }
         let dict = Dictionary {
+            info,
+            byte_sets,
             begin_string: format!("FIX.{major}.{minor}"),
             fields,
             large_fields,
@@ -509,10 +553,10 @@ impl Dictionary {
                     tag,
                 ));
             }
-            let Some(field) = self.check_field(msg, &f, opts)? else {
+            if !self.check_field(msg, &f, opts)? {
                 i += 1;
                 continue;
-            };
+            }
             let class = if tag < 1024 {
                 def.class[tag as usize]
             } else if self.header.set.contains(tag) {
@@ -561,7 +605,6 @@ impl Dictionary {
                 }
                 seen.insert(tag);
             }
-            let _ = field;
             i += 1;
             if let Some(g) = member.and_then(|m| m.group.as_deref()) {
                 let count = parse_u64(msg.value(&f)).unwrap_or(0);
@@ -645,7 +688,7 @@ impl Dictionary {
         msg: &Message<'_>,
         f: &FieldRef,
         opts: &ValidationOptions,
-    ) -> Result<Option<&FieldDef>, Rejection> {
+    ) -> Result<bool, Rejection> {
         if f.tag == 0 {
             return Err(Rejection {
                 reason: R::InvalidTagNumber,
@@ -653,11 +696,29 @@ impl Dictionary {
             });
         }
         let v = msg.value(f);
+        if f.tag < 1024 {
+            let fi = self.info[f.tag as usize];
+            if fi.defined && !fi.long_values {
+                if v.is_empty() {
+                    return Err(rej(R::TagSpecifiedWithoutValue, f.tag));
+                }
+                if !fi.field_type.accepts(v) {
+                    return Err(rej(R::IncorrectDataFormat, f.tag));
+                }
+                if fi.byte_set != 0 {
+                    let bits = &self.byte_sets[usize::from(fi.byte_set) - 1];
+                    if v.len() != 1 || bits[usize::from(v[0] / 64)] & (1 << (v[0] % 64)) == 0 {
+                        return Err(rej(R::ValueIncorrect, f.tag));
+                    }
+                }
+                return Ok(true);
+            }
+        }
         let Some(def) = self.field(f.tag) else {
             if (opts.allow_user_defined_fields && (5000..10_000).contains(&f.tag))
                 || opts.allow_undefined_fields
             {
-                return Ok(None);
+                return Ok(false);
             }
             return Err(rej(R::UndefinedTag, f.tag));
         };
@@ -673,7 +734,7 @@ impl Dictionary {
                 if !ok {
                     return Err(rej(R::ValueIncorrect, f.tag));
                 }
-                return Ok(Some(def));
+                return Ok(true);
             }
         }
         if !def.values.is_empty() {
@@ -687,7 +748,7 @@ impl Dictionary {
                 return Err(rej(R::ValueIncorrect, f.tag));
             }
         }
-        Ok(Some(def))
+        Ok(true)
     }
 }
 
