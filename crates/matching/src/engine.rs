@@ -679,6 +679,7 @@ impl Engine {
             && !self.level_exists(instrument, side, price)
     }
 
+    #[inline(always)]
     fn lookup(&self, order_id: u64) -> Result<u32, RejectReason> {
         if order_id == 0 || order_id >= self.next_order_id {
             return Err(RejectReason::UnknownOrder);
@@ -707,6 +708,7 @@ impl Engine {
     /// The checks shared by new orders and replaces, in their fixed order.
     /// `quantity` is the order size, `open_quantity` what would be reserved / counted today.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn check_risk(
         &self,
         account: u32,
@@ -754,6 +756,7 @@ impl Engine {
 
     /// Moves funds between available and reserved for an order's open quantity.
     /// `sign = 1` reserves, `-1` releases.
+    #[inline(always)]
     fn reserve(&mut self, o: &Order, open: u64, sign: i64) {
         match o.side {
             Side::Buy => {
@@ -775,6 +778,7 @@ impl Engine {
     }
 
     /// Moves an order's reservation from its old terms to its new ones in one update.
+    #[inline(always)]
     fn rereserve(&mut self, old: &Order, new: &Order) {
         match old.side {
             Side::Buy => {
@@ -798,6 +802,7 @@ impl Engine {
 
     // ----- new order -----------------------------------------------------------------------
 
+    #[inline(always)]
     fn validate_new(&self, o: &mut Order) -> Result<i64, RejectReason> {
         if !self.instrument_known(o.instrument) {
             return Err(RejectReason::UnknownInstrument);
@@ -1128,6 +1133,7 @@ impl Engine {
         (l.quantity, l.count)
     }
 
+    #[inline(always)]
     fn settle(&mut self, buyer: &Order, seller: &Order, price: i64, quantity: u64) {
         let q = i128::from(quantity);
         let paid = i128::from(price) * q;
@@ -1187,6 +1193,7 @@ impl Engine {
 
     /// The second half of [`Engine::link_back`]: stores `o` in `slot` at the back of the level
     /// of its price, creating the level if needed. Returns the level's new quantity and count.
+    #[inline(always)]
     fn attach(&mut self, slot: u32, o: &Order) -> (u64, u32) {
         let instrument = o.instrument as usize;
         let side = o.side as usize;
@@ -1259,6 +1266,7 @@ impl Engine {
 
     /// The first half of [`Engine::unlink`]: takes the order out of its level's FIFO (removing
     /// the level when it empties) but keeps its slot and id entry. Returns the order id.
+    #[inline(always)]
     fn detach(&mut self, slot: u32) -> u64 {
         let o = &self.orders[slot as usize];
         let (id, prev, next, level_index) = (o.id, o.prev, o.next, o.level);
@@ -1479,7 +1487,10 @@ impl Engine {
             Some(top) => crosses(o.side, new_price, self.levels[top.level as usize].price),
             None => false,
         };
-        if !crossing && self.move_alone(slot, &old, &o) {
+        if !crossing
+            && self.levels[old.level as usize].count == 1
+            && self.move_alone(slot, &old, &o)
+        {
             self.emit(sink, replaced);
             self.emit(
                 sink,
