@@ -77,6 +77,8 @@ pub struct Inbound<'a> {
     pub order_qty: Option<u64>,
     pub side: u8,
     pub text: &'a [u8],
+    /// RefSeqNum(45) of a reject.
+    pub ref_seq: Option<u64>,
     pub test_req_id: &'a [u8],
 }
 
@@ -154,6 +156,7 @@ pub fn parse(msg: &[u8]) -> Inbound<'_> {
             38 => r.order_qty = parse_u64(v),
             54 => r.side = first,
             58 => r.text = v,
+            45 => r.ref_seq = parse_u64(v),
             112 => r.test_req_id = v,
             _ => {}
         }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +97,9 @@ struct Shared {
     planned_ns: Vec<AtomicU64>,
     answered: Vec<AtomicBool>,
     state: Vec<AtomicU8>,
+    /// Per session: our MsgSeqNum → the request index it carried (`u32::MAX`: none), so a
+    /// BusinessMessageReject (which names only RefSeqNum) finds its request.
+    seq_to_cmd: Vec<Vec<AtomicU32>>,
     /// Command index that gave each order its current ClOrdID.
     current_cl: Vec<AtomicU64>,
     measure_from: AtomicUsize,
@@ -116,6 +119,11 @@ impl Shared {
     }
     fn unix_ns(&self, now_ns: u64) -> u64 {
         self.origin_unix_ns + now_ns
+    }
+    fn note_seq(&self, session: usize, seq: u64, index: usize) {
+        if let Some(a) = self.seq_to_cmd[session].get(seq as usize) {
+            a.store(index as u32, Ordering::Release);
+        }
     }
     fn slot_of(&self, index: usize) -> Option<usize> {
         if index < self.base {
@@ -213,6 +221,13 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
             .map(|_| AtomicU8::new(UNSENT))
             .collect(),
         current_cl: (0..plan.orders.len()).map(|_| AtomicU64::new(0)).collect(),
+        seq_to_cmd: (0..plan.sessions)
+            .map(|_| {
+                (0..total + 4096)
+                    .map(|_| AtomicU32::new(u32::MAX))
+                    .collect()
+            })
+            .collect(),
         measure_from: AtomicUsize::new(usize::MAX),
         measure_to: AtomicUsize::new(usize::MAX),
         last_measured_answer_ns: AtomicU64::new(0),
@@ -551,6 +566,7 @@ impl Sender<'_> {
                     let len = g.push(msg_type, unix, |w| {
                         fixmsg::write_request(w, next as u64, orig, &cmd, &info, inst, unix);
                     });
+                    s.note_seq(session, g.seq - 1, next);
                     if cmd.kind == Kind::New && self.request_bytes == 0 {
                         self.request_bytes = len;
                     }
@@ -616,6 +632,7 @@ impl Sender<'_> {
             o.push(b"F", unix, |w| {
                 fixmsg::write_request(w, index as u64, orig, &cmd, &info, inst, unix);
             });
+            s.note_seq(usize::from(info.session), o.seq - 1, index);
             o.flush().context("writing cancels")?;
             self.sent += 1;
         }
@@ -692,13 +709,7 @@ fn receive(
                             on_report(s, session, &m, now, &mut r, &mut tracks);
                         }
                         b"9" => on_cancel_reject(s, session, &m, now, &mut r),
-                        b"j" => {
-                            r.errors += 1;
-                            r.violation(format!(
-                                "session {session}: BusinessMessageReject: {}",
-                                String::from_utf8_lossy(m.text)
-                            ));
-                        }
+                        b"j" => on_business_reject(s, session, &m, now, &mut r, &mut tracks),
                         other => {
                             r.errors += 1;
                             r.violation(format!(
@@ -867,6 +878,47 @@ fn on_report(
     }
 }
 
+/// A request refused before it reached the engine (e.g. "Engine busy": the gateway sheds
+/// load). It is an answer: a refused new order never existed (terminal), a refused cancel or
+/// move leaves its order as it was. Counted as `errors`; a reject naming no request of ours is
+/// a violation.
+fn on_business_reject(
+    s: &Shared,
+    session: usize,
+    m: &Inbound<'_>,
+    now: u64,
+    r: &mut SessionResult,
+    tracks: &mut HashMap<u32, Track>,
+) {
+    r.errors += 1;
+    let index = m
+        .ref_seq
+        .and_then(|q| s.seq_to_cmd[session].get(q as usize))
+        .map(|a| a.load(Ordering::Acquire))
+        .filter(|&i| i != u32::MAX)
+        .map(|i| i as usize);
+    let Some((index, slot)) = index.and_then(|i| s.slot_of(i).map(|slot| (i, slot))) else {
+        r.violation(format!(
+            "session {session}: BusinessMessageReject for RefSeqNum {:?}, not a request of ours: {}",
+            m.ref_seq,
+            String::from_utf8_lossy(m.text)
+        ));
+        return;
+    };
+    if !first_answer(s, index, now, r) {
+        r.violation(format!(
+            "session {session}: BusinessMessageReject for request {index} after its answer"
+        ));
+        return;
+    }
+    if index < s.base && s.plan.cmds[index].kind == Kind::New {
+        tracks.entry(slot as u32).or_default().terminal = true;
+        s.state[slot].store(CLOSED, Ordering::Release);
+    } else {
+        let _ = s.state[slot].compare_exchange(BUSY, OPEN, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
 fn on_cancel_reject(s: &Shared, session: usize, m: &Inbound<'_>, now: u64, r: &mut SessionResult) {
     let Some(slot) = m.cl_ord_id.and_then(|c| s.slot_of(c as usize)) else {
         r.violation(format!(
@@ -883,4 +935,166 @@ fn on_cancel_reject(s: &Shared, session: usize, m: &Inbound<'_>, now: u64, r: &m
         ));
     }
     let _ = s.state[slot].compare_exchange(BUSY, OPEN, Ordering::AcqRel, Ordering::Acquire);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The checks catch what they claim to: a scripted acceptor that acknowledges everything
+    //! passes; the same acceptor skipping one outbound MsgSeqNum, or sending a second terminal
+    //! report for an order, fails the run.
+
+    use super::*;
+    use crate::plan::{build, native_instruments};
+    use matching::workload::{generate, WorkloadConfig};
+    use std::net::TcpListener;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        None,
+        SkipSeq,
+        DoubleCancel,
+    }
+
+    /// Acknowledges D (150=0), F (150=4) and G (150=5) per session; answers Logout.
+    fn fake_acceptor(listener: TcpListener, sessions: usize, fault: Fault) {
+        for _ in 0..sessions {
+            let (mut s, _) = listener.accept().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 65536];
+                let mut seq = 1_u64;
+                let mut w = Writer::new(512);
+                let mut replies = 0;
+                loop {
+                    let mut out = Vec::new();
+                    while let Frame::Complete { len } =
+                        fix_codec::check_frame(&buf, fixmsg::BEGIN, 65536)
+                    {
+                        let msg: Vec<u8> = buf.drain(..len).collect();
+                        let m = fixmsg::parse(&msg);
+                        let mut reply = |t: &[u8], body: &dyn Fn(&mut Writer)| {
+                            replies += 1;
+                            if fault == Fault::SkipSeq && replies == 50 {
+                                seq += 1;
+                            }
+                            fixmsg::write_message(&mut w, t, b"EXCH", seq, 0, body, &mut out);
+                            seq += 1;
+                        };
+                        let cl = m.cl_ord_id.unwrap_or(0);
+                        let qty = m.order_qty.unwrap_or(0);
+                        match m.msg_type {
+                            b"A" => reply(b"A", &|w| {
+                                w.field(98, b"0");
+                                w.field(108, b"120");
+                            }),
+                            b"5" => {
+                                reply(b"5", &|_| {});
+                                s.write_all(&out).unwrap();
+                                return;
+                            }
+                            b"D" | b"G" => {
+                                let et = if m.msg_type == b"D" { b"0" } else { b"5" };
+                                reply(b"8", &|w| {
+                                    w.field_u64(37, cl + 1);
+                                    w.field_u64(11, cl);
+                                    w.field(150, et);
+                                    w.field(39, b"0");
+                                    w.field_u64(38, qty);
+                                    w.field_u64(151, qty);
+                                    w.field(14, b"0");
+                                })
+                            }
+                            b"F" => {
+                                let n = if fault == Fault::DoubleCancel { 2 } else { 1 };
+                                for _ in 0..n {
+                                    reply(b"8", &|w| {
+                                        w.field_u64(11, cl);
+                                        w.field(150, b"4");
+                                        w.field(39, b"4");
+                                        w.field(151, b"0");
+                                        w.field(14, b"0");
+                                    });
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !out.is_empty() && s.write_all(&out).is_err() {
+                        return;
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    }
+
+    fn run_against(fault: Fault) -> Outcome {
+        let cfg = WorkloadConfig {
+            seed: 3,
+            instruments: 1,
+            accounts: 2,
+            resting_per_instrument: 30,
+            commands: 600,
+            zipf_s: 1.0,
+        };
+        let w = generate(&cfg);
+        let plan = Arc::new(build(
+            &cfg,
+            &w.preamble,
+            &w.commands,
+            &native_instruments(&cfg),
+            2,
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || fake_acceptor(listener, 2, fault));
+        run(
+            plan,
+            &RunConfig {
+                addr,
+                comp_ids: vec!["A".into(), "B".into()],
+                rate: 20_000.0,
+                fill_rate: 20_000.0,
+                window: 64,
+                warmup_cmds: 100,
+                market_data: None,
+                matching: false,
+                drain_timeout: Duration::from_secs(5),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_acceptor_that_acknowledges_everything_passes() {
+        let o = run_against(Fault::None);
+        assert_eq!(o.violations, 0, "{:?}", o.violation_texts);
+        assert_eq!(o.sent, o.answered);
+        assert!(o.latency.len() > 100, "{}", o.latency.len());
+    }
+
+    #[test]
+    fn a_sequence_gap_fails_the_run() {
+        let o = run_against(Fault::SkipSeq);
+        assert!(
+            o.violation_texts.iter().any(|v| v.contains("MsgSeqNum")),
+            "{:?}",
+            o.violation_texts
+        );
+    }
+
+    #[test]
+    fn a_second_terminal_report_fails_the_run() {
+        let o = run_against(Fault::DoubleCancel);
+        assert!(
+            o.violation_texts
+                .iter()
+                .any(|v| v.contains("after its terminal state")),
+            "{:?}",
+            o.violation_texts
+        );
+    }
 }

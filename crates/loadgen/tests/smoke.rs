@@ -1,0 +1,120 @@
+//! CI smoke run of the load generator against the real appliance binary and the QuickFIX
+//! reference acceptor: three sessions, a two-instrument stream (400 book-building orders, then
+//! about 3,000 requests at 2,000/s), every report checked. The run fails on any correctness
+//! violation: an order without exactly one terminal state, fills whose two sides do not add up
+//! or that the market-data feed does not show as trades, a FIX sequence gap, a disconnect.
+//!
+//! How it gets the appliance: cargo hands `CARGO_BIN_EXE_*` only to the binary's own crate, so
+//! the test runs `$CARGO build -p appliance --bin appliance` itself (same workspace, same
+//! profile, same target directory as this test, found from the test executable's path:
+//! `<target>/<profile>/deps/smoke-*`). Cargo releases its build-directory lock before it runs
+//! test binaries, so the nested build does not deadlock, and when the appliance is already built
+//! it is a no-op. The appliance gets its own data directory, port 0 listeners and a multicast
+//! group derived from the process id, so this runs in parallel with other tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn appliance_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf();
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile directory name")
+        .to_string();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut build = Command::new(env!("CARGO"));
+    build.current_dir(&workspace).args([
+        "build",
+        "--quiet",
+        "-p",
+        "appliance",
+        "--bin",
+        "appliance",
+    ]);
+    if profile != "debug" {
+        build.args(["--profile", &profile]);
+    }
+    if let Some(target) = profile_dir.parent() {
+        build.env("CARGO_TARGET_DIR", target);
+    }
+    let status = build.status().expect("running cargo build -p appliance");
+    assert!(
+        status.success(),
+        "cargo build -p appliance failed: {status}"
+    );
+    let bin = profile_dir.join(format!("appliance{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} missing after the build", bin.display());
+    bin
+}
+
+#[test]
+fn a_short_load_against_the_appliance_and_quickfix_has_no_violation() {
+    let appliance = appliance_binary();
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--sessions",
+            "3",
+            "--rates",
+            "2000",
+            "--duration-secs",
+            "1.5",
+            "--warmup-secs",
+            "0.5",
+            "--instruments",
+            "2",
+            "--resting",
+            "200",
+            "--fill-rate",
+            "5000",
+            "--targets",
+            "appliance,quickfix",
+            "--appliance-bin",
+        ])
+        .arg(&appliance)
+        .arg("--work-dir")
+        .arg(work.path())
+        .arg("--out-dir")
+        .arg(work.path().join("out"))
+        .env("LOADGEN_APPLIANCE_LOG", "error")
+        .output()
+        .expect("running loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loadgen failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // Both targets answered every request, and the appliance traded and published the trades.
+    let line = |target: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(target) && l.contains(" sent "))
+            .unwrap_or_else(|| panic!("no summary for {target}:\n{stdout}"))
+            .to_string()
+    };
+    for target in ["appliance", "quickfix"] {
+        let l = line(target);
+        assert!(l.ends_with("violations 0"), "{l}");
+        let field = |name: &str| -> u64 {
+            let at = l.find(&format!(" {name} ")).unwrap() + name.len() + 2;
+            l[at..].split(' ').next().unwrap().parse().unwrap()
+        };
+        assert!(field("sent") > 3_000, "{l}");
+        assert_eq!(field("sent"), field("answered"), "{l}");
+    }
+    let l = line("appliance");
+    assert!(!l.contains(" fills 0 "), "the stream trades: {l}");
+    assert!(!l.contains(" md-trades 0 "), "trades reach the feed: {l}");
+    let summary = std::fs::read_to_string(work.path().join("out/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 3, "{summary}");
+    assert!(work.path().join("out/appliance-2000-new.hgrm").exists());
+}
