@@ -34,7 +34,7 @@ enum Target {
 #[derive(Subcommand)]
 enum Cmd {
     /// Load the targets at each offered rate; exit 1 on any correctness violation.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The QuickFIX reference acceptor (started by `run`).
     QfAcceptor {
         #[arg(long)]
