@@ -174,9 +174,17 @@ pub fn fix_client(
                     Err(_) => continue,
                 }
                 let mut parser = fix_codec::Parser::new(256);
-                while let fix_codec::Frame::Complete { len } =
-                    fix_codec::check_frame(&buf, b"FIX.4.2", 65_536)
-                {
+                loop {
+                    let len = match fix_codec::check_frame(&buf, b"FIX.4.2", 65_536) {
+                        fix_codec::Frame::Complete { len } => len,
+                        fix_codec::Frame::Incomplete { .. } => break,
+                        fix_codec::Frame::Garbled { skip, .. } => {
+                            buf.drain(..skip);
+                            continue;
+                        }
+                        // Not FIX 4.2, or oversized: this demo client gives up.
+                        _ => return,
+                    };
                     let msg: Vec<u8> = buf.drain(..len).collect();
                     let Ok(m) = parser.parse(&msg) else { continue };
                     match m.msg_type() {
