@@ -45,9 +45,15 @@ fn main() {
         let mut e = Engine::restore(&base).unwrap();
         let mut out = Vec::new();
         let mut h = crc32fast::Hasher::new();
-        for c in &w.commands {
+        for chunk in w.commands.chunks(256) {
             out.clear();
-            e.process(c, &mut out);
+            if batch {
+                e.process_batch(chunk, &mut out);
+            } else {
+                for c in chunk {
+                    e.process(c, &mut out);
+                }
+            }
             h.update(&encode_outputs(&out));
         }
         let outputs = h.finalize();

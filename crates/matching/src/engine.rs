@@ -12,6 +12,11 @@ use crate::types::*;
 
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// `process_batch` prefetches only when the order and level slabs are larger than this (about
+/// one core's L2 cache); below it the prefetch instructions cost more than they save (measured:
+/// 20.0 -> 16.3 M commands/s on the one-instrument bench, while 100 instruments gain ~5%).
+const PREFETCH_ABOVE_BYTES: usize = 2 << 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Order {
     pub id: u64,
@@ -501,16 +506,30 @@ impl Engine {
     }
 
     /// Processes a batch of commands (as a journal reader delivers them) with the same outputs
-    /// as calling [`Engine::process`] on each in turn, while prefetching the memory the next
-    /// commands will touch (their account, position, id-table entry, order record and book
-    /// top). Only the speed differs.
+    /// as calling [`Engine::process`] on each in turn, while prefetching, in three stages
+    /// (three, two and one command ahead), the memory the next commands will touch: their
+    /// account, position, id-table entry, order record, book top, price-cache entry, level and
+    /// FIFO neighbours. Only the speed differs. Small engines (tables that fit the caches) skip
+    /// the prefetching.
     pub fn process_batch<S: Sink + ?Sized>(&mut self, commands: &[Command], sink: &mut S) {
+        // Tables that fit the caches gain nothing from prefetching, only its instructions.
+        let order_tables_bytes = self.orders.len() * std::mem::size_of::<Order>()
+            + self.levels.len() * std::mem::size_of::<Level>();
+        if order_tables_bytes < PREFETCH_ABOVE_BYTES {
+            for c in commands {
+                self.process(c, sink);
+            }
+            return;
+        }
         for i in 0..commands.len() {
-            if let Some(c) = commands.get(i + 2) {
+            if let Some(c) = commands.get(i + 3) {
                 self.prefetch_direct(c);
             }
-            if let Some(c) = commands.get(i + 1) {
+            if let Some(c) = commands.get(i + 2) {
                 self.prefetch_dependent(c);
+            }
+            if let Some(c) = commands.get(i + 1) {
+                self.prefetch_neighbours(c);
             }
             self.process(&commands[i], sink);
         }
@@ -581,6 +600,53 @@ impl Engine {
         let book_id = instrument as usize * 2 + side as usize;
         book_id * (self.level_cache_mask as usize + 1)
             + (price as u64 & self.level_cache_mask) as usize
+    }
+
+    /// Prefetches the third step: for a cancel or replace, what the order record points to
+    /// (its level, its FIFO neighbours, its position, the price-cache entry of a new price);
+    /// for a new order, the level its price-cache entry names and that level's tail order.
+    fn prefetch_neighbours(&self, c: &Command) {
+        match c.kind {
+            CommandKind::NewOrder {
+                instrument_id,
+                side,
+                price,
+                ..
+            } if instrument_id < self.config.instruments_max => {
+                let cached = self.level_cache[self.cache_index(instrument_id, side, price)];
+                if cached != NIL {
+                    let l = &self.levels[cached as usize];
+                    prefetch(l);
+                    if l.tail != NIL && (l.tail as usize) < self.orders.len() {
+                        prefetch(&self.orders[l.tail as usize].next);
+                    }
+                }
+            }
+            CommandKind::Cancel { order_id, .. } | CommandKind::Replace { order_id, .. } => {
+                let slot = self.id_table[(order_id & self.id_mask) as usize];
+                if slot == NIL {
+                    return;
+                }
+                let o = &self.orders[slot as usize];
+                if o.level == NIL {
+                    return;
+                }
+                prefetch(&self.levels[o.level as usize]);
+                if o.prev != NIL {
+                    prefetch(&self.orders[o.prev as usize].next);
+                }
+                if o.next != NIL {
+                    prefetch(&self.orders[o.next as usize].prev);
+                }
+                if o.side == Side::Sell {
+                    prefetch(&self.positions[self.pos_index(o.account, o.instrument)]);
+                }
+                if let CommandKind::Replace { new_price, .. } = c.kind {
+                    prefetch(&self.level_cache[self.cache_index(o.instrument, o.side, new_price)]);
+                }
+            }
+            _ => {}
+        }
     }
 
     // ----- small helpers -------------------------------------------------------------------

@@ -354,6 +354,34 @@ fn process_batch_gives_the_same_outputs_as_process() {
     }
 }
 
+/// The same with tables large enough (over 2 MiB of order and level slabs) that
+/// `process_batch` takes its prefetching path rather than the plain loop.
+#[test]
+fn process_batch_with_prefetching_gives_the_same_outputs_as_process() {
+    let mut big = config();
+    big.orders_max = 32_768;
+    big.order_id_window = 65_536;
+    for seed in 30..32 {
+        let cmds = random_commands(seed, 10_000);
+        let one = run_all(&mut Engine::new(big.clone()), &cmds);
+        let mut e = Engine::new(big.clone());
+        let mut batched = Vec::new();
+        for chunk in cmds.chunks(37) {
+            e.process_batch(chunk, &mut batched);
+        }
+        assert_eq!(
+            encode_outputs(&batched),
+            encode_outputs(&one),
+            "seed {seed}"
+        );
+        assert_eq!(e.snapshot(), {
+            let mut e1 = Engine::new(big.clone());
+            run_all(&mut e1, &cmds);
+            e1.snapshot()
+        });
+    }
+}
+
 /// Golden output: the CRC-32 of the encoded output stream of a fixed seeded stream. Any change
 /// of behaviour or of the output encoding changes it; update the constant only on purpose and
 /// say why in the commit.
