@@ -34,6 +34,7 @@ for target in ["appliance", "quickfix", "floor"]:
 ax.axhline(1000, color="grey", linewidth=0.8)
 ax.text(ax.get_xlim()[0], 1100, "1 ms", color="grey")
 ax.set_yscale("log")
+ax.set_xscale("log")
 ax.set_xlabel("offered rate (thousand requests/s)")
 ax.set_ylabel("latency from planned send time (µs)")
 ax.set_title(title)
