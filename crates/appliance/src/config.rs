@@ -75,6 +75,7 @@ pub enum IdleName {
 #[serde(deny_unknown_fields)]
 pub struct ThreadsConfig {
     pub idle: IdleName,
+    pub sequencer_and_matching_together: bool,
     pub sequencer: AgentThread,
     pub matching: AgentThread,
     pub market_data: AgentThread,

@@ -162,28 +162,50 @@ impl Node {
         let (replica_idle, replica_cpu) = config.agent_thread(&config.threads.replica);
         let (reporter_idle, reporter_cpu) = config.agent_thread(&config.threads.reporter);
 
-        let s = stop_seq.clone();
-        let seq_thread = spawn_on("sequencer", seq_cpu, &failed, move || {
-            sequencer.run(&s, &mut IdleStrategy::new(seq_idle))?;
-            sequencer.flush()?;
-            Ok(())
-        })?;
-
-        let s = stop_match.clone();
-        let m = metrics.clone();
-        let match_thread = spawn_on("matching", match_cpu, &failed, move || {
-            let mut agent = agent;
-            let mut idle = IdleStrategy::new(match_idle);
-            loop {
-                let n = agent.do_work()?;
-                m.matching_seq
-                    .store(agent.processed_seq(), Ordering::Relaxed);
-                if n == 0 && s.load(Ordering::Acquire) {
-                    return Ok(());
+        let (seq_thread, match_thread) = if config.threads.sequencer_and_matching_together {
+            // One duty cycle for both agents: the sequencer appends, then the matching agent
+            // processes what was just committed, without a thread hop between them. Drained in
+            // order on stop (the stop flags are set one after the other).
+            let (s_seq, s_match, m) = (stop_seq.clone(), stop_match.clone(), metrics.clone());
+            let t = spawn_on("sequencer+matching", seq_cpu, &failed, move || {
+                let mut agent = agent;
+                let mut idle = IdleStrategy::new(seq_idle);
+                loop {
+                    let n = sequencer.do_work()? + agent.do_work()?;
+                    m.matching_seq
+                        .store(agent.processed_seq(), Ordering::Relaxed);
+                    if n == 0 && s_seq.load(Ordering::Acquire) && s_match.load(Ordering::Acquire) {
+                        sequencer.flush()?;
+                        return Ok(());
+                    }
+                    idle.idle(n);
                 }
-                idle.idle(n);
-            }
-        })?;
+            })?;
+            (t, None)
+        } else {
+            let s = stop_seq.clone();
+            let seq_thread = spawn_on("sequencer", seq_cpu, &failed, move || {
+                sequencer.run(&s, &mut IdleStrategy::new(seq_idle))?;
+                sequencer.flush()?;
+                Ok(())
+            })?;
+            let s = stop_match.clone();
+            let m = metrics.clone();
+            let match_thread = spawn_on("matching", match_cpu, &failed, move || {
+                let mut agent = agent;
+                let mut idle = IdleStrategy::new(match_idle);
+                loop {
+                    let n = agent.do_work()?;
+                    m.matching_seq
+                        .store(agent.processed_seq(), Ordering::Relaxed);
+                    if n == 0 && s.load(Ordering::Acquire) {
+                        return Ok(());
+                    }
+                    idle.idle(n);
+                }
+            })?;
+            (seq_thread, Some(match_thread))
+        };
 
         // The replica starts from the same snapshot as the matching agent when there is one.
         let (replica_engine, replica_seq) = match matching_agent::latest_snapshot(
@@ -395,7 +417,7 @@ impl Node {
             stop_followers,
             failed,
             sequencer: Some(seq_thread),
-            matching: Some(match_thread),
+            matching: match_thread,
             followers,
             demo,
             runtime: Some(runtime),
@@ -463,6 +485,10 @@ impl Node {
             join(Some(h), "demo", &mut first);
         }
         self.stop_seq.store(true, Ordering::Release);
+        if self.matching.is_none() {
+            // Sequencer and matching share a thread: it drains both, in order.
+            self.stop_match.store(true, Ordering::Release);
+        }
         join(self.sequencer.take(), "sequencer", &mut first);
         self.stop_match.store(true, Ordering::Release);
         join(self.matching.take(), "matching", &mut first);

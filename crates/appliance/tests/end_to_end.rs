@@ -719,7 +719,9 @@ fn the_demo_trades_within_seconds() {
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
-        "[market_data]\nenabled = false\n[fix]\nenabled = false\n",
+        // The demo's clients are FIX sessions on the appliance's own acceptor (any free port);
+        // the sequencer and the matching agent share one thread here.
+        "[market_data]\nenabled = false\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"\"\n[threads]\nsequencer_and_matching_together = true\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
