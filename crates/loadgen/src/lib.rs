@@ -17,6 +17,7 @@ pub mod qf;
 pub mod report;
 pub mod run;
 pub mod target;
+pub mod transport;
 
 use std::io::Read;
 

@@ -105,6 +105,10 @@ struct RunArgs {
     /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
     #[arg(long, default_value_t = 1 << 20)]
     fix_body_bytes_max: usize,
+    /// Sessions to the started appliance over TLS (its generated certificate is trusted);
+    /// QuickFIX and the floor stay on TCP.
+    #[arg(long)]
+    tls: bool,
     /// Connect to a running appliance instead of starting one (no fill checks: other flow
     /// may trade there). Needs --comp-ids and --symbols.
     #[arg(long)]
@@ -294,6 +298,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         market_data: None,
                         matching: t == Target::Appliance,
                         drain_timeout: Duration::from_secs(30),
+                        tls: None,
                     };
                     let mut _process: Option<target::Process>;
                     if t == Target::Quickfix {
@@ -321,6 +326,11 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         let ap =
                             target::start_appliance(&dir, &instruments, a.sessions, &opts, md)?;
                         cfg.addr = ap.fix_tcp;
+                        if a.tls {
+                            cfg.addr =
+                                ap.fix_tls.context("the appliance printed no TLS address")?;
+                            cfg.tls = Some(loadgen::transport::client_config(&ap.tls_cert)?);
+                        }
                         cfg.market_data = Some(ap.market_data);
                         _process = Some(ap.process);
                     }

@@ -14,8 +14,7 @@
 //! not been confirmed yet is a protocol error, not load.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use hdrhistogram::Histogram;
 
 use crate::fixmsg::{self, Inbound};
 use crate::plan::{Cmd, Kind, Plan};
+use crate::transport::Transport;
 
 const UNSENT: u8 = 0;
 const PENDING: u8 = 1;
@@ -56,6 +56,8 @@ pub struct RunConfig {
     pub matching: bool,
     /// How long to wait for answers after the last request.
     pub drain_timeout: Duration,
+    /// TLS client configuration, or plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -138,7 +140,7 @@ impl Shared {
 
 /// A session's outbound side: the socket, the next MsgSeqNum, a reused buffer.
 struct Outbound {
-    stream: TcpStream,
+    stream: Transport,
     seq: u64,
     writer: Writer,
     buf: Vec<u8>,
@@ -251,11 +253,9 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
     let mut outs = Vec::new();
     let mut receivers = Vec::new();
     for (i, comp_id) in cfg.comp_ids.iter().enumerate() {
-        let stream = TcpStream::connect(cfg.addr)
+        let stream = Transport::connect(cfg.addr, cfg.tls.as_ref())
             .with_context(|| format!("connecting session {comp_id} to {}", cfg.addr))?;
-        stream.set_nodelay(true)?;
-        let read = stream.try_clone()?;
-        read.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let read = stream.clone();
         let out = Arc::new(Mutex::new(Outbound {
             stream,
             seq: 1,
@@ -641,12 +641,7 @@ impl Sender<'_> {
 }
 
 /// A session's receiver: frames, checks sequence numbers, follows every order.
-fn receive(
-    s: &Shared,
-    session: usize,
-    mut stream: TcpStream,
-    out: &Mutex<Outbound>,
-) -> SessionResult {
+fn receive(s: &Shared, session: usize, stream: Transport, out: &Mutex<Outbound>) -> SessionResult {
     let mut r = SessionResult {
         latency: new_hist(),
         latency_new: new_hist(),
@@ -946,6 +941,7 @@ mod tests {
     use super::*;
     use crate::plan::{build, native_instruments};
     use matching::workload::{generate, WorkloadConfig};
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     #[derive(Clone, Copy, PartialEq)]
@@ -1063,6 +1059,7 @@ mod tests {
                 market_data: None,
                 matching: false,
                 drain_timeout: Duration::from_secs(5),
+                tls: None,
             },
         )
         .unwrap()

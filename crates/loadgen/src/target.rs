@@ -36,6 +36,9 @@ impl Drop for Process {
 pub struct Appliance {
     pub process: Process,
     pub fix_tcp: SocketAddr,
+    pub fix_tls: Option<SocketAddr>,
+    /// The certificate the appliance generated for its TLS listener.
+    pub tls_cert: PathBuf,
     pub market_data: (Ipv4Addr, u16),
 }
 
@@ -145,11 +148,16 @@ pub fn start_appliance(
     let out = child.stdout.take().context("appliance stdout")?;
     let process = Process { child, stdin: None };
     let mut lines = BufReader::new(out).lines();
-    let mut fix_tcp = None;
+    let (mut fix_tcp, mut fix_tls) = (None, None);
     for line in lines.by_ref().take(20) {
         let line = line?;
         if let Some(addr) = line.trim().strip_prefix("FIX 4.2 over TCP on ") {
             fix_tcp = Some(addr.trim().parse()?);
+        }
+        if let Some(addr) = line.trim().strip_prefix("FIX 4.2 over TLS on ") {
+            fix_tls = Some(addr.trim().parse()?);
+        }
+        if fix_tcp.is_some() && fix_tls.is_some() {
             break;
         }
     }
@@ -161,6 +169,8 @@ pub fn start_appliance(
     Ok(Appliance {
         process,
         fix_tcp,
+        fix_tls,
+        tls_cert: dir.join("data").join("tls").join("cert.pem"),
         market_data: md,
     })
 }

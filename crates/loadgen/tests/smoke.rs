@@ -4,6 +4,8 @@
 //! violation: an order without exactly one terminal state, fills whose two sides do not add up
 //! or that the market-data feed does not show as trades, a FIX sequence gap, a disconnect.
 //!
+//! A second run goes over TLS (the appliance's generated certificate trusted), appliance only.
+//!
 //! How it gets the appliance: cargo hands `CARGO_BIN_EXE_*` only to the binary's own crate, so
 //! the test runs `$CARGO build -p appliance --bin appliance` itself (same workspace, same
 //! profile, same target directory as this test, found from the test executable's path:
@@ -117,4 +119,51 @@ fn a_short_load_against_the_appliance_and_quickfix_has_no_violation() {
     let summary = std::fs::read_to_string(work.path().join("out/summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 3, "{summary}");
     assert!(work.path().join("out/appliance-2000-new.hgrm").exists());
+}
+
+#[test]
+fn a_short_load_over_tls_has_no_violation() {
+    let appliance = appliance_binary();
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--tls",
+            "--sessions",
+            "2",
+            "--rates",
+            "2000",
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0.5",
+            "--instruments",
+            "1",
+            "--resting",
+            "200",
+            "--fill-rate",
+            "5000",
+            "--targets",
+            "appliance",
+            "--appliance-bin",
+        ])
+        .arg(&appliance)
+        .arg("--work-dir")
+        .arg(work.path())
+        .env("LOADGEN_APPLIANCE_LOG", "error")
+        .output()
+        .expect("running loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("appliance") && l.contains(" sent "))
+        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    assert!(line.ends_with("violations 0"), "{line}");
+    assert!(!line.contains(" fills 0 "), "{line}");
 }
