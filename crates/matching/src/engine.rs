@@ -739,6 +739,7 @@ impl Engine {
     }
 
     /// Would a new level be needed at `price` on a side that has no room left?
+    #[inline(always)]
     fn level_capacity_exceeded(&self, instrument: u32, side: Side, price: i64) -> bool {
         let book = self.side_book(instrument, side);
         book.len() >= self.config.levels_per_side_max as usize
@@ -1463,7 +1464,7 @@ impl Engine {
         sink: &mut S,
     ) {
         let checked = self.lookup(order_id).and_then(|slot| {
-            let o = self.orders[slot as usize];
+            let o = &self.orders[slot as usize];
             if o.account != account_id {
                 return Err(RejectReason::NotOwner);
             }
