@@ -167,6 +167,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         buf.copy_within(pos..filled, 0);
         filled -= pos;
+        if filled == buf.len() && !closing {
+            // What is left fills the buffer without a whole message, although one always fits
+            // (the frame check bounds BodyLength): junk, disconnect.
+            break;
+        }
         // Write what is queued.
         let (close_reason, next_timer) = {
             let mut inner = slot.lock();
@@ -225,10 +230,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-        if filled == buf.len() {
-            // A whole message always fits (the frame check bounds BodyLength): this is junk.
-            break;
-        }
+        // A full buffer is not an error here: the messages in it are handled at the top of the
+        // loop (a read that fills the buffer with many whole messages is normal under load).
     }
     conn.detach();
 }
