@@ -68,9 +68,6 @@ struct CandleColumns(
     Vec<i64>,
 );
 
-/// One bar being built: symbol, minute, open, high, low, close, volume.
-type Bar = (String, i64, i64, i64, i64, i64, i64);
-
 /// What an export wrote.
 #[derive(Debug)]
 pub struct ExportReport {
@@ -178,35 +175,29 @@ pub fn export_day(config: &Config, day: &str, out_dir: &Path) -> anyhow::Result<
 
     // One-minute candles per symbol from the trades.
     const MINUTE: i64 = 60_000_000_000;
-    let mut stmt = db.prepare("SELECT symbol, price, quantity, ts_ns FROM trades WHERE ts_ns >= ?1 AND ts_ns < ?2 ORDER BY symbol, trade_id")?;
-    let mut rows = stmt.query(rusqlite::params![start, end])?;
     let mut c = CandleColumns::default();
-    let mut cur: Option<Bar> = None;
-    let push = |k: Bar, c: &mut CandleColumns| {
-        c.0.push(k.0);
-        c.1.push(k.1 * MINUTE);
-        c.2.push(k.2);
-        c.3.push(k.3);
-        c.4.push(k.4);
-        c.5.push(k.5);
-        c.6.push(k.6);
-    };
-    while let Some(r) = rows.next()? {
-        let (sym, p, q, ts): (String, i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        let b = ts / MINUTE;
-        cur = match cur.take() {
-            Some(k) if k.0 == sym && k.1 == b => {
-                Some((sym, b, k.2, k.3.max(p), k.4.min(p), p, k.6 + q))
-            }
-            Some(k) => {
-                push(k, &mut c);
-                Some((sym, b, p, p, p, p, q))
-            }
-            None => Some((sym, b, p, p, p, p, q)),
-        };
-    }
-    if let Some(k) = cur {
-        push(k, &mut c);
+    let mut stmt = db.prepare(
+        "SELECT price, quantity, ts_ns FROM trades WHERE symbol = ?1 AND ts_ns >= ?2 AND ts_ns < ?3 ORDER BY trade_id",
+    )?;
+    for ins in &config.instruments {
+        let trades = stmt
+            .query_map(rusqlite::params![ins.symbol, start, end], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for bar in crate::candles::bars(trades, MINUTE) {
+            c.0.push(ins.symbol.clone());
+            c.1.push(bar.start_ns);
+            c.2.push(bar.open);
+            c.3.push(bar.high);
+            c.4.push(bar.low);
+            c.5.push(bar.close);
+            c.6.push(bar.volume);
+        }
     }
     let candles = c.0.len();
     let schema = Arc::new(parse_message_type(&format!(

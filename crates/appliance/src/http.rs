@@ -852,32 +852,19 @@ async fn candles(
             .query_map(rusqlite::params![symbol, start, end], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let mut out: Vec<Value> = Vec::new();
-        let mut cur: Option<(i64, i64, i64, i64, i64, i64)> = None; // bucket, o, h, l, c, v
-        let flush = |c: (i64, i64, i64, i64, i64, i64), out: &mut Vec<Value>| {
-            out.push(json!({
-                "time": c.0 * res_ns / 1_000_000,
-                "open": format_units(c.1.into(), scale),
-                "high": format_units(c.2.into(), scale),
-                "low": format_units(c.3.into(), scale),
-                "close": format_units(c.4.into(), scale),
-                "volume": c.5,
-            }));
-        };
-        for (p, q, ts) in trades {
-            let b = ts / res_ns;
-            cur = match cur {
-                Some(c) if c.0 == b => Some((b, c.1, c.2.max(p), c.3.min(p), p, c.5 + q)),
-                Some(c) => {
-                    flush(c, &mut out);
-                    Some((b, p, p, p, p, q))
-                }
-                None => Some((b, p, p, p, p, q)),
-            };
-        }
-        if let Some(c) = cur {
-            flush(c, &mut out);
-        }
+        let out: Vec<Value> = crate::candles::bars(trades, res_ns)
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "time": c.start_ns / 1_000_000,
+                    "open": format_units(c.open.into(), scale),
+                    "high": format_units(c.high.into(), scale),
+                    "low": format_units(c.low.into(), scale),
+                    "close": format_units(c.close.into(), scale),
+                    "volume": c.volume,
+                })
+            })
+            .collect();
         Ok(Json(json!({ "symbol": symbol, "resolution": q.resolution.unwrap_or_else(|| "1m".into()), "candles": out })).into_response())
     })
     .await

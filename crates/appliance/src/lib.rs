@@ -2,6 +2,7 @@
 //! the matching agent, the outbound journal, the query replica, the reporter and the HTTP API.
 //! The `appliance` binary (src/main.rs) is the command line around [`node::Node`].
 
+pub mod candles;
 pub mod config;
 pub mod demo;
 pub mod export;

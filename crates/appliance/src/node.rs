@@ -113,12 +113,7 @@ fn fund_accounts(config: &Config, seq: &mut journal::Sequencer) -> anyhow::Resul
 }
 
 impl Node {
-    /// Starts everything; returns once HTTP listens.
-    pub fn start(config: Config) -> anyhow::Result<Node> {
-        Node::start_with(config, None)
-    }
-
-    /// Starts everything, and with `demo_rate` also the simulated clients (that many orders per
+    /// Starts everything (returns once HTTP listens), and with `demo_rate` also the simulated clients (that many orders per
     /// second) and the live terminal view.
     pub fn start_with(mut config: Config, demo_rate: Option<u32>) -> anyhow::Result<Node> {
         let demo_sessions =

@@ -480,6 +480,18 @@ impl<'a> WriteBuf<'a> {
         }
     }
 
+    /// A composite encoder's setter for an encoded member at `offset` (none for constants and
+    /// the zero-length varData).
+    fn composite_setter(&mut self, fname: &str, t: &EncodedType, offset: usize) {
+        if t.presence == Presence::Constant || t.length == 0 {
+            return;
+        }
+        let ty = Self::encoded_rust_type(t);
+        let arg = if t.length == 1 { ty } else { format!("&{ty}") };
+        let stmt = Self::write_stmt(t, "self.get_buf_mut()", "offset", "value");
+        let _ = writeln!(self.out, "            #[inline]\n            pub fn {fname}(&mut self, value: {arg}) {{\n                let offset = self.offset + {offset};\n                {stmt}\n            }}\n");
+    }
+
     fn composite(&mut self, c: &Composite) {
         let name = camel(&c.name);
         let module = format!("{}_codec", snake(&c.name).trim_end_matches('_'));
@@ -510,19 +522,8 @@ impl<'a> WriteBuf<'a> {
         for m in &c.members {
             match &m.kind {
                 MemberKind::Type(t) => {
-                    if t.presence == Presence::Constant || t.length == 0 {
-                        continue;
-                    }
-                    let fname = snake(&t.name);
                     doc(&mut self.out, "            ", &t.description);
-                    let ty = Self::encoded_rust_type(t);
-                    let arg = if t.length == 1 {
-                        ty.clone()
-                    } else {
-                        format!("&{ty}")
-                    };
-                    let stmt = Self::write_stmt(t, "self.get_buf_mut()", "offset", "value");
-                    let _ = writeln!(self.out, "            #[inline]\n            pub fn {fname}(&mut self, value: {arg}) {{\n                let offset = self.offset + {};\n                {stmt}\n            }}\n", m.offset);
+                    self.composite_setter(&snake(&t.name), t, m.offset);
                 }
                 MemberKind::Ref {
                     name: mname,
@@ -542,19 +543,7 @@ impl<'a> WriteBuf<'a> {
                                 format!("{}_codec", snake(type_name).trim_end_matches('_'));
                             let _ = writeln!(self.out, "            pub fn {fname}_encoder(self) -> SbeResult<{submod}::{sub}Encoder<Self>> {{\n                let offset = self.offset + {};\n                {submod}::{sub}Encoder::default().wrap(self, offset)\n            }}\n", m.offset);
                         }
-                        TypeDef::Encoded(t) => {
-                            if t.presence == Presence::Constant {
-                                continue;
-                            }
-                            let ty = Self::encoded_rust_type(t);
-                            let arg = if t.length == 1 {
-                                ty.clone()
-                            } else {
-                                format!("&{ty}")
-                            };
-                            let stmt = Self::write_stmt(t, "self.get_buf_mut()", "offset", "value");
-                            let _ = writeln!(self.out, "            #[inline]\n            pub fn {fname}(&mut self, value: {arg}) {{\n                let offset = self.offset + {};\n                {stmt}\n            }}\n", m.offset);
-                        }
+                        TypeDef::Encoded(t) => self.composite_setter(&fname, t, m.offset),
                     }
                 }
             }
