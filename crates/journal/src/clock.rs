@@ -52,6 +52,36 @@ impl Clock for TestClock {
     }
 }
 
+/// A clock its owner sets: frames are stamped with the time it was last set
+/// to (still never below the previous frame's). Replicas use it to append
+/// frames with the timestamps the replication leader gave them, so every
+/// replica's journal is byte-identical.
+#[derive(Debug, Default)]
+pub struct ExternalClock {
+    now: AtomicU64,
+}
+
+impl ExternalClock {
+    /// A clock reading `ns` until set again.
+    pub fn new(ns: u64) -> Self {
+        Self {
+            now: AtomicU64::new(ns),
+        }
+    }
+
+    /// Set the time the next frames are stamped with.
+    pub fn set(&self, ns: u64) {
+        self.now.store(ns, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ExternalClock {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+}
+
 impl<C: Clock + Sync> Clock for std::sync::Arc<C> {
     fn now_ns(&self) -> u64 {
         (**self).now_ns()

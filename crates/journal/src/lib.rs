@@ -70,7 +70,7 @@ mod reader;
 mod sequencer;
 mod sync;
 
-pub use clock::{Clock, SystemClock, TestClock};
+pub use clock::{Clock, ExternalClock, SystemClock, TestClock};
 pub use config::{
     CommitPolicy, Durability, JournalConfig, RetentionPolicy, INDEX_ENTRIES_LIMIT,
     READERS_MAX_LIMIT, SEGMENTS_MAX_LIMIT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,

@@ -150,7 +150,8 @@ impl Drop for SegmentHelper {
 /// duty cycle, or [`Sequencer::append`] directly from the owning thread).
 /// Sequence numbers start at 1 and are gap-free.
 pub struct Sequencer<C: Clock = SystemClock> {
-    rx: Receiver,
+    /// `None` once the hand-off was taken by [`Sequencer::take_handoff`].
+    rx: Option<Receiver>,
     w: Writer<C>,
 }
 
@@ -198,7 +199,7 @@ impl<C: Clock> Sequencer<C> {
             p.request(active.index + 1);
         }
         Self {
-            rx,
+            rx: Some(rx),
             w: Writer {
                 shared,
                 cfg,
@@ -231,12 +232,15 @@ impl<C: Clock> Sequencer<C> {
     pub fn do_work(&mut self) -> Result<usize, AppendError> {
         let mut n = 0;
         let mut err = None;
-        while n < self.w.cfg.drain_batch_max {
+        while let Some(rx) = self.rx.as_mut() {
+            if n >= self.w.cfg.drain_batch_max {
+                break;
+            }
             let w = &mut self.w;
-            match self.rx.peek(|t, p| w.write_frame(t, p)) {
+            match rx.peek(|t, p| w.write_frame(t, p)) {
                 None => break,
                 Some(Ok(_)) => {
-                    self.rx.release();
+                    rx.release();
                     n += 1;
                 }
                 Some(Err(e)) => {
@@ -302,6 +306,17 @@ impl<C: Clock> Sequencer<C> {
             }
             idle.idle(n);
         }
+    }
+
+    /// Takes the consuming end of the hand-off away from the sequencer, for a
+    /// component that must see the events before they are appended (a
+    /// replication leader proposes them to its followers and appends them,
+    /// through [`Sequencer::append_batch`], only once a quorum holds them).
+    /// Afterwards [`Sequencer::do_work`] appends nothing; the journal's
+    /// [`Publisher`](crate::Publisher)s still feed the taken receiver.
+    /// `None` if it was taken before.
+    pub fn take_handoff(&mut self) -> Option<Receiver> {
+        self.rx.take()
     }
 
     /// Synchronously flush (`msync`) everything written in the active segment.

@@ -630,3 +630,51 @@ fn timestamps_are_non_decreasing_even_if_the_clock_steps_back() {
     let ts: Vec<u64> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.timestamp_ns)).collect();
     assert_eq!(ts, vec![5_000, 5_000, 5_000, 9_000]);
 }
+
+#[test]
+fn a_taken_handoff_feeds_its_taker_and_external_clock_stamps_replicated_frames() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(crate::ExternalClock::new(0));
+    let (leader, mut ls) = Journal::open_with_clock(cfg(leader_dir.path()), clock.clone()).unwrap();
+    let mut rx = ls.take_handoff().expect("first take");
+    assert!(ls.take_handoff().is_none());
+    let p = leader.publisher().unwrap();
+    p.try_publish(3, b"one").unwrap();
+    p.try_publish(4, b"two").unwrap();
+    // The sequencer no longer drains the hand-off...
+    assert_eq!(ls.do_work().unwrap(), 0);
+    assert_eq!(leader.written_seq(), 0);
+    // ...its taker does, and appends once "replicated", with the leader's timestamp.
+    let mut got = Vec::new();
+    while let Some(()) = rx.try_recv(|t, b| got.push((t, b.to_vec()))) {}
+    assert_eq!(got, vec![(3, b"one".to_vec()), (4, b"two".to_vec())]);
+    let (replica, mut rs) =
+        Journal::open_with_clock(cfg(replica_dir.path()), clock.clone()).unwrap();
+    for s in [&mut ls, &mut rs] {
+        clock.set(1_000);
+        s.append_batch(got.iter().map(|(t, b)| (*t, &b[..])))
+            .unwrap();
+        clock.set(500); // a later batch stamped earlier: clamped to the previous frame
+        s.append(5, b"three").unwrap();
+    }
+    let frames = |j: &Journal| {
+        let mut r = j.reader(1).unwrap();
+        std::iter::from_fn(|| {
+            r.poll().unwrap().map(|f| {
+                (
+                    f.sequence,
+                    f.timestamp_ns,
+                    f.template_id,
+                    f.payload.to_vec(),
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(frames(&leader), frames(&replica));
+    assert_eq!(
+        frames(&leader).iter().map(|f| f.1).collect::<Vec<_>>(),
+        vec![1_000, 1_000, 1_000]
+    );
+}
