@@ -250,6 +250,13 @@ pub fn decode(
             sbe::session_event_codec::SessionEventDecoder::default().header(h, HDR)?;
             Inbound::NotForEngine
         }
+        // The gateway's replicated FIX session state (high availability): the gateway of a
+        // new leader reads it back from the journal; the engine has nothing to do with it.
+        sbe::session_checkpoint_event_codec::SBE_TEMPLATE_ID => {
+            sbe::session_checkpoint_event_codec::SessionCheckpointEventDecoder::default()
+                .header(h, HDR)?;
+            Inbound::NotForEngine
+        }
         sbe::trading_status_event_codec::SBE_TEMPLATE_ID => {
             let d = sbe::trading_status_event_codec::TradingStatusEventDecoder::default()
                 .header(h, HDR)?;
