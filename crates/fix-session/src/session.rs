@@ -147,6 +147,11 @@ pub struct Session<S: Store> {
     resend_window_count: u32,
     stored: Vec<u8>,
     store_parser: Parser,
+    /// No message goes out with a MsgSeqNum at or above this (replicated sessions: the
+    /// published reservation). The number just below it is kept for the Logout that ends the
+    /// session when the limit is reached.
+    sender_seq_limit: u64,
+    sender_seq_exhausted: bool,
     pub stats: SessionStats,
 }
 
@@ -188,6 +193,8 @@ impl<S: Store> Session<S> {
             resend_window_count: 0,
             stored: Vec::with_capacity(1024),
             store_parser: Parser::new(512),
+            sender_seq_limit: u64::MAX,
+            sender_seq_exhausted: false,
             stats: SessionStats::default(),
         }
     }
@@ -212,6 +219,37 @@ impl<S: Store> Session<S> {
     }
     pub fn is_connected(&self) -> bool {
         self.state != SessionState::Disconnected
+    }
+
+    /// Sets the MsgSeqNum no message may reach (see [`Session::sender_seq_exhausted`]).
+    pub fn set_sender_seq_limit(&mut self, limit: u64) {
+        assert!(limit > 0, "a sender sequence limit of 0 allows nothing");
+        self.sender_seq_limit = limit;
+    }
+
+    pub fn sender_seq_limit(&self) -> u64 {
+        self.sender_seq_limit
+    }
+
+    /// True once a message was refused because its MsgSeqNum would have reached the limit:
+    /// the session sent a Logout with the last number below the limit (when it had one) and
+    /// the call returned an error.
+    pub fn sender_seq_exhausted(&self) -> bool {
+        self.sender_seq_exhausted
+    }
+
+    /// Moves the sequence numbers (a session taken over from another node: the numbers come
+    /// from the replicated journal, not from this node's store). The sender number only moves
+    /// forward; the target number is set as given.
+    pub fn resume_seq_nums(&mut self, next_sender: u64, next_target: u64) -> io::Result<()> {
+        assert!(next_sender > 0);
+        assert!(next_target > 0);
+        if next_sender > self.store.next_sender_seq() {
+            self.store.set_next_sender_seq(next_sender)?;
+        }
+        self.store.set_next_target_seq(next_target)?;
+        debug_assert!(self.store.next_sender_seq() >= next_sender);
+        Ok(())
     }
 
     /// A connection for this session was accepted. Starts a new sequence period first when
@@ -469,7 +507,7 @@ impl<S: Store> Session<S> {
         out: &mut Vec<u8>,
         body: impl FnOnce(&mut Writer),
     ) -> io::Result<u64> {
-        let seq = self.store.next_sender_seq();
+        let seq = self.take_sender_seq(msg_type, now_ns, out)?;
         self.write_header(msg_type, seq, now_ns);
         body(&mut self.writer);
         let start = out.len();
@@ -807,6 +845,32 @@ impl<S: Store> Session<S> {
         Ok(())
     }
 
+    /// The MsgSeqNum for a new message, or an error when it would reach the sender limit. A
+    /// Logout may use the last number below the limit; anything else leaves it for the Logout
+    /// that is sent here instead (with the reason) when the limit is reached.
+    fn take_sender_seq(
+        &mut self,
+        msg_type: &[u8],
+        now_ns: u64,
+        out: &mut Vec<u8>,
+    ) -> io::Result<u64> {
+        let seq = self.store.next_sender_seq();
+        let reserve = u64::from(msg_type != b"5");
+        if seq.saturating_add(reserve) < self.sender_seq_limit {
+            return Ok(seq);
+        }
+        let first = !self.sender_seq_exhausted;
+        self.sender_seq_exhausted = true;
+        if first && reserve == 1 && self.state != SessionState::Disconnected {
+            self.send_logout(
+                Some(b"Sender MsgSeqNum reservation exhausted: the session must be resumed"),
+                now_ns,
+                out,
+            )?;
+        }
+        Err(io::Error::other("sender MsgSeqNum reservation exhausted"))
+    }
+
     fn write_header(&mut self, msg_type: &[u8], seq: u64, now_ns: u64) {
         self.writer.begin(msg_type);
         self.writer.field(49, self.config.sender_comp_id.as_bytes());
@@ -823,7 +887,7 @@ impl<S: Store> Session<S> {
         out: &mut Vec<u8>,
         body: impl FnOnce(&mut Writer),
     ) -> io::Result<u64> {
-        let seq = self.store.next_sender_seq();
+        let seq = self.take_sender_seq(msg_type, now_ns, out)?;
         self.write_header(msg_type, seq, now_ns);
         body(&mut self.writer);
         self.writer.finish(self.config.begin_string.as_bytes(), out);

@@ -758,3 +758,61 @@ fn reset_on_logout_and_daily_schedule() {
         "a new period"
     );
 }
+
+// ------------------------------------------------------------------ Replicated sessions
+
+#[test]
+fn a_message_that_would_reach_the_sender_limit_is_replaced_by_a_logout() {
+    let mut h = harness(config());
+    // Numbers 1 and 2 are below the limit: 1 for the Logon answer, 2 kept for the Logout.
+    h.s.set_sender_seq_limit(3);
+    h.logon();
+    let err =
+        h.s.send_app(b"8", h.now, &mut h.out, |w| w.field(11, b"X"))
+            .unwrap_err();
+    assert!(err.to_string().contains("reservation"), "{err}");
+    assert!(h.s.sender_seq_exhausted());
+    let got = h.take();
+    assert_eq!(types(&got), ["5"], "the Logout instead of the report");
+    assert_eq!(got[0].seq(), 2);
+    assert!(got[0].get(58).unwrap().contains("reservation exhausted"));
+    assert_eq!(h.s.state(), SessionState::LogoutSent);
+    // Nothing else goes out, not even a second Logout.
+    assert!(h.s.send_app(b"8", h.now, &mut h.out, |_| {}).is_err());
+    assert!(h.take().is_empty());
+    assert_eq!(h.s.next_sender_seq(), 3);
+}
+
+#[test]
+fn below_the_sender_limit_nothing_changes() {
+    let mut h = harness(config());
+    h.s.set_sender_seq_limit(4);
+    h.logon();
+    assert_eq!(h.s.send_app(b"8", h.now, &mut h.out, |_| {}).unwrap(), 2);
+    assert!(!h.s.sender_seq_exhausted());
+    h.s.set_sender_seq_limit(100);
+    assert_eq!(h.s.send_app(b"8", h.now, &mut h.out, |_| {}).unwrap(), 3);
+    assert_eq!(types(&h.take()), ["8", "8"]);
+}
+
+#[test]
+fn resumed_numbers_move_the_sender_forward_only_and_set_the_target() {
+    let mut h = harness(config());
+    h.s.on_disconnect(h.now).unwrap();
+    h.s.resume_seq_nums(50, 7).unwrap();
+    assert_eq!((h.s.next_sender_seq(), h.s.next_target_seq()), (50, 7));
+    h.s.resume_seq_nums(10, 3).unwrap();
+    assert_eq!((h.s.next_sender_seq(), h.s.next_target_seq()), (50, 3));
+    // The counterparty, expecting 20, logs on with 3 and is asked to resend what it sent after
+    // the target; it sees our Logon at 50 and asks for 20.. (answered by a gap fill).
+    h.s.on_connect(h.now).unwrap();
+    h.seq = 5;
+    assert_eq!(h.send("A", "98=0|108=30|"), Outcome::LoggedOn);
+    let got = h.take();
+    assert_eq!(types(&got), ["A", "2"]);
+    assert_eq!((got[0].seq(), got[1].get(7)), (50, Some("3")));
+    assert_eq!(h.send_at("2", 6, "", "7=20|16=0|"), Outcome::Handled);
+    let got = h.take();
+    assert_eq!(types(&got), ["4"]);
+    assert_eq!((got[0].seq(), got[0].get(36)), (20, Some("52")));
+}
