@@ -1,0 +1,226 @@
+//! Three nodes in one process, each with its own journal and Raft files, talking over real
+//! loopback TCP: replication, failover, catch-up by snapshot after a node is wiped.
+
+use cluster::{Cluster, ClusterConfig, NodeId, Proposer};
+use journal::{ExternalClock, IdleStrategy, Journal, JournalConfig, WaitStrategy};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct N {
+    cluster: Option<Cluster>,
+    journal: Journal,
+    stop: Arc<AtomicBool>,
+    proposer: Option<std::thread::JoinHandle<()>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(id: NodeId, peers: &BTreeMap<NodeId, String>, dir: &Path, snapshot_every: u64) -> N {
+    let clock = Arc::new(ExternalClock::new(0));
+    let (journal, seq) =
+        Journal::open_with_clock(JournalConfig::in_dir(dir.join("inbound")), clock.clone())
+            .unwrap();
+    let mut c = ClusterConfig::new(id, peers.clone(), dir.to_path_buf());
+    c.log_fsync = false;
+    c.heartbeat_ms = 50;
+    c.election_min_ms = 300;
+    c.election_max_ms = 600;
+    c.snapshot_every = snapshot_every;
+    c.keep_logs = 0;
+    c.batch_frames_max = 7;
+    let (cluster, mut proposer): (Cluster, Proposer) =
+        Cluster::start(c, journal.clone(), seq, clock)
+            .await
+            .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let proposer = std::thread::spawn(move || {
+        proposer.run(&s, &mut IdleStrategy::new(WaitStrategy::default()));
+    });
+    N {
+        cluster: Some(cluster),
+        journal,
+        stop,
+        proposer: Some(proposer),
+    }
+}
+
+impl N {
+    async fn kill(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(p) = self.proposer.take() {
+            p.join().unwrap();
+        }
+        if let Some(c) = self.cluster.take() {
+            c.shutdown().await;
+        }
+    }
+}
+
+fn frames(j: &Journal) -> Vec<(u64, u64, u16, Vec<u8>)> {
+    let mut r = j.reader(1).unwrap();
+    std::iter::from_fn(|| {
+        r.poll().unwrap().map(|f| {
+            (
+                f.sequence,
+                f.timestamp_ns,
+                f.template_id,
+                f.payload.to_vec(),
+            )
+        })
+    })
+    .collect()
+}
+
+async fn leader(nodes: &[N], deadline: Duration) -> usize {
+    let until = Instant::now() + deadline;
+    loop {
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(c) = &n.cluster {
+                let give_up = AtomicBool::new(false);
+                if c.status().role == cluster::Role::Leader
+                    && tokio::time::timeout(
+                        Duration::from_millis(500),
+                        c.wait_until_leader(&give_up),
+                    )
+                    .await
+                        == Ok(true)
+                {
+                    c.set_serving(true);
+                    return i;
+                }
+            }
+        }
+        assert!(Instant::now() < until, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish(n: &N, from: u32, to: u32) {
+    let p = n.journal.publisher().unwrap();
+    for k in from..to {
+        while p.try_publish((k % 50) as u16, &k.to_le_bytes()).is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+async fn wait_seq(nodes: &[N], seq: u64) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while nodes
+        .iter()
+        .filter(|n| n.cluster.is_some())
+        .any(|n| n.journal.committed_seq() < seq)
+    {
+        assert!(
+            Instant::now() < until,
+            "journals stuck at {:?}, want {seq}",
+            nodes
+                .iter()
+                .map(|n| n.journal.committed_seq())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn payload_ids(j: &Journal) -> Vec<u32> {
+    frames(j)
+        .iter()
+        .map(|f| u32::from_le_bytes(f.3[..4].try_into().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicates_fails_over_and_catches_up_a_wiped_node_by_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peers: BTreeMap<NodeId, String> = (1..=3)
+        .map(|i| (i, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| tmp.path().join(format!("n{i}"))).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(start(i as u64 + 1, &peers, d, 40).await);
+    }
+    let l = leader(&nodes, Duration::from_secs(10)).await;
+    publish(&nodes[l], 0, 500).await;
+    wait_seq(&nodes, 500).await;
+    let reference = frames(&nodes[l].journal);
+    assert_eq!(reference.len(), 500);
+    assert_eq!(payload_ids(&nodes[l].journal), (0..500).collect::<Vec<_>>());
+    for n in &nodes {
+        assert_eq!(frames(&n.journal), reference, "journals differ");
+    }
+    // Timestamps are the leader's and non-decreasing.
+    assert!(reference.windows(2).all(|w| w[0].1 <= w[1].1));
+
+    // The leader dies; a follower takes over and the sequence continues without a gap.
+    nodes[l].kill().await;
+    let t0 = Instant::now();
+    let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let l2 = loop {
+        let live: Vec<&N> = rest.iter().map(|&i| &nodes[i]).collect();
+        let found = live
+            .iter()
+            .position(|n| n.cluster.as_ref().unwrap().status().role == cluster::Role::Leader);
+        if let Some(p) = found {
+            break rest[p];
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no new leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let give_up = AtomicBool::new(false);
+    assert!(
+        nodes[l2]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .wait_until_leader(&give_up)
+            .await
+    );
+    nodes[l2].cluster.as_ref().unwrap().set_serving(true);
+    publish(&nodes[l2], 500, 900).await;
+    let live: Vec<N> = Vec::new();
+    drop(live);
+    let until = Instant::now() + Duration::from_secs(20);
+    while rest.iter().any(|&i| nodes[i].journal.committed_seq() < 900) {
+        assert!(Instant::now() < until, "stuck after failover");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after = frames(&nodes[l2].journal);
+    assert_eq!(
+        payload_ids(&nodes[l2].journal),
+        (0..900).collect::<Vec<_>>()
+    );
+    for &i in &rest {
+        assert_eq!(frames(&nodes[i].journal), after);
+    }
+
+    // The dead node's data is wiped; it rejoins with the same id and catches up: the log was
+    // compacted (snapshot every 40 entries, none kept), so it gets a snapshot.
+    let st = nodes[l2].cluster.as_ref().unwrap().status();
+    assert!(
+        st.purged_index.is_some(),
+        "the log was not compacted: {st:?}"
+    );
+    std::fs::remove_dir_all(&dirs[l]).unwrap();
+    nodes[l] = start(l as u64 + 1, &peers, &dirs[l], 40).await;
+    publish(&nodes[l2], 900, 1000).await;
+    wait_seq(&nodes, 1000).await;
+    let fin = frames(&nodes[l2].journal);
+    for n in &nodes {
+        assert_eq!(frames(&n.journal), fin);
+    }
+    for n in &mut nodes {
+        n.kill().await;
+    }
+}
