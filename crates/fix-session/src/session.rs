@@ -725,14 +725,29 @@ impl<S: Store> Session<S> {
         if begin > last_sent {
             return Ok(None);
         }
-        let mut end = if end == 0 || end > last_sent {
+        let end = if end == 0 || end > last_sent {
             last_sent
         } else {
             end
         };
-        end = end.min(begin.saturating_add(self.config.resend_range_max.max(1) - 1));
+        // At most `resend_range_max` stored messages are visited per request (the rest comes
+        // on the next one); runs of numbers the store does not hold are one gap fill each.
+        let visits_max = self.config.resend_range_max.max(1);
+        let mut visits = 0;
         let mut gap_start: Option<u64> = None;
-        for seq in begin..=end {
+        let mut seq = begin;
+        while seq <= end && visits < visits_max {
+            let stored = self
+                .store
+                .first_stored_from(seq)
+                .unwrap_or(u64::MAX)
+                .max(seq);
+            if stored > seq {
+                gap_start.get_or_insert(seq);
+                seq = stored.min(end + 1);
+                continue;
+            }
+            visits += 1;
             self.stored.clear();
             let found = self.store.load(seq, &mut self.stored)?;
             let resendable = found && self.rewrite_for_resend(seq, now_ns);
@@ -747,9 +762,10 @@ impl<S: Store> Session<S> {
             } else if gap_start.is_none() {
                 gap_start = Some(seq);
             }
+            seq += 1;
         }
         if let Some(g) = gap_start {
-            self.send_gap_fill(g, end + 1, now_ns, out);
+            self.send_gap_fill(g, seq, now_ns, out);
         }
         self.last_sent_ns = now_ns;
         Ok(None)

@@ -29,6 +29,12 @@ pub trait Store {
     fn reset(&mut self, now_ns: u64) -> io::Result<()>;
     /// When the current sequence period started.
     fn created_ns(&self) -> u64;
+    /// The lowest stored sequence number at or above `seq` (None: none is), so a resend can
+    /// gap-fill a long run of numbers the store does not hold in one step (a session resumed
+    /// from another node's numbers holds none of them). The default says `seq` may be stored.
+    fn first_stored_from(&self, seq: u64) -> Option<u64> {
+        Some(seq)
+    }
 }
 
 /// A store in memory, for tests and sessions that need no persistence.
@@ -86,6 +92,13 @@ impl Store for MemoryStore {
     }
     fn created_ns(&self) -> u64 {
         self.created
+    }
+    fn first_stored_from(&self, seq: u64) -> Option<u64> {
+        self.messages
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|&s| s >= seq)
+            .min()
     }
 }
 
@@ -248,6 +261,11 @@ impl Store for FileStore {
     }
     fn created_ns(&self) -> u64 {
         self.created
+    }
+    fn first_stored_from(&self, seq: u64) -> Option<u64> {
+        // Appended in increasing order within a period.
+        let i = self.index.partition_point(|e| e.0 < seq);
+        self.index.get(i).map(|e| e.0)
     }
 }
 

@@ -816,3 +816,38 @@ fn resumed_numbers_move_the_sender_forward_only_and_set_the_target() {
     assert_eq!(types(&got), ["4"]);
     assert_eq!((got[0].seq(), got[0].get(36)), (20, Some("52")));
 }
+
+#[test]
+fn a_long_run_of_numbers_the_store_does_not_hold_is_one_gap_fill_whatever_the_cap() {
+    let mut c = config();
+    c.resend_range_max = 3;
+    let mut h = harness(c);
+    h.s.on_disconnect(h.now).unwrap();
+    // Taken over from another node: a million numbers this store never held.
+    h.s.resume_seq_nums(1_000_000, 1).unwrap();
+    h.s.on_connect(h.now).unwrap();
+    h.logon();
+    for i in 0..5 {
+        send_exec(&mut h, &format!("E{i}"));
+    }
+    h.take();
+    h.send("2", "7=7|16=0|");
+    let got = h.take();
+    assert_eq!(
+        types(&got),
+        ["4", "8", "8", "8"],
+        "the cap counts stored messages"
+    );
+    assert_eq!((got[0].seq(), got[0].get(36)), (7, Some("1000001")));
+    assert_eq!(
+        got[1..].iter().map(Got::seq).collect::<Vec<_>>(),
+        [1_000_001, 1_000_002, 1_000_003]
+    );
+    // The rest on the next request.
+    h.send("2", "7=1000004|16=0|");
+    let got = h.take();
+    assert_eq!(
+        got.iter().map(Got::seq).collect::<Vec<_>>(),
+        [1_000_004, 1_000_005]
+    );
+}
