@@ -5,10 +5,13 @@
 //! - **Arbitration.** Packets are applied strictly in sequence order; a sequence number already
 //!   applied (the other feed's copy, a duplicate) is dropped; one from the future waits in a
 //!   bounded pending set.
-//! - **Gaps.** A packet from the future means a gap: after `gap_wait` (time for the other
-//!   feed's copy to fill it), [`MdClient::gap_requests`] asks for the missing range (again
-//!   after `retransmit_timeout`). An answer "not available", or no answer
-//!   with no retransmission server, skips the channel to the oldest packet still obtainable.
+//! - **Gaps.** A packet from the future means a gap, and so does a heartbeat packet (which
+//!   does not consume a sequence number: it names the number of the channel's next data
+//!   packet, so a heartbeat numbered above the next packet to apply says the packets in
+//!   between were sent): after `gap_wait` (time for the other feed's copy to fill it),
+//!   [`MdClient::gap_requests`] asks for the missing range (again after `retransmit_timeout`).
+//!   An answer "not available", or no answer with no retransmission server, skips the channel
+//!   to the oldest packet still obtainable.
 //! - **rptSeq.** Each instrument's messages carry a per-channel rptSeq. An instrument applies
 //!   rptSeq = last + 1, ignores older ones (already in its snapshot) and, on a jump, drops its
 //!   book on that channel and waits for a snapshot: a skipped gap touches only the instruments
@@ -33,6 +36,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
     pub packets: u64,
+    /// Heartbeat packets (counted in `packets` too).
+    pub heartbeats: u64,
     pub duplicates: u64,
     pub malformed: u64,
     pub gaps_detected: u64,
@@ -90,6 +95,9 @@ struct Feed {
     channel: Channel,
     /// The next sequence number to apply; None until the first packet (late join).
     next: Option<u32>,
+    /// The publisher's next sequence number as the newest heartbeat named it: packets below
+    /// it were sent (0: no heartbeat yet).
+    heard: u32,
     pending: BTreeMap<u32, Vec<u8>>,
     /// Recently applied packets, for replay after a snapshot.
     ring: VecDeque<(u32, Vec<u8>)>,
@@ -97,6 +105,20 @@ struct Feed {
     requested: Option<(u32, Instant)>,
     gap_since: Option<Instant>,
     ended: bool,
+}
+
+impl Feed {
+    /// The first packet known to exist after the open gap, if a gap is open: the first one
+    /// held from the future, or the next one a heartbeat announced.
+    fn gap_end(&self) -> Option<u32> {
+        let next = self.next?;
+        let held = self.pending.first_key_value().map(|(s, _)| *s);
+        let heard = (self.heard > next).then_some(self.heard);
+        match (held, heard) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 struct Assembly {
@@ -136,6 +158,7 @@ impl MdClient {
         let feed = |channel| Feed {
             channel,
             next: config.from_session_start.then_some(1),
+            heard: 0,
             pending: BTreeMap::new(),
             ring: VecDeque::with_capacity(config.replay_packets_max),
             requested: None,
@@ -182,7 +205,9 @@ impl MdClient {
 
     /// Every known instrument is in sync on every incremental channel and no gap is open.
     pub fn is_synced(&self) -> bool {
-        self.feeds.iter().all(|f| f.pending.is_empty())
+        self.feeds
+            .iter()
+            .all(|f| f.pending.is_empty() && f.gap_end().is_none())
             && self
                 .instruments
                 .values()
@@ -236,6 +261,10 @@ impl MdClient {
             return;
         }
         let i = channel.index();
+        if md_core::is_heartbeat_packet(bytes) {
+            self.on_heartbeat(i, header.seq, now);
+            return;
+        }
         let feed = &mut self.feeds[i];
         let next = *feed.next.get_or_insert(header.seq);
         if header.seq < next {
@@ -248,7 +277,7 @@ impl MdClient {
             } else if feed.pending.len() >= self.config.pending_packets_max {
                 self.stats.pending_overflow += 1;
             } else {
-                if feed.pending.is_empty() {
+                if feed.gap_end().is_none() {
                     self.stats.gaps_detected += 1;
                     feed.gap_since = Some(now);
                 }
@@ -264,6 +293,26 @@ impl MdClient {
         self.drain_pending(i);
     }
 
+    /// A heartbeat naming `seq` as the channel's next packet: the packets before it were sent.
+    fn on_heartbeat(&mut self, i: usize, seq: u32, now: Instant) {
+        self.stats.heartbeats += 1;
+        let feed = &mut self.feeds[i];
+        let Some(next) = feed.next else {
+            // A late joiner starts with the next packet; the snapshots cover what came before.
+            feed.next = Some(seq);
+            feed.heard = seq;
+            return;
+        };
+        if seq <= next || seq <= feed.heard {
+            return;
+        }
+        if feed.gap_end().is_none() {
+            self.stats.gaps_detected += 1;
+            feed.gap_since = Some(now);
+        }
+        feed.heard = seq;
+    }
+
     fn drain_pending(&mut self, i: usize) {
         loop {
             let feed = &mut self.feeds[i];
@@ -276,7 +325,7 @@ impl MdClient {
                 feed.pending.pop_first();
             }
             let Some(p) = feed.pending.remove(&next) else {
-                if feed.pending.is_empty() {
+                if feed.gap_end().is_none() {
                     feed.gap_since = None;
                     feed.requested = None;
                 }
@@ -413,7 +462,8 @@ impl MdClient {
         self.stats.packets_skipped += u64::from(target - next);
         feed.next = Some(target);
         feed.requested = None;
-        feed.gap_since = None;
+        // Still open if a heartbeat announced packets past the target; `drain_pending` clears
+        // the gap's start once it closes.
         self.drain_pending(i);
     }
 
@@ -424,9 +474,7 @@ impl MdClient {
         let timeout = self.config.retransmit_timeout;
         for i in 0..3 {
             let feed = &self.feeds[i];
-            let (Some(next), Some((&first_pending, _))) =
-                (feed.next, feed.pending.first_key_value())
-            else {
+            let (Some(next), Some(gap_end)) = (feed.next, feed.gap_end()) else {
                 continue;
             };
             if !self.has_retransmit {
@@ -434,7 +482,7 @@ impl MdClient {
                     .gap_since
                     .is_some_and(|t| now.duration_since(t) >= timeout)
                 {
-                    self.skip_to(i, first_pending);
+                    self.skip_to(i, gap_end);
                 }
                 continue;
             }
@@ -451,7 +499,7 @@ impl MdClient {
             if !due {
                 continue;
             }
-            let missing = first_pending - next;
+            let missing = gap_end - next;
             let count = missing.min(u32::from(self.config.request_count_max)) as u16;
             out.push(GapRequest {
                 channel: feed.channel,
@@ -732,3 +780,87 @@ fn apply_to_view(v: &mut InstrumentView, msg: &MdMsg) -> Result<(), md_core::Boo
 
 /// How long a gap may stay open before the consumer acts (default).
 pub const RETRANSMIT_TIMEOUT_DEFAULT: Duration = Duration::from_millis(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md_core::{FeedGroups, PacketBuilder};
+
+    fn packet(seq: u32, msg: &MdMsg) -> Vec<u8> {
+        let mut buf = [0_u8; 128];
+        let n = msg.encode(&mut buf).unwrap();
+        let mut b = PacketBuilder::new(256);
+        assert!(b.push(&buf[..n]));
+        b.finish(seq, 1).to_vec()
+    }
+
+    fn status(rpt_seq: u32) -> MdMsg {
+        MdMsg::TradingStatus {
+            time_ns: 1,
+            instrument_id: 7,
+            rpt_seq,
+            status: Status::Open,
+        }
+    }
+
+    fn heartbeat(next: u32) -> Vec<u8> {
+        packet(next, &MdMsg::Heartbeat { time_ns: 2 })
+    }
+
+    fn client(has_retransmit: bool) -> MdClient {
+        let mut c = ConsumerConfig::new(FeedGroups::on_group("239.0.0.1".parse().unwrap(), 1));
+        c.from_session_start = true;
+        MdClient::new(c, has_retransmit)
+    }
+
+    #[test]
+    fn a_heartbeat_names_the_next_packet_without_taking_its_number() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut c = client(true);
+        c.on_packet(Channel::L1, &packet(1, &status(1)), t0);
+        // The next packet is 2: nothing is missing.
+        c.on_packet(Channel::L1, &heartbeat(2), t0);
+        assert_eq!(c.applied_seq(Channel::L1), 1);
+        assert!(c.is_synced());
+        assert!(c.gap_requests(later).is_empty());
+        // Packets 2 and 3 were sent and lost: the heartbeat naming 4 reveals them.
+        c.on_packet(Channel::L1, &heartbeat(4), t0);
+        assert!(!c.is_synced());
+        assert_eq!(c.stats().gaps_detected, 1);
+        assert_eq!(
+            c.gap_requests(later),
+            vec![GapRequest {
+                channel: Channel::L1,
+                first_seq: 2,
+                count: 2
+            }]
+        );
+        // Their retransmission closes the gap; packet 4, when it comes, is data, not a repeat
+        // of the heartbeat.
+        c.on_packet(Channel::L1, &packet(2, &status(2)), later);
+        c.on_packet(Channel::L1, &packet(3, &status(3)), later);
+        assert!(c.is_synced());
+        c.on_packet(Channel::L1, &packet(4, &status(4)), later);
+        assert_eq!(c.applied_seq(Channel::L1), 4);
+        assert_eq!(c.instrument(7).unwrap().rpt_seq(Channel::L1), 4);
+        assert_eq!(c.stats().duplicates, 0);
+        assert_eq!(c.stats().heartbeats, 2);
+        // An old heartbeat (a delayed copy) changes nothing.
+        c.on_packet(Channel::L1, &heartbeat(3), later);
+        assert!(c.is_synced());
+    }
+
+    #[test]
+    fn without_a_server_a_gap_revealed_by_a_heartbeat_is_skipped_after_the_timeout() {
+        let t0 = Instant::now();
+        let mut c = client(false);
+        c.on_packet(Channel::L2, &heartbeat(3), t0);
+        assert!(c.gap_requests(t0).is_empty());
+        assert!(!c.is_synced());
+        assert!(c.gap_requests(t0 + RETRANSMIT_TIMEOUT_DEFAULT).is_empty());
+        assert_eq!(c.stats().packets_skipped, 2);
+        assert_eq!(c.applied_seq(Channel::L2), 2);
+        assert!(c.is_synced());
+    }
+}

@@ -13,6 +13,11 @@ pub struct ConsumerConfig {
     pub feed_b: Option<FeedGroups>,
     /// The publisher's retransmission server (unicast), if any.
     pub retransmit_server: Option<SocketAddr>,
+    /// Further retransmission servers (the other nodes of a cluster, whichever leads after a
+    /// failover), tried in order after `retransmit_server`: a request that brings no answer
+    /// within `retransmit_timeout` is sent again to the next address of the list, round the
+    /// list; a server that answers (packets or a reject) is kept.
+    pub retransmit_alternates: Vec<SocketAddr>,
     /// True when the consumer starts with the session (every channel at sequence 1, every
     /// instrument empty and in sync); false for a late joiner, which syncs from snapshots.
     pub from_session_start: bool,
@@ -44,6 +49,7 @@ impl ConsumerConfig {
             feed_a,
             feed_b: None,
             retransmit_server: None,
+            retransmit_alternates: Vec::new(),
             from_session_start: false,
             l2_depth_max: 64,
             orders_per_instrument_max: 1 << 20,
@@ -58,5 +64,14 @@ impl ConsumerConfig {
             reads_per_poll_max: 256,
             socket_receive_buffer: 8 << 20,
         }
+    }
+
+    /// Every retransmission server, in the order they are tried.
+    pub fn retransmit_servers(&self) -> Vec<SocketAddr> {
+        self.retransmit_server
+            .iter()
+            .chain(self.retransmit_alternates.iter())
+            .copied()
+            .collect()
     }
 }

@@ -2,7 +2,7 @@
 //! chosen symbols; `--print` also prints every decoded message as JSON.
 //!
 //! ```text
-//! md-listen --group 239.255.0.1 --port 40000 --retransmit 127.0.0.1:40100 --symbols INST1,INST2 --depth 5
+//! md-listen --group 239.255.0.1 --port 40000 --retransmit 127.0.0.1:40100,127.0.0.1:40101 --symbols INST1,INST2 --depth 5
 //! md-listen --tcp 127.0.0.1:40200 --print      # the publisher's TCP fan-out instead of multicast
 //! ```
 
@@ -27,9 +27,10 @@ pub struct Args {
     /// Interface to join on.
     #[arg(long, default_value = "127.0.0.1")]
     pub interface: Ipv4Addr,
-    /// Retransmission server.
-    #[arg(long)]
-    pub retransmit: Option<SocketAddr>,
+    /// Retransmission servers, tried in this order (every node of a cluster: a request the
+    /// current one leaves unanswered goes to the next). Comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub retransmit: Vec<SocketAddr>,
     /// Symbols to show (all when empty).
     #[arg(long, value_delimiter = ',')]
     pub symbols: Vec<String>,
@@ -57,7 +58,8 @@ pub fn run(args: Args) -> std::io::Result<()> {
     cfg.feed_b = args
         .group_b
         .map(|g| FeedGroups::on_group(g, args.port + 10));
-    cfg.retransmit_server = args.retransmit;
+    cfg.retransmit_server = args.retransmit.first().copied();
+    cfg.retransmit_alternates = args.retransmit.iter().skip(1).copied().collect();
     let mut source = match args.tcp {
         Some(addr) => {
             let c = TcpConsumer::connect(addr, cfg)?;

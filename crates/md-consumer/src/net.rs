@@ -1,6 +1,12 @@
 //! Sockets of the consumer: multicast receivers for every channel of feed A (and B), one
 //! unicast socket per incremental channel for retransmission requests and their answers, and a
 //! TCP reader for the publisher's fan-out.
+//!
+//! Retransmission servers are tried in the configured order
+//! ([`ConsumerConfig::retransmit_servers`]): per channel, a request sent when the previous one
+//! brought no datagram at all goes to the next server of the list. After a failover the dead
+//! leader's server stays silent, so within one `retransmit_timeout` the requests reach the new
+//! leader, whose history holds the same packets.
 
 use crate::client::MdClient;
 use crate::config::ConsumerConfig;
@@ -26,14 +32,24 @@ pub fn join_multicast(
     Ok(s.into())
 }
 
+/// The retransmission requests of one channel: answers come back to the socket that asked.
+struct Requester {
+    channel: Channel,
+    socket: UdpSocket,
+    /// Index of the server requests go to.
+    server: usize,
+    /// A request was sent and nothing has come back since.
+    unanswered: bool,
+}
+
 /// A consumer on real sockets: [`Consumer::poll`] reads what arrived, feeds the
 /// [`MdClient`] and sends the retransmission requests it asks for.
 pub struct Consumer {
     client: MdClient,
     receivers: Vec<(Channel, UdpSocket)>,
-    /// One per incremental channel: answers come back to the socket that asked.
-    requesters: Vec<(Channel, UdpSocket)>,
-    server: Option<SocketAddr>,
+    /// One per incremental channel (none without a retransmission server).
+    requesters: Vec<Requester>,
+    servers: Vec<SocketAddr>,
     reads_max: usize,
     buf: Vec<u8>,
     scratch: [u8; 64],
@@ -50,19 +66,25 @@ impl Consumer {
                 ));
             }
         }
+        let servers = config.retransmit_servers();
         let mut requesters = Vec::new();
-        if config.retransmit_server.is_some() {
-            for c in Channel::INCREMENTAL {
-                let s = UdpSocket::bind(SocketAddrV4::new(config.interface, 0))?;
-                s.set_nonblocking(true)?;
-                requesters.push((c, s));
+        if !servers.is_empty() {
+            for channel in Channel::INCREMENTAL {
+                let socket = UdpSocket::bind(SocketAddrV4::new(config.interface, 0))?;
+                socket.set_nonblocking(true)?;
+                requesters.push(Requester {
+                    channel,
+                    socket,
+                    server: 0,
+                    unanswered: false,
+                });
             }
         }
         Ok(Consumer {
-            client: MdClient::new(config.clone(), config.retransmit_server.is_some()),
+            client: MdClient::new(config.clone(), !servers.is_empty()),
             receivers,
             requesters,
-            server: config.retransmit_server,
+            servers,
             reads_max: config.reads_per_poll_max,
             buf: vec![0; 65_536],
             scratch: [0; 64],
@@ -73,37 +95,61 @@ impl Consumer {
         &self.client
     }
 
+    /// The retransmission server the channel's next request goes to (None without servers).
+    pub fn retransmit_server_in_use(&self, channel: Channel) -> Option<SocketAddr> {
+        let r = self.requesters.iter().find(|r| r.channel == channel)?;
+        Some(self.servers[r.server])
+    }
+
     /// Reads every socket, applies what arrived (calling `observe` with each datagram first)
     /// and sends due retransmission requests; returns the datagrams read.
     pub fn poll_with(&mut self, mut observe: impl FnMut(Channel, &[u8])) -> usize {
         let mut n = 0;
-        for (c, s) in self.receivers.iter().chain(self.requesters.iter()) {
+        let sockets = self.receivers.iter().map(|(c, s)| (*c, s, None));
+        let answers = self
+            .requesters
+            .iter_mut()
+            .map(|r| (r.channel, &r.socket, Some(&mut r.unanswered)));
+        for (c, s, mut unanswered) in sockets.chain(answers) {
             for _ in 0..self.reads_max {
                 match s.recv_from(&mut self.buf) {
                     Ok((len, _)) => {
-                        observe(*c, &self.buf[..len]);
-                        self.client.on_packet(*c, &self.buf[..len], Instant::now());
+                        if let Some(u) = unanswered.as_deref_mut() {
+                            *u = false;
+                        }
+                        observe(c, &self.buf[..len]);
+                        self.client.on_packet(c, &self.buf[..len], Instant::now());
                         n += 1;
                     }
                     Err(_) => break,
                 }
             }
         }
-        let requests = self.client.gap_requests(Instant::now());
-        if let Some(server) = self.server {
-            for r in requests {
-                let msg = MdMsg::RetransmitRequest {
-                    channel: r.channel as u8,
-                    first_seq: r.first_seq,
-                    count: r.count,
-                };
-                let len = msg
-                    .encode(&mut self.scratch)
-                    .expect("a request fits 64 bytes");
-                if let Some((_, s)) = self.requesters.iter().find(|(c, _)| *c == r.channel) {
-                    let _ = s.send_to(&self.scratch[..len], server);
-                }
+        for req in self.client.gap_requests(Instant::now()) {
+            let msg = MdMsg::RetransmitRequest {
+                channel: req.channel as u8,
+                first_seq: req.first_seq,
+                count: req.count,
+            };
+            let len = msg
+                .encode(&mut self.scratch)
+                .expect("a request fits 64 bytes");
+            let Some(r) = self
+                .requesters
+                .iter_mut()
+                .find(|r| r.channel == req.channel)
+            else {
+                continue;
+            };
+            if r.unanswered {
+                // The last request went unanswered: that server may be gone (a failed-over
+                // leader); try the next one.
+                r.server = (r.server + 1) % self.servers.len();
             }
+            r.unanswered = true;
+            let _ = r
+                .socket
+                .send_to(&self.scratch[..len], self.servers[r.server]);
         }
         n
     }

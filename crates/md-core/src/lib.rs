@@ -20,7 +20,10 @@ pub use msg::{
     Action, CandleInterval, Channel, DecodeError, InstrumentDef, LevelEntry, MdMsg, RejectReason,
     Side, SnapshotChunk, SnapshotLevel, SnapshotOrder, Status,
 };
-pub use packet::{PacketBuilder, PacketError, PacketHeader, PacketMessages, PACKET_HEADER_LEN};
+pub use packet::{
+    is_heartbeat_packet, PacketBuilder, PacketError, PacketHeader, PacketMessages,
+    PACKET_HEADER_LEN,
+};
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 

@@ -6,6 +6,11 @@
 //! offset 12 repeated: u16 LE message size (counting these 2 bytes) + the SBE message
 //!           (8-byte header + body)
 //! ```
+//!
+//! A packet whose first message is a `Heartbeat` is a heartbeat packet: the heartbeat travels
+//! alone, and the packet is not part of the channel's sequence (its sequence number is the one
+//! the channel's next data packet will carry, as a MoldUDP64 heartbeat carries the next
+//! sequence number with a message count of 0). See [`is_heartbeat_packet`].
 
 /// Bytes before the first message.
 pub const PACKET_HEADER_LEN: usize = 12;
@@ -13,6 +18,28 @@ pub const PACKET_HEADER_LEN: usize = 12;
 pub const MSG_SIZE_LEN: usize = 2;
 /// The smallest SBE message: its 8-byte header.
 pub const SBE_HEADER_LEN: usize = 8;
+
+/// Template id of the `Heartbeat` message (`sbe-schemas/market-data.xml`).
+const HEARTBEAT_TEMPLATE_ID: u16 = sbe_market_data::heartbeat_codec::SBE_TEMPLATE_ID;
+
+/// Whether `packet` is a heartbeat packet (its first message is a `Heartbeat` of our schema):
+/// such a packet does not consume a sequence number; its header names the number of the
+/// channel's next data packet. Reads only the first message's header; never panics.
+pub fn is_heartbeat_packet(packet: &[u8]) -> bool {
+    let Ok((_, mut msgs)) = PacketMessages::new(packet) else {
+        return false;
+    };
+    match msgs.next() {
+        Some(Ok(m)) => {
+            // SBE header: blockLength, templateId, schemaId, version (u16 LE each); the
+            // iterator guarantees at least the 8 header bytes.
+            let template = u16::from_le_bytes([m[2], m[3]]);
+            let schema = u16::from_le_bytes([m[4], m[5]]);
+            template == HEARTBEAT_TEMPLATE_ID && schema == sbe_market_data::SBE_SCHEMA_ID
+        }
+        _ => false,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketHeader {
@@ -201,6 +228,30 @@ mod tests {
         assert_eq!(got, vec![m1.to_vec(), m2.to_vec()]);
         b.reset();
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn only_a_packet_led_by_a_heartbeat_is_a_heartbeat_packet() {
+        use crate::MdMsg;
+        let packet = |m: &MdMsg| {
+            let mut buf = [0_u8; 128];
+            let n = m.encode(&mut buf).unwrap();
+            let mut b = PacketBuilder::new(256);
+            assert!(b.push(&buf[..n]));
+            b.finish(5, 1).to_vec()
+        };
+        let hb = packet(&MdMsg::Heartbeat { time_ns: 3 });
+        assert!(is_heartbeat_packet(&hb));
+        assert!(!is_heartbeat_packet(&packet(&MdMsg::EndOfSession {
+            time_ns: 3
+        })));
+        // Truncated or empty packets are not heartbeats.
+        assert!(!is_heartbeat_packet(&hb[..hb.len() - 1]));
+        assert!(!is_heartbeat_packet(&hb[..PACKET_HEADER_LEN]));
+        // Another schema's template 1 is not ours.
+        let mut other = hb.clone();
+        other[PACKET_HEADER_LEN + MSG_SIZE_LEN + 4] ^= 0xff;
+        assert!(!is_heartbeat_packet(&other));
     }
 
     #[test]

@@ -75,6 +75,9 @@ impl PacketSink for Counting {
         self.packets += 1;
         self.bytes += bytes.len() as u64;
     }
+    fn heartbeat(&mut self, channel: Channel, bytes: &[u8]) {
+        self.packet(channel, 0, bytes);
+    }
 }
 
 fn throughput(commands: u64) {
@@ -111,9 +114,6 @@ fn throughput(commands: u64) {
             core.set_time(f.timestamp_ns);
             core.on_frame(f.timestamp_ns, f.template_id, f.payload, sink);
             n += 1;
-            if n % 256 == 0 {
-                core.flush(sink);
-            }
         }
         core.flush(sink);
         (n, core.stats().messages, start.elapsed())
@@ -214,7 +214,7 @@ fn fairness_multicast(packets: usize, pace: Duration) {
     let net = NetConfig::loopback(groups);
     let mut network = Network::open(&net, 16, TcpConfig::default(), None).unwrap();
     let mut b = PacketBuilder::new(1400);
-    let sock = network.socket().try_clone().unwrap();
+    let sock = network.socket().expect("active").try_clone().unwrap();
     for id in 0..packets {
         let p = packet_with_id(&mut b, id as u32);
         sock.send_to(&p, groups.l3).unwrap();

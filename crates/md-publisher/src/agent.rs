@@ -1,9 +1,22 @@
 //! The publisher agent: one duty cycle (`do_work`) that polls the outbound journal, answers
 //! retransmission requests, serves the TCP fan-out and sends heartbeats and snapshots on time.
+//!
+//! **Standby and activation.** In a cluster every node runs a publisher on its own copy of the
+//! outbound journal (identical on every node); only the leader's is active. A standby publisher
+//! ([`PublisherAgent::open_standby`]) reads the journal, rebuilds the books and records every
+//! incremental packet in its retransmission history exactly as the active one does, but opens
+//! no socket at all: it sends nothing, binds no retransmission or TCP port (so it can share a
+//! host, and a configured port, with the active one) and takes no snapshots.
+//! [`PublisherAgent::activate`] opens the sockets and sends a heartbeat on every channel at
+//! once, naming the next sequence number: consumers that missed the old leader's last packets
+//! see the gap immediately and fetch it from this node's history, which holds the packets it
+//! built while on standby. Because packet boundaries and sequence numbers are a function of the
+//! journal (see [`crate::core`]), the new leader's packets are the old leader's, byte for byte.
+//! [`PublisherAgent::deactivate`] closes the sockets again (a demoted leader must stop).
 
 use crate::config::{ConfigError, PublisherConfig, SendingTime};
 use crate::core::MdCore;
-use crate::net::{NetStats, Network};
+use crate::net::{History, NetStats, Network};
 use crate::retransmit::{RetransmitServer, RetransmitStats};
 use journal::{IdleStrategy, Journal, ReadError, Reader, ReaderError};
 use md_core::Channel;
@@ -35,52 +48,135 @@ pub struct PublisherAgent {
     core: MdCore,
     reader: Reader,
     net: Network,
-    retransmit: RetransmitServer,
+    /// Present while active.
+    retransmit: Option<RetransmitServer>,
+    /// Counters of retransmission servers closed by [`PublisherAgent::deactivate`].
+    retransmit_closed: RetransmitStats,
     last_snapshot: Instant,
     ended: bool,
     /// Repeats of the end-of-session packets still to send.
     end_repeats_left: u32,
 }
 
+fn add_stats(a: RetransmitStats, b: RetransmitStats) -> RetransmitStats {
+    RetransmitStats {
+        requests: a.requests + b.requests,
+        packets_resent: a.packets_resent + b.packets_resent,
+        not_available: a.not_available + b.not_available,
+        rate_limited: a.rate_limited + b.rate_limited,
+        invalid: a.invalid + b.invalid,
+    }
+}
+
 impl PublisherAgent {
-    /// Opens the sockets and a reader on `journal` from sequence 1, and sends the instrument
-    /// definitions on L1.
+    /// An active publisher: opens the sockets and a reader on `journal` from sequence 1, and
+    /// sends the instrument definitions on L1.
     pub fn open(
         config: PublisherConfig,
         products: &[matching::ProductConfig],
         journal: &Journal,
     ) -> Result<PublisherAgent, PublisherError> {
+        Self::open_as(config, products, journal, true)
+    }
+
+    /// A standby publisher: everything [`PublisherAgent::open`] does except opening sockets;
+    /// the definitions and every later packet go to the history only, until
+    /// [`PublisherAgent::activate`].
+    pub fn open_standby(
+        config: PublisherConfig,
+        products: &[matching::ProductConfig],
+        journal: &Journal,
+    ) -> Result<PublisherAgent, PublisherError> {
+        Self::open_as(config, products, journal, false)
+    }
+
+    fn open_as(
+        config: PublisherConfig,
+        products: &[matching::ProductConfig],
+        journal: &Journal,
+        active: bool,
+    ) -> Result<PublisherAgent, PublisherError> {
         config.validate()?;
         let reader = journal.reader(1)?;
-        let mut net = Network::open(
-            &config.net,
-            config.retransmit.history_packets_max,
-            config.tcp,
-            config.faults,
-        )?;
-        let retransmit = RetransmitServer::open(
-            config.net.retransmit_bind,
-            config.retransmit,
-            config.core.packet_size_max,
-        )?;
-        let mut core = MdCore::new(config.core.clone(), products);
-        // With journal time, packets before the first frame carry time 0.
-        core.set_time(match config.sending_time {
-            SendingTime::Wall => wall_ns(),
-            SendingTime::Journal => 0,
-        });
-        core.send_definitions(&mut net);
-        core.flush(&mut net);
-        Ok(PublisherAgent {
+        let net = Network::standby(config.retransmit.history_packets_max);
+        let core = MdCore::new(config.core.clone(), products);
+        let mut agent = PublisherAgent {
             config,
             core,
             reader,
             net,
-            retransmit,
+            retransmit: None,
+            retransmit_closed: RetransmitStats::default(),
             last_snapshot: Instant::now(),
             ended: false,
             end_repeats_left: 0,
-        })
+        };
+        if active {
+            agent.open_sockets()?;
+        }
+        // Definitions first: packets 1.. of L1 on every node, active or not.
+        agent.stamp();
+        agent.core.send_definitions(&mut agent.net);
+        agent.core.flush(&mut agent.net);
+        Ok(agent)
+    }
+
+    fn open_sockets(&mut self) -> Result<(), PublisherError> {
+        let c = &self.config;
+        self.net.connect(&c.net, c.tcp, c.faults)?;
+        match RetransmitServer::open(c.net.retransmit_bind, c.retransmit, c.core.packet_size_max) {
+            Ok(r) => self.retransmit = Some(r),
+            Err(e) => {
+                self.net.disconnect();
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Promotes a standby publisher: binds the retransmission server (and the TCP fan-out),
+    /// opens the multicast sender, and sends a heartbeat on every channel naming the next
+    /// sequence number, so that consumers learn at once of packets they missed. From then on
+    /// the duty cycle sends what it builds, snapshots and heartbeats included, and answers
+    /// retransmission requests from the history built while on standby. On error (a port in
+    /// use, typically the old leader's on the same host) nothing is open and the publisher
+    /// stays on standby; call again. No-op when active.
+    pub fn activate(&mut self) -> Result<(), PublisherError> {
+        if self.is_active() {
+            return Ok(());
+        }
+        self.open_sockets()?;
+        self.stamp();
+        if !self.ended {
+            for c in Channel::ALL {
+                self.core.heartbeat(c, &mut self.net);
+            }
+        }
+        Ok(())
+    }
+
+    /// Back to standby: closes every socket (TCP subscribers are dropped). The journal is
+    /// still read and the history still kept, so a later [`PublisherAgent::activate`] carries
+    /// on with the same sequence numbers.
+    pub fn deactivate(&mut self) {
+        self.net.disconnect();
+        if let Some(r) = self.retransmit.take() {
+            self.retransmit_closed = add_stats(self.retransmit_closed, r.stats());
+        }
+    }
+
+    /// Sets the mode: [`PublisherAgent::activate`] or [`PublisherAgent::deactivate`].
+    pub fn set_active(&mut self, active: bool) -> Result<(), PublisherError> {
+        if active {
+            self.activate()
+        } else {
+            self.deactivate();
+            Ok(())
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.retransmit.is_some()
     }
 
     pub fn core(&self) -> &MdCore {
@@ -91,12 +187,25 @@ impl PublisherAgent {
         self.net.stats()
     }
 
-    pub fn retransmit_stats(&self) -> RetransmitStats {
-        self.retransmit.stats()
+    /// The packets kept for retransmission on a channel (built whether active or not).
+    pub fn history(&self, channel: Channel) -> &History {
+        self.net.history(channel)
     }
 
+    pub fn retransmit_stats(&self) -> RetransmitStats {
+        match &self.retransmit {
+            Some(r) => add_stats(self.retransmit_closed, r.stats()),
+            None => self.retransmit_closed,
+        }
+    }
+
+    /// Where the retransmission server listens; on standby, the configured address it will
+    /// bind at activation (port 0 there means: chosen then).
     pub fn retransmit_addr(&self) -> SocketAddr {
-        self.retransmit.local_addr().expect("bound socket")
+        self.retransmit
+            .as_ref()
+            .and_then(|r| r.local_addr().ok())
+            .unwrap_or(SocketAddr::V4(self.config.net.retransmit_bind))
     }
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
@@ -113,48 +222,74 @@ impl PublisherAgent {
         self.reader.next_sequence()
     }
 
+    /// With wall-clock sending times, reads the clock for the next heartbeat, snapshot or
+    /// end-of-session packet (incremental packets always carry journal time).
     fn stamp(&mut self) {
         if self.config.sending_time == SendingTime::Wall {
             self.core.set_time(wall_ns());
         }
     }
 
+    fn snapshot(&mut self, now: Instant) {
+        self.last_snapshot = now;
+        self.stamp();
+        self.core.snapshot_next(&mut self.net);
+    }
+
     /// One duty cycle; returns the amount of work done (0: idle).
     pub fn do_work(&mut self) -> Result<usize, PublisherError> {
-        let mut work = 0;
+        let now = Instant::now();
+        let active = self.is_active();
         let journal_time = self.config.sending_time == SendingTime::Journal;
-        for _ in 0..self.config.batch_max {
+        let mut snapshot_due = active
+            && !self.ended
+            && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval;
+        let mut work = 0;
+        let mut dry = false;
+        while work < self.config.batch_max {
             let Some(f) = self.reader.poll()? else {
+                dry = true;
                 break;
             };
             if journal_time {
                 self.core.set_time(f.timestamp_ns);
-            } else {
-                self.core.set_time(wall_ns());
+            }
+            if snapshot_due && self.core.starts_event(f.timestamp_ns) {
+                // Between two engine events (the frame would close the open packets itself):
+                // the snapshot then reflects exactly the packets sent.
+                self.core.flush(&mut self.net);
+                self.last_snapshot = now;
+                if self.config.sending_time == SendingTime::Wall {
+                    self.core.set_time(wall_ns());
+                }
+                self.core.snapshot_next(&mut self.net);
+                snapshot_due = false;
             }
             self.core
                 .on_frame(f.timestamp_ns, f.template_id, f.payload, &mut self.net);
             work += 1;
         }
-        if work > 0 {
-            self.stamp();
+        if dry {
+            // The matching agent commits each inbound event's outputs at once, so a reader
+            // that ran dry stands between two events: close their packets now.
             self.core.flush(&mut self.net);
+        }
+        if !active {
+            return Ok(work);
+        }
+        if snapshot_due && self.core.at_event_boundary() {
+            self.snapshot(now);
+            work += 1;
         }
         let now_ns = if journal_time {
             self.core.time()
         } else {
             wall_ns()
         };
-        work += self.retransmit.poll(&self.net.history, now_ns);
-        work += self.net.poll_tcp();
-        let now = Instant::now();
-        if !self.ended && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval {
-            self.last_snapshot = now;
-            self.stamp();
-            if self.core.snapshot_next(&mut self.net).is_some() {
-                work += 1;
-            }
+        if let Some(r) = self.retransmit.as_mut() {
+            work += r.poll(&self.net.history, now_ns);
         }
+        work += self.net.poll_tcp();
         if !self.ended {
             for c in Channel::ALL {
                 if now.duration_since(self.net.last_send[c.index()])
@@ -184,7 +319,8 @@ impl PublisherAgent {
 
     /// Sends the end-of-session marker on every channel, then repeats it
     /// `end_of_session_repeats` times, one `heartbeat_interval` apart; after it no heartbeats or
-    /// snapshots are sent (retransmission requests are still answered).
+    /// snapshots are sent (retransmission requests are still answered). On standby the marker
+    /// only goes to the history.
     pub fn end_session(&mut self) {
         self.stamp();
         self.core.end_of_session(&mut self.net);

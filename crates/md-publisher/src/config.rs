@@ -83,7 +83,9 @@ pub struct NetConfig {
     pub feed_a: FeedGroups,
     /// The duplicate feed B, if any.
     pub feed_b: Option<FeedGroups>,
-    /// Where the retransmission server listens (unicast UDP).
+    /// Where the retransmission server listens (unicast UDP). A standby publisher binds it
+    /// only when activated, so every node of a cluster may use the same address on its own
+    /// host; nodes sharing a host need a port each (consumers list them all).
     pub retransmit_bind: SocketAddrV4,
     /// Where the TCP fan-out listens, if enabled.
     pub tcp_bind: Option<SocketAddrV4>,
@@ -133,10 +135,14 @@ pub struct FaultConfig {
     pub reorder_ppm: u32,
 }
 
-/// Where packet sending times come from.
+/// Where the sending times of the packets outside the incremental stream come from:
+/// heartbeats, snapshot packets, retransmission rejects and the end-of-session marker.
+/// Incremental (L1, L2, L3) data packets always carry the journal timestamp of their engine
+/// event, whatever this says, so that every node sends them byte for byte alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendingTime {
-    /// The journal timestamp of the newest frame handled: byte-identical output per journal.
+    /// The journal timestamp of the newest frame handled: every packet is a function of the
+    /// journal (and of when the timers fired).
     Journal,
     /// The wall clock when the packet is finished.
     Wall,

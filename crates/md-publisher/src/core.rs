@@ -2,9 +2,22 @@
 //!
 //! [`MdCore`] owns the books (L3 from the engine's book events; the L2 top N and the L1 best
 //! bid and offer it derives and publishes), the candles and the per-channel packet builders.
-//! It performs no I/O and reads no clock: the sending time of a packet is whatever the caller
-//! set with [`MdCore::set_time`] (the journal timestamp of the frame, or the wall clock), so the
-//! same journal and the same calls give byte-identical packets.
+//! It performs no I/O and reads no clock.
+//!
+//! **Packet boundaries are a function of the journal.** Every packet of the incremental
+//! channels (L1, L2, L3) is closed either because the next message does not fit or at the end
+//! of an engine event, and nowhere else. An engine event is the run of outbound frames that
+//! carry one journal timestamp (the matching agent stamps every output of an inbound event with
+//! that event's timestamp, and inbound timestamps differ from one event to the next), so
+//! [`MdCore::on_frame`] closes the open packets when a frame with a new timestamp arrives, and
+//! [`MdCore::flush`] closes them when the caller knows an event has ended (the journal reader
+//! ran dry: the matching agent commits each inbound event's outputs in one batch). Such a
+//! packet carries the journal timestamp of its event as its sending time. Heartbeats do not
+//! consume sequence numbers ([`MdCore::heartbeat`]) and snapshots have their own channel, so two
+//! publishers fed the same journal send the same incremental packets, byte for byte, however
+//! their reads were batched and whatever their timers did. The time set with
+//! [`MdCore::set_time`] only stamps what is not part of that stream: heartbeats, snapshot
+//! packets and the end-of-session marker.
 
 use crate::candles::Candles;
 use crate::config::CoreConfig;
@@ -17,11 +30,17 @@ use std::collections::BTreeMap;
 
 /// Where finished packets go (the network, a test's recorder).
 pub trait PacketSink {
+    /// Packet `seq` of `channel` (kept for retransmission on the incremental channels).
     fn packet(&mut self, channel: Channel, seq: u32, bytes: &[u8]);
+    /// A heartbeat packet: sent, never kept (it has no sequence number of its own).
+    fn heartbeat(&mut self, channel: Channel, bytes: &[u8]);
 }
 
 impl PacketSink for Vec<(Channel, Vec<u8>)> {
     fn packet(&mut self, channel: Channel, _seq: u32, bytes: &[u8]) {
+        self.push((channel, bytes.to_vec()));
+    }
+    fn heartbeat(&mut self, channel: Channel, bytes: &[u8]) {
         self.push((channel, bytes.to_vec()));
     }
 }
@@ -34,6 +53,7 @@ pub struct CoreStats {
     pub trades: u64,
     pub messages: u64,
     pub packets: u64,
+    pub heartbeats: u64,
     /// Frames that named an instrument the configuration does not know.
     pub unknown_instrument: u64,
     /// Frames with a book-event template that did not decode.
@@ -77,6 +97,13 @@ impl ChannelOut {
 
     fn last_seq(&self) -> u32 {
         self.next_seq - 1
+    }
+
+    /// A heartbeat packet in `hb`: the channel's next sequence number and one `Heartbeat`.
+    fn heartbeat<'a>(&self, hb: &'a mut PacketBuilder, msg: &[u8], time_ns: u64) -> &'a [u8] {
+        hb.reset();
+        assert!(hb.push(msg), "a heartbeat fits any packet");
+        hb.finish(self.next_seq, time_ns)
     }
 }
 
@@ -124,10 +151,12 @@ pub struct MdCore {
     config: CoreConfig,
     instruments: BTreeMap<u32, Instrument>,
     channels: [ChannelOut; 4],
-    /// Sending time of packets.
+    /// Heartbeat packets are built here, beside the (possibly open) data packets.
+    heartbeat: PacketBuilder,
+    /// Sending time of heartbeats, snapshots and the end-of-session marker.
     time_ns: u64,
-    /// Journal timestamp of the frame being handled: transact time of its messages and the
-    /// clock of the candles.
+    /// Journal timestamp of the engine event being handled: transact time of its messages,
+    /// sending time of its packets and the clock of the candles.
     event_time_ns: u64,
     scratch: Vec<u8>,
     levels_scratch: Vec<PriceLevel>,
@@ -186,6 +215,7 @@ impl MdCore {
                 out(Channel::L3),
                 out(Channel::Snapshot),
             ],
+            heartbeat: PacketBuilder::new(config.packet_size_max),
             scratch: vec![0; config.packet_size_max],
             levels_scratch: Vec::with_capacity(config.l2_depth),
             entries_scratch: Vec::with_capacity(2 * config.l2_depth),
@@ -206,8 +236,9 @@ impl MdCore {
         self.stats
     }
 
-    /// The sending time stamped on packets finished from now on, and the transact time of
-    /// messages that have no journal frame (heartbeats, snapshots).
+    /// The sending time, and transact time, of what is not part of the incremental stream:
+    /// heartbeats, snapshot packets and the end-of-session marker. Incremental packets always
+    /// carry the journal timestamp of their engine event.
     pub fn set_time(&mut self, time_ns: u64) {
         self.time_ns = time_ns;
     }
@@ -229,20 +260,45 @@ impl MdCore {
         self.channels[channel.index()].last_seq()
     }
 
+    /// Sending time of a channel's packets: the event's journal time on the incremental
+    /// channels, the time set by the caller on the snapshot channel.
+    fn packet_time(&self, channel: Channel) -> u64 {
+        match channel {
+            Channel::Snapshot => self.time_ns,
+            _ => self.event_time_ns,
+        }
+    }
+
     fn emit(&mut self, channel: Channel, msg: &MdMsg, sink: &mut dyn PacketSink) {
         let len = msg
             .encode(&mut self.scratch)
             .expect("a market-data message fits packet_size_max");
-        let time = self.time_ns;
+        let time = self.packet_time(channel);
         self.channels[channel.index()].push(&self.scratch[..len], time, sink, &mut self.stats);
     }
 
-    /// Finishes the partly filled packets of every channel.
+    /// Ends the current engine event: closes the open packets of every channel. Call it only
+    /// where the journal is at an event boundary (the reader ran dry), or packet boundaries
+    /// stop being a function of the journal.
     pub fn flush(&mut self, sink: &mut dyn PacketSink) {
-        let time = self.time_ns;
-        for c in &mut self.channels {
-            c.flush(time, sink, &mut self.stats);
+        for c in Channel::ALL {
+            let time = self.packet_time(c);
+            self.channels[c.index()].flush(time, sink, &mut self.stats);
         }
+        debug_assert!(self.at_event_boundary());
+    }
+
+    /// True when no incremental packet is open: everything handled so far has been sent.
+    pub fn at_event_boundary(&self) -> bool {
+        Channel::INCREMENTAL
+            .iter()
+            .all(|c| self.channels[c.index()].builder.is_empty())
+    }
+
+    /// Whether a frame stamped `time_ns` starts a new engine event (and so would close the
+    /// open packets before its own messages).
+    pub fn starts_event(&self, time_ns: u64) -> bool {
+        time_ns != self.event_time_ns
     }
 
     /// Sends every instrument's definition on L1 (at start of session).
@@ -253,13 +309,22 @@ impl MdCore {
         }
     }
 
-    /// A heartbeat packet on `channel` (the agent calls this when the channel was idle), so a
-    /// receiver that lost the channel's last packet finds out.
+    /// A heartbeat packet on `channel` (the agent sends one when the channel was idle): one
+    /// `Heartbeat` in a packet numbered with the channel's **next** sequence number, which it
+    /// does not consume, so a receiver that lost the channel's last packets learns of the gap
+    /// while the numbering of data packets stays a function of the journal. An open packet
+    /// stays open.
     pub fn heartbeat(&mut self, channel: Channel, sink: &mut dyn PacketSink) {
-        let time = self.time_ns;
-        self.channels[channel.index()].flush(time, sink, &mut self.stats);
-        self.emit(channel, &MdMsg::Heartbeat { time_ns: time }, sink);
-        self.channels[channel.index()].flush(time, sink, &mut self.stats);
+        let time_ns = self.time_ns;
+        let len = MdMsg::Heartbeat { time_ns }
+            .encode(&mut self.scratch)
+            .expect("a heartbeat fits packet_size_max");
+        let out = &self.channels[channel.index()];
+        let next = out.next_seq;
+        let bytes = out.heartbeat(&mut self.heartbeat, &self.scratch[..len], time_ns);
+        debug_assert_eq!(bytes[..4], next.to_le_bytes());
+        sink.heartbeat(channel, bytes);
+        self.stats.heartbeats += 1;
     }
 
     /// The end-of-session marker on every channel.
@@ -282,6 +347,11 @@ impl MdCore {
         sink: &mut dyn PacketSink,
     ) {
         self.stats.frames += 1;
+        if self.starts_event(time_ns) {
+            // The previous engine event is complete.
+            self.flush(sink);
+        }
+        // Journal timestamps never decrease; max() keeps the candle clock monotonic anyway.
         self.event_time_ns = self.event_time_ns.max(time_ns);
         self.close_candles(sink);
         match self.decode_event(template_id, payload) {
@@ -664,8 +734,10 @@ impl MdCore {
     }
 
     /// Sends the next instrument of the snapshot cycle on the snapshot channel (its definition,
-    /// then its state in as many chunks as it needs); returns the instrument. The incremental
-    /// channels are flushed first, so the sequence numbers a snapshot names were sent.
+    /// then its state in as many chunks as it needs); returns the instrument. Must be called
+    /// between engine events ([`MdCore::at_event_boundary`]): the state then reflects exactly
+    /// the packets sent, whose last sequence numbers the snapshot names. It does not touch the
+    /// incremental channels.
     pub fn snapshot_next(&mut self, sink: &mut dyn PacketSink) -> Option<u32> {
         let next = match self.snapshot_cursor {
             None => self.instruments.keys().next().copied(),
@@ -683,10 +755,10 @@ impl MdCore {
 
     /// Sends one instrument's snapshot (see [`MdCore::snapshot_next`]).
     pub fn snapshot_instrument(&mut self, id: u32, sink: &mut dyn PacketSink) {
-        for c in Channel::INCREMENTAL {
-            let time = self.time_ns;
-            self.channels[c.index()].flush(time, sink, &mut self.stats);
-        }
+        assert!(
+            self.at_event_boundary(),
+            "a snapshot taken inside an engine event would name packets not yet sent"
+        );
         let last_seq = [
             self.last_seq(Channel::L1),
             self.last_seq(Channel::L2),

@@ -1,5 +1,9 @@
 //! The publisher's network side: multicast sends (with seeded fault injection), the bounded
 //! per-channel history that retransmissions are served from, and the TCP fan-out.
+//!
+//! The history is kept whether or not the sockets are open: a standby publisher
+//! ([`Network::standby`]) records every packet exactly as an active one would and sends
+//! nothing; [`Network::connect`] opens the sockets when it is promoted.
 
 use crate::config::{FaultConfig, NetConfig, TcpConfig};
 use crate::core::PacketSink;
@@ -91,6 +95,8 @@ pub struct NetStats {
     pub injected_reorders: u64,
     pub tcp_subscribers: u64,
     pub tcp_dropped: u64,
+    /// Heartbeat packets sent (each counted once, whatever the number of feeds).
+    pub heartbeats_sent: u64,
 }
 
 struct Faults {
@@ -100,27 +106,64 @@ struct Faults {
     held: Vec<Option<Vec<u8>>>,
 }
 
-/// Sends packets to the feeds, keeps history, fans out over TCP.
-pub struct Network {
+/// The sockets of an active publisher.
+struct Wire {
     socket: UdpSocket,
     feeds: Vec<[SocketAddr; 4]>,
-    pub(crate) history: [History; 4],
     faults: Option<Faults>,
     tcp: Option<TcpFanout>,
+}
+
+/// Sends packets to the feeds, keeps history, fans out over TCP.
+pub struct Network {
+    pub(crate) history: [History; 4],
+    /// None while on standby: packets go to the history only.
+    wire: Option<Wire>,
     /// When each channel last sent a packet.
     pub(crate) last_send: [Instant; 4],
     /// The last packet of each channel (to repeat the end-of-session marker).
     last_packet: [Vec<u8>; 4],
     stats: NetStats,
+    /// TCP subscribers dropped by fan-outs closed since (kept across deactivations).
+    tcp_dropped_closed: u64,
 }
 
 impl Network {
+    /// An active network: the sockets open at once.
     pub fn open(
         net: &NetConfig,
         history_packets_max: usize,
         tcp: TcpConfig,
         faults: Option<FaultConfig>,
     ) -> io::Result<Network> {
+        let mut n = Network::standby(history_packets_max);
+        n.connect(net, tcp, faults)?;
+        Ok(n)
+    }
+
+    /// A network without sockets: packets are kept in the history and sent nowhere.
+    pub fn standby(history_packets_max: usize) -> Network {
+        Network {
+            history: std::array::from_fn(|_| History::new(history_packets_max)),
+            wire: None,
+            last_send: [Instant::now(); 4],
+            last_packet: std::array::from_fn(|_| Vec::new()),
+            stats: NetStats::default(),
+            tcp_dropped_closed: 0,
+        }
+    }
+
+    /// Opens the multicast sender and the TCP fan-out (if configured); from now on packets are
+    /// sent as well as kept. On error nothing is open. No-op when already connected.
+    pub fn connect(
+        &mut self,
+        net: &NetConfig,
+        tcp: TcpConfig,
+        faults: Option<FaultConfig>,
+    ) -> io::Result<()> {
+        if self.wire.is_some() {
+            return Ok(());
+        }
         let socket = multicast_sender(net)?;
         let groups = |f: &crate::config::FeedGroups| Channel::ALL.map(|c| SocketAddr::V4(f.get(c)));
         let mut feeds = vec![groups(&net.feed_a)];
@@ -131,7 +174,7 @@ impl Network {
             Some(addr) => Some(TcpFanout::open(addr, tcp)?),
             None => None,
         };
-        Ok(Network {
+        self.wire = Some(Wire {
             socket,
             faults: faults.map(|config| Faults {
                 config,
@@ -139,93 +182,128 @@ impl Network {
                 held: vec![None; feeds.len() * 4],
             }),
             feeds,
-            history: std::array::from_fn(|_| History::new(history_packets_max)),
             tcp,
-            last_send: [Instant::now(); 4],
-            last_packet: std::array::from_fn(|_| Vec::new()),
-            stats: NetStats::default(),
-        })
+        });
+        self.last_send = [Instant::now(); 4];
+        Ok(())
+    }
+
+    /// Closes every socket (TCP subscribers are disconnected); the history stays.
+    pub fn disconnect(&mut self) {
+        if let Some(w) = self.wire.take() {
+            if let Some(t) = w.tcp {
+                self.tcp_dropped_closed += t.dropped + t.subs.len() as u64;
+            }
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.wire.is_some()
     }
 
     pub fn stats(&self) -> NetStats {
         let mut s = self.stats;
-        if let Some(t) = &self.tcp {
+        s.tcp_dropped = self.tcp_dropped_closed;
+        if let Some(t) = self.wire.as_ref().and_then(|w| w.tcp.as_ref()) {
             s.tcp_subscribers = t.subs.len() as u64;
-            s.tcp_dropped = t.dropped;
+            s.tcp_dropped += t.dropped;
         }
         s
     }
 
+    fn tcp(&self) -> Option<&TcpFanout> {
+        self.wire.as_ref().and_then(|w| w.tcp.as_ref())
+    }
+
     /// For each TCP subscriber (in order of connection), how many updates it was sent first.
     pub fn tcp_first_counts(&self) -> Vec<u64> {
-        self.tcp
-            .as_ref()
+        self.tcp()
             .map_or_else(Vec::new, |t| t.subs.iter().map(|s| s.firsts).collect())
     }
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.tcp.as_ref().and_then(|t| t.listener.local_addr().ok())
+        self.tcp().and_then(|t| t.listener.local_addr().ok())
     }
 
     pub fn history(&self, channel: Channel) -> &History {
         &self.history[channel.index()]
     }
 
-    fn send(&mut self, bytes: &[u8], to: SocketAddr) {
-        match self.socket.send_to(bytes, to) {
+    fn send(stats: &mut NetStats, socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+        match socket.send_to(bytes, to) {
             Ok(n) => {
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += n as u64;
+                stats.packets_sent += 1;
+                stats.bytes_sent += n as u64;
             }
-            Err(_) => self.stats.send_errors += 1,
+            Err(_) => stats.send_errors += 1,
         }
     }
 
-    fn send_to_feed(&mut self, feed: usize, channel: Channel, bytes: &[u8]) {
-        let to = self.feeds[feed][channel.index()];
-        let Some(f) = self.faults.as_mut() else {
-            self.send(bytes, to);
+    /// Sends a packet on every feed and to the TCP subscribers (active only).
+    fn send_everywhere(&mut self, channel: Channel, bytes: &[u8]) {
+        let Some(w) = self.wire.as_mut() else {
+            return;
+        };
+        if let Some(t) = w.tcp.as_mut() {
+            t.broadcast(channel, bytes);
+        }
+        for feed in 0..w.feeds.len() {
+            Self::send_to_feed(&mut self.stats, w, feed, channel, bytes);
+        }
+        self.last_send[channel.index()] = Instant::now();
+    }
+
+    fn send_to_feed(
+        stats: &mut NetStats,
+        w: &mut Wire,
+        feed: usize,
+        channel: Channel,
+        bytes: &[u8],
+    ) {
+        let to = w.feeds[feed][channel.index()];
+        let socket = &w.socket;
+        let Some(f) = w.faults.as_mut() else {
+            Self::send(stats, socket, bytes, to);
             return;
         };
         let slot = feed * 4 + channel.index();
         let roll = |rng: &mut ChaCha8Rng, ppm: u32| rng.gen_range(0..1_000_000) < ppm;
         if roll(&mut f.rng, f.config.loss_ppm) {
-            self.stats.injected_losses += 1;
+            stats.injected_losses += 1;
             return;
         }
         let duplicate = roll(&mut f.rng, f.config.duplicate_ppm);
         if let Some(held) = f.held[slot].take() {
             // The held packet goes out after this one.
-            self.send(bytes, to);
-            self.send(&held, to);
+            Self::send(stats, socket, bytes, to);
+            Self::send(stats, socket, &held, to);
         } else if roll(&mut f.rng, f.config.reorder_ppm) {
             f.held[slot] = Some(bytes.to_vec());
-            self.stats.injected_reorders += 1;
+            stats.injected_reorders += 1;
             return;
         } else {
-            self.send(bytes, to);
+            Self::send(stats, socket, bytes, to);
         }
         if duplicate {
-            self.stats.injected_duplicates += 1;
-            self.send(bytes, to);
+            stats.injected_duplicates += 1;
+            Self::send(stats, socket, bytes, to);
         }
     }
 
     /// Sends the packets held back for reordering (when the channel goes quiet).
     pub fn release_held(&mut self) -> usize {
-        let Some(f) = self.faults.as_mut() else {
+        let Some(w) = self.wire.as_mut() else {
             return 0;
         };
-        let mut out = Vec::new();
+        let Some(f) = w.faults.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
         for (slot, h) in f.held.iter_mut().enumerate() {
             if let Some(p) = h.take() {
-                out.push((slot, p));
+                Self::send(&mut self.stats, &w.socket, &p, w.feeds[slot / 4][slot % 4]);
+                n += 1;
             }
-        }
-        let n = out.len();
-        for (slot, p) in out {
-            let to = self.feeds[slot / 4][slot % 4];
-            self.send(&p, to);
         }
         n
     }
@@ -235,8 +313,10 @@ impl Network {
     pub fn repeat_last(&mut self, channel: Channel) {
         let p = std::mem::take(&mut self.last_packet[channel.index()]);
         if !p.is_empty() {
-            for feed in 0..self.feeds.len() {
-                self.send_to_feed(feed, channel, &p);
+            if let Some(w) = self.wire.as_mut() {
+                for feed in 0..w.feeds.len() {
+                    Self::send_to_feed(&mut self.stats, w, feed, channel, &p);
+                }
             }
         }
         self.last_packet[channel.index()] = p;
@@ -245,13 +325,15 @@ impl Network {
 
     /// Accepts TCP subscribers and flushes their queues.
     pub fn poll_tcp(&mut self) -> usize {
-        self.tcp.as_mut().map_or(0, TcpFanout::poll)
+        self.wire
+            .as_mut()
+            .and_then(|w| w.tcp.as_mut())
+            .map_or(0, TcpFanout::poll)
     }
 
-    /// Sends one datagram unicast from the multicast socket (retransmission answers use the
-    /// retransmission server's own socket instead; this is for tests).
-    pub fn socket(&self) -> &UdpSocket {
-        &self.socket
+    /// The multicast socket, when active (for tests).
+    pub fn socket(&self) -> Option<&UdpSocket> {
+        self.wire.as_ref().map(|w| &w.socket)
     }
 }
 
@@ -260,16 +342,17 @@ impl PacketSink for Network {
         if channel != Channel::Snapshot {
             self.history[channel.index()].push(seq, bytes);
         }
-        if let Some(t) = self.tcp.as_mut() {
-            t.broadcast(channel, bytes);
-        }
-        for feed in 0..self.feeds.len() {
-            self.send_to_feed(feed, channel, bytes);
-        }
-        self.last_send[channel.index()] = Instant::now();
+        self.send_everywhere(channel, bytes);
         let last = &mut self.last_packet[channel.index()];
         last.clear();
         last.extend_from_slice(bytes);
+    }
+
+    fn heartbeat(&mut self, channel: Channel, bytes: &[u8]) {
+        if self.wire.is_some() {
+            self.stats.heartbeats_sent += 1;
+        }
+        self.send_everywhere(channel, bytes);
     }
 }
 

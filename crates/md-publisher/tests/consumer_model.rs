@@ -32,14 +32,14 @@ fn publish(engine: &common::Engine) -> (MdCore, Packets, usize) {
     core.send_definitions(&mut out);
     while let Some(f) = r.poll().unwrap() {
         core.set_time(f.timestamp_ns);
-        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
         n += 1;
-        if n % 50 == 0 {
+        // A snapshot about every 400 frames, between two engine events.
+        if n >= 400 && core.starts_event(f.timestamp_ns) {
+            n = 0;
             core.flush(&mut out);
-        }
-        if n % 400 == 0 {
             core.snapshot_next(&mut out);
         }
+        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
     }
     core.flush(&mut out);
     let tail_start = out.len();
@@ -113,9 +113,14 @@ fn play(n: &Net, packets: &Packets, tail_start: usize) -> MdClient {
     let mut cfg = ConsumerConfig::new(FeedGroups::on_group(Ipv4Addr::new(239, 0, 0, 1), 1));
     cfg.from_session_start = start == 0;
     let mut c = MdClient::new(cfg, true);
-    // Index of each channel's packets by sequence number.
+    // Index of each channel's packets by sequence number (heartbeats are not numbered: each
+    // names the next packet, and a server never resends one).
     let mut by_seq: [Vec<usize>; 4] = Default::default();
-    for (i, (ch, seq, _)) in packets.iter().enumerate() {
+    for (i, (ch, seq, p)) in packets.iter().enumerate() {
+        if md_core::is_heartbeat_packet(p) {
+            assert_eq!(*seq as usize, by_seq[ch.index()].len() + 1);
+            continue;
+        }
         assert_eq!(*seq as usize, by_seq[ch.index()].len() + 1);
         by_seq[ch.index()].push(i);
     }
@@ -133,7 +138,9 @@ fn play(n: &Net, packets: &Packets, tail_start: usize) -> MdClient {
                        rng: &mut rand_chacha::ChaCha8Rng,
                        lossy: bool| {
         let (ch, seq, p) = &packets[i];
-        sent[ch.index()] = sent[ch.index()].max(*seq);
+        if !md_core::is_heartbeat_packet(p) {
+            sent[ch.index()] = sent[ch.index()].max(*seq);
+        }
         *step += 1;
         let now = t0 + Duration::from_millis(*step);
         if !lossy || rng.gen_range(0..100) >= n.loss_pct {

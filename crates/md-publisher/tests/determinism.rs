@@ -28,14 +28,14 @@ fn publish(config: &CoreConfig, engine: &common::Engine) -> (MdCore, Packets) {
     core.send_definitions(&mut out);
     while let Some(f) = r.poll().unwrap() {
         core.set_time(f.timestamp_ns);
-        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
         n += 1;
-        if n % 200 == 0 {
+        // A snapshot about every 1 500 frames, between two engine events.
+        if n >= 1_500 && core.starts_event(f.timestamp_ns) {
+            n = 0;
             core.flush(&mut out);
-        }
-        if n % 1_500 == 0 {
             core.snapshot_next(&mut out);
         }
+        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
     }
     core.flush(&mut out);
     core.snapshot_next(&mut out);
@@ -150,4 +150,69 @@ fn a_consumer_that_misses_the_start_converges_from_a_snapshot_without_retransmis
         c.on_packet(*ch, p, now);
     }
     common::assert_books_equal(engine.agent.engine(), &core, &c);
+}
+
+/// The incremental data packets of a run over the whole journal where the caller also ends
+/// events (as a reader that runs dry does), takes snapshots between events and sends
+/// heartbeats, each with probability 1/`every` per frame, from `seed`. `mid_event` also ends
+/// "events" where the journal has none (what the publisher must never do).
+fn publish_with_interruptions(
+    engine: &common::Engine,
+    seed: u64,
+    every: u32,
+    mid_event: bool,
+) -> [Vec<Vec<u8>>; 3] {
+    let mut core = MdCore::new(CoreConfig::default(), engine.products());
+    let mut out: Packets = Vec::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut r = engine.outbound().reader(1).unwrap();
+    core.send_definitions(&mut out);
+    while let Some(f) = r.poll().unwrap() {
+        core.set_time(rng.gen());
+        if core.starts_event(f.timestamp_ns) {
+            if rng.gen_range(0..every) == 0 {
+                core.flush(&mut out);
+            }
+            if rng.gen_range(0..every) == 0 {
+                core.flush(&mut out);
+                core.snapshot_next(&mut out);
+            }
+        } else if mid_event && rng.gen_range(0..every) == 0 {
+            core.flush(&mut out);
+        }
+        if rng.gen_range(0..every) == 0 {
+            let c = Channel::INCREMENTAL[rng.gen_range(0..3)];
+            core.heartbeat(c, &mut out);
+        }
+        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
+    }
+    core.flush(&mut out);
+    let mut by_channel: [Vec<Vec<u8>>; 3] = Default::default();
+    for (c, p) in out {
+        if c != Channel::Snapshot && !md_core::is_heartbeat_packet(&p) {
+            by_channel[c.index()].push(p);
+        }
+    }
+    by_channel
+}
+
+#[test]
+fn packet_boundaries_do_not_depend_on_where_reads_stopped_or_timers_fired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = common::run_engine(tmp.path(), 9, 2_000);
+    let quiet = publish_with_interruptions(&engine, 1, u32::MAX, false);
+    for c in Channel::INCREMENTAL {
+        assert!(
+            quiet[c.index()].len() > 150,
+            "{c:?}: {}",
+            quiet[c.index()].len()
+        );
+    }
+    for (seed, every) in [(2, 2), (3, 5), (4, 50)] {
+        let busy = publish_with_interruptions(&engine, seed, every, false);
+        assert!(busy == quiet, "seed {seed}: the packets differ");
+    }
+    // The comparison sees a packet closed inside an engine event.
+    let broken = publish_with_interruptions(&engine, 5, 50, true);
+    assert!(broken != quiet);
 }

@@ -221,7 +221,8 @@ fn a_request_beyond_history_is_answered_not_available() {
     pc.retransmit.packets_per_second = 1;
     let mut agent = PublisherAgent::open(pc, engine.products(), engine.outbound()).unwrap();
     let end = engine.outbound().written_seq();
-    while agent.next_journal_seq() <= end {
+    // Until the last event's packets are closed too (a read that finds nothing more does it).
+    while agent.next_journal_seq() <= end || !agent.core().at_event_boundary() {
         agent.do_work().unwrap();
     }
     let newest = agent.core().last_seq(Channel::L3);
@@ -328,13 +329,19 @@ fn idle_incremental_channels_send_heartbeats_even_while_snapshots_flow() {
     pc.heartbeat_interval = Duration::from_millis(20);
     let mut agent = PublisherAgent::open(pc.clone(), engine.products(), engine.outbound()).unwrap();
     let end = engine.outbound().written_seq();
-    while agent.next_journal_seq() <= end {
+    while agent.next_journal_seq() <= end || !agent.core().at_event_boundary() {
         agent.do_work().unwrap();
     }
     let before: Vec<u32> = Channel::ALL
         .iter()
         .map(|c| agent.core().last_seq(*c))
         .collect();
+    let heartbeats_before = agent.net_stats().heartbeats_sent;
+    let receivers: Vec<UdpSocket> = Channel::INCREMENTAL
+        .iter()
+        .map(|c| md_consumer::join_multicast(pc.net.feed_a.get(*c), Ipv4Addr::LOCALHOST, 1 << 20))
+        .collect::<Result<_, _>>()
+        .unwrap();
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_millis(100) {
         agent.do_work().unwrap();
@@ -344,14 +351,29 @@ fn idle_incremental_channels_send_heartbeats_even_while_snapshots_flow() {
         .iter()
         .map(|c| agent.core().last_seq(*c))
         .collect();
-    for c in Channel::INCREMENTAL {
-        let sent = after[c.index()] - before[c.index()];
+    let mut buf = vec![0_u8; 65_536];
+    for (c, r) in Channel::INCREMENTAL.iter().zip(&receivers) {
+        // Heartbeats do not consume sequence numbers: the channel's numbering stays where the
+        // journal left it, and each heartbeat names the next number.
+        assert_eq!(after[c.index()], before[c.index()], "{c:?}");
+        let mut heartbeats = 0;
+        while let Ok(n) = r.recv(&mut buf) {
+            assert!(
+                md_core::is_heartbeat_packet(&buf[..n]),
+                "{c:?}: a data packet"
+            );
+            let h = PacketMessages::new(&buf[..n]).unwrap().0;
+            assert_eq!(h.seq, before[c.index()] + 1, "{c:?}");
+            heartbeats += 1;
+        }
         // About one heartbeat per 20 ms of silence.
         assert!(
-            (2..=6).contains(&sent),
-            "{c:?}: {sent} heartbeats in 100 ms"
+            (2..=6).contains(&heartbeats),
+            "{c:?}: {heartbeats} heartbeats in 100 ms"
         );
     }
+    let sent = agent.net_stats().heartbeats_sent - heartbeats_before;
+    assert!((6..=18).contains(&sent), "{sent} heartbeats in 100 ms");
     assert!(after[Channel::Snapshot.index()] - before[Channel::Snapshot.index()] > 20);
 }
 
@@ -382,7 +404,7 @@ fn capture_run(engine: &common::Engine, groups: FeedGroups) -> Vec<(Channel, Vec
         }
     };
     let end = engine.outbound().written_seq();
-    while agent.next_journal_seq() <= end {
+    while agent.next_journal_seq() <= end || !agent.core().at_event_boundary() {
         agent.do_work().unwrap();
         drain(&mut out);
     }

@@ -47,8 +47,19 @@ impl Engine {
 }
 
 /// Writes the workload as SBE inbound events (clock from 2025-11-22, 1 µs per event) and runs
-/// the matching agent over all of them; `up_to` stops after that many inbound events.
+/// the matching agent over all of them.
 pub fn run_engine(dir: &Path, seed: u64, commands: u64) -> Engine {
+    let mut e = start_engine(dir, seed, commands, 256);
+    while !e.is_done() {
+        assert!(e.advance() > 0);
+    }
+    e
+}
+
+/// Writes the workload's inbound journal in full but leaves the matching agent (`batch_max`
+/// inbound events per [`Engine::advance`]) to be stepped, so the outbound journal grows while
+/// publishers read it.
+pub fn start_engine(dir: &Path, seed: u64, commands: u64, batch_max: usize) -> Engine {
     let w = workload(seed, commands);
     let clock = TestClock::new(1_763_769_600_000_000_000, 1_000);
     let (inbound, mut seq) =
@@ -58,18 +69,25 @@ pub fn run_engine(dir: &Path, seed: u64, commands: u64) -> Engine {
         let (t, len) = inbound::encode(&c.kind, 0, &mut buf).unwrap();
         seq.append(t, &buf[..len]).unwrap();
     }
-    let mut agent = MatchingAgent::open(
-        AgentConfig::new(w.engine_config.clone(), small_journal(&dir.join("out"))),
-        &inbound,
-    )
-    .unwrap();
-    while agent.processed_seq() < inbound.written_seq() {
-        assert!(agent.do_work().unwrap() > 0);
-    }
+    let mut config = AgentConfig::new(w.engine_config.clone(), small_journal(&dir.join("out")));
+    config.batch_max = batch_max;
+    let agent = MatchingAgent::open(config, &inbound).unwrap();
     Engine {
         workload: w,
         inbound,
         agent,
+    }
+}
+
+impl Engine {
+    /// Runs the matching agent's duty cycle once; returns the inbound events processed.
+    pub fn advance(&mut self) -> usize {
+        self.agent.do_work().unwrap()
+    }
+
+    /// Every inbound event has been processed.
+    pub fn is_done(&self) -> bool {
+        self.agent.processed_seq() >= self.inbound.written_seq()
     }
 }
 
