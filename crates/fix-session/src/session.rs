@@ -787,11 +787,16 @@ impl<S: Store> Session<S> {
             return false;
         }
         let orig = m.get(52).unwrap_or(b"");
+        let poss_resend = m.get_flag(97);
         self.writer.begin(msg_type);
         self.writer.field(49, self.config.sender_comp_id.as_bytes());
         self.writer.field(56, self.config.target_comp_id.as_bytes());
         self.writer.field_u64(34, seq);
         self.writer.field(43, b"Y");
+        // PossResend stays: the application marked the original as possibly seen before.
+        if poss_resend {
+            self.writer.field(97, b"Y");
+        }
         self.writer.field_time(52, now_ns);
         self.writer.field(122, orig);
         for f in m.fields() {

@@ -851,3 +851,31 @@ fn a_long_run_of_numbers_the_store_does_not_hold_is_one_gap_fill_whatever_the_ca
         [1_000_004, 1_000_005]
     );
 }
+
+#[test]
+fn a_resent_message_keeps_its_poss_resend_flag() {
+    let mut h = harness(config());
+    h.logon();
+    let now = h.now;
+    h.s.send_app(b"8", now, &mut h.out, |w| {
+        w.field(97, b"Y");
+        w.field(37, b"1");
+        w.field(17, b"E1");
+        w.field(20, b"0");
+        w.field(150, b"0");
+        w.field(39, b"0");
+        w.field(55, b"X");
+        w.field(54, b"1");
+        w.field(151, b"1");
+        w.field(14, b"0");
+        w.field(6, b"0");
+    })
+    .unwrap();
+    send_exec(&mut h, "E2");
+    h.take();
+    h.send("2", "7=2|16=0|");
+    let got = h.take();
+    assert_eq!(types(&got), ["8", "8"]);
+    assert_eq!((got[0].get(43), got[0].get(97)), (Some("Y"), Some("Y")));
+    assert_eq!((got[1].get(43), got[1].get(97)), (Some("Y"), None));
+}
