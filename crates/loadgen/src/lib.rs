@@ -7,7 +7,8 @@
 //!
 //! `plan` maps the stream onto the target's instruments and sessions; `run` drives one run;
 //! `md` listens to the feed; `target` starts the acceptors; `floor` is raw TCP; `qf` is the
-//! QuickFIX acceptor; `report` prints and writes the results.
+//! QuickFIX acceptor; `report` prints and writes the results; `resilient` is a reconnecting
+//! initiator for failover tests.
 
 pub mod fixmsg;
 pub mod floor;
@@ -15,6 +16,7 @@ pub mod md;
 pub mod plan;
 pub mod qf;
 pub mod report;
+pub mod resilient;
 pub mod run;
 pub mod target;
 pub mod transport;
