@@ -49,6 +49,44 @@ pub struct InstrumentEntry {
     pub lot_size: u64,
 }
 
+/// FIX session state derived from the replicated inbound journal (high availability).
+///
+/// The gateway publishes `SessionCheckpointEvent`s into the inbound journal (at start, at
+/// logon, every `checkpoint_interval_ms` while something changed, at disconnect, and when the
+/// next outbound MsgSeqNum passes half of the reserved window). A gateway started on a copy of
+/// the journals (a new leader, with an empty or stale `store_dir`) resumes every session from
+/// them: its outbound numbers jump past every reservation, its inbound numbers are those of the
+/// last checkpoint, and ExecutionReports the old leader may not have delivered are sent again
+/// with PossResend(97)=Y. See `docs/fix-rules-of-engagement.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicatedSessions {
+    /// Outbound MsgSeqNums reserved per checkpoint: the gateway never sends a number at or
+    /// above the published reservation (it logs the session out instead).
+    pub sender_seq_reservation: u32,
+    /// How often the checkpoint of a session that changed is published.
+    pub checkpoint_interval_ms: u64,
+    /// ExecutionReports per session kept at start for redelivery (the newest); older ones
+    /// cannot be redelivered (counted in `GatewayStats::redelivery_truncated`).
+    pub redelivery_reports_max: usize,
+    /// Checkpoints per session kept at start to find where redelivery begins.
+    pub redelivery_checkpoints_max: usize,
+    /// At start, how long to wait for the start checkpoints (the new reservations) to be in
+    /// the inbound journal before anything is sent.
+    pub start_commit_timeout_ms: u64,
+}
+
+impl Default for ReplicatedSessions {
+    fn default() -> Self {
+        Self {
+            sender_seq_reservation: 1_000_000,
+            checkpoint_interval_ms: 1_000,
+            redelivery_reports_max: 100_000,
+            redelivery_checkpoints_max: 100_000,
+            start_commit_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Everything the gateway needs at start-up.
 #[derive(Clone)]
 pub struct GatewayConfig {
@@ -92,6 +130,9 @@ pub struct GatewayConfig {
     /// How the router thread waits for engine results: back off to sleeping (the default,
     /// kind to small machines) or spin and yield (lowest latency, costs a core).
     pub router_wait: journal::WaitStrategy,
+    /// FIX session state derived from the replicated journal; None (the default) for one
+    /// node, where the local stores are the truth.
+    pub replicated_sessions: Option<ReplicatedSessions>,
 }
 
 impl GatewayConfig {
@@ -124,6 +165,7 @@ impl GatewayConfig {
                 park_min: std::time::Duration::from_micros(50),
                 park_max: std::time::Duration::from_millis(1),
             },
+            replicated_sessions: None,
         }
     }
 }

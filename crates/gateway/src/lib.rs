@@ -18,13 +18,14 @@
 mod config;
 mod events;
 mod orders;
+mod replicated;
 mod router;
 mod server;
 mod shared;
 
 pub use config::{
     tls_from_pem_files, tls_server_config, GatewayConfig, InstrumentEntry, RateLimit,
-    RateLimitAction, SessionEntry,
+    RateLimitAction, ReplicatedSessions, SessionEntry,
 };
 pub use shared::GatewayStats;
 
@@ -62,6 +63,19 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Why a connection closes after a send failed: the session's MsgSeqNum reservation ran out
+/// (it sent a Logout saying so) or the message store failed.
+pub(crate) fn close_reason(session: &Session<FileStore>, stats: &GatewayStats) -> &'static str {
+    if session.sender_seq_exhausted() {
+        stats
+            .seq_reservation_exhausted
+            .fetch_add(1, Ordering::Relaxed);
+        "sender MsgSeqNum reservation exhausted"
+    } else {
+        "message store failure"
+    }
+}
+
 /// A running gateway.
 pub struct Gateway {
     shared: Arc<Shared>,
@@ -95,6 +109,26 @@ impl Gateway {
             || config.router_batch_max == 0
         {
             return Err(GatewayError::Config("body_len_max, fields_max, outbound_bytes_max and router_batch_max must be positive".into()));
+        }
+        if let Some(r) = &config.replicated_sessions {
+            if r.sender_seq_reservation == 0 {
+                return Err(GatewayError::Config(
+                    "replicated_sessions.sender_seq_reservation must be positive".into(),
+                ));
+            }
+            // A sequence reset moves the numbers back under the reservations of the journal;
+            // a takeover would then jump past what the client expects. Not supported together.
+            if let Some(e) = config.sessions.iter().find(|e| {
+                e.fix.reset_on_logon
+                    || e.fix.reset_on_logout
+                    || e.fix.reset_on_disconnect
+                    || e.fix.reset_time_utc_secs.is_some()
+            }) {
+                return Err(GatewayError::Config(format!(
+                    "session {}: sequence resets cannot be combined with replicated sessions",
+                    e.session_id
+                )));
+            }
         }
         let now = now_ns();
         let mut ids = std::collections::HashSet::new();
@@ -135,6 +169,7 @@ impl Gateway {
                 conn: None,
                 scratch: Vec::with_capacity(4096),
                 logged_on: false,
+                ha: None,
             };
             slots.push(Slot::new(e.clone(), inner));
         }
@@ -150,17 +185,23 @@ impl Gateway {
             .truncate(false)
             .open(&cursor_path)?;
         let raw = std::fs::read(&cursor_path)?;
-        let cursor = if raw.len() >= 8 {
+        let mut cursor = if raw.len() >= 8 {
             u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"))
         } else {
             0
         };
+        let replicated = config.replicated_sessions;
         let tcp_listen = config.tcp_listen;
         let tls_listen = config.tls_listen;
         let tls = config.tls.clone();
         let shared = Arc::new(Shared::new(config, slots, publisher, cursor_file));
-        rebuild(&shared, inbound, outbound, cursor)?;
+        if let Some(r) = replicated {
+            cursor = start_replicated(&shared, &r, inbound, outbound, cursor)?;
+        } else {
+            rebuild(&shared, inbound, outbound, cursor, None)?;
+        }
         shared.save_cursor(cursor);
+        shared.routed_seq.store(cursor, Ordering::Release);
 
         let mut tasks = Vec::new();
         let mut tcp_addr = None;
@@ -219,7 +260,27 @@ impl Gateway {
         self.stop();
     }
 
+    /// Stops at once, as a crash would: no Logout, nothing more written or published (no
+    /// disconnect events, no checkpoints); the connections are dropped. For a node that must
+    /// stop serving immediately (it lost the leadership) and for failover tests.
+    pub fn abort(mut self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(r) = self.router.take() {
+            let _ = r.join();
+        }
+        for slot in &self.shared.slots {
+            slot.notify.notify_one();
+        }
+    }
+
     fn stop(&mut self) {
+        if self.shared.aborted.load(Ordering::Acquire) {
+            return;
+        }
         self.shared.stop.store(true, Ordering::Relaxed);
         for t in self.tasks.drain(..) {
             t.abort();
@@ -256,20 +317,55 @@ impl Drop for Gateway {
 /// Rebuilds the per-session order maps from the journals: every order and request from the
 /// inbound journal (their ClOrdIDs are in the events), then the outbound results up to the
 /// router's cursor, applied without sending.
+///
+/// With `collect` (replicated sessions), the sessions' checkpoints are collected from the
+/// inbound journal, the outbound results are rendered as the reports the router sent (kept
+/// for a takeover's redelivery), and `cursor` is ignored when the journal holds checkpoints:
+/// the router then starts after the outbound journal's end. Returns the last inbound sequence
+/// read and the router's start position.
 fn rebuild(
     shared: &Shared,
     inbound: &Journal,
     outbound: &Journal,
     cursor: u64,
-) -> Result<(), GatewayError> {
+    mut collect: Option<(
+        &ReplicatedSessions,
+        &mut std::collections::HashMap<u32, replicated::Collected>,
+    )>,
+) -> Result<(u64, u64), GatewayError> {
     let now = now_ns();
     let jerr = |e: &dyn std::fmt::Display| GatewayError::Journal(e.to_string());
+    // Fixed first: results appended while the journals are read are the router's.
+    let outbound_end = outbound.committed_seq();
+    let mut inbound_last = 0;
     let mut r = inbound.reader(1).map_err(|e| jerr(&e))?;
     while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
+        inbound_last = f.sequence;
         let Ok(h) = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(f.payload), 0) else {
             continue;
         };
         match f.template_id {
+            sbe::session_checkpoint_event_codec::SBE_TEMPLATE_ID => {
+                let Some((config, collected)) = collect.as_mut() else {
+                    continue;
+                };
+                let Ok(d) =
+                    sbe::session_checkpoint_event_codec::SessionCheckpointEventDecoder::default()
+                        .header(h, HDR)
+                else {
+                    continue;
+                };
+                if shared.slot(d.session_id()).is_none() {
+                    continue;
+                }
+                collected.entry(d.session_id()).or_default().observe(
+                    config,
+                    u64::from(d.sender_seq_num_reserved()),
+                    u64::from(d.next_sender_seq_num()),
+                    u64::from(d.next_target_seq_num()),
+                    d.routed_outbound_seq(),
+                );
+            }
             sbe::new_order_event_codec::SBE_TEMPLATE_ID => {
                 let Ok(mut d) =
                     sbe::new_order_event_codec::NewOrderEventDecoder::default().header(h, HDR)
@@ -379,12 +475,144 @@ fn rebuild(
             _ => {}
         }
     }
+    // A takeover (checkpoints in the journal): everything in the outbound journal is history,
+    // and whatever of it the client may have missed is redelivered.
+    let cursor = match &collect {
+        Some((_, collected)) if !collected.is_empty() => outbound_end,
+        _ => cursor,
+    };
     let mut r = outbound.reader(1).map_err(|e| jerr(&e))?;
+    let mut writer = fix_codec::Writer::new(1024);
     while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
         if f.sequence > cursor {
             break;
         }
-        router::route(shared, &f, false);
+        match collect.as_mut() {
+            Some((config, collected)) => {
+                router::replay_rendered(shared, &f, &mut writer, &mut |sid, rendered| {
+                    if let Some(c) = collected.get_mut(&sid) {
+                        c.keep_report(config, rendered);
+                    }
+                });
+            }
+            None => router::route(shared, &f, false),
+        }
+    }
+    Ok((inbound_last, cursor))
+}
+
+/// Start with replicated sessions: rebuilds, resumes every session from the journal's
+/// checkpoints, publishes a start checkpoint with a new reservation for each and waits until
+/// they are in the inbound journal (nothing is sent before). Returns the router's start.
+fn start_replicated(
+    shared: &Shared,
+    config: &ReplicatedSessions,
+    inbound: &Journal,
+    outbound: &Journal,
+    cursor: u64,
+) -> Result<u64, GatewayError> {
+    let mut collected = std::collections::HashMap::new();
+    let (inbound_last, cursor) = rebuild(
+        shared,
+        inbound,
+        outbound,
+        cursor,
+        Some((config, &mut collected)),
+    )?;
+    let takeover = !collected.is_empty();
+    let window = u64::from(config.sender_seq_reservation);
+    for slot in &shared.slots {
+        let sid = slot.entry.session_id;
+        let mut inner = slot.lock();
+        let inner = &mut *inner;
+        let mut ha = replicated::SlotReplication {
+            config: *config,
+            reserved: 0,
+            published: (0, 0, 0),
+            routed_floor: None,
+            redelivery: None,
+        };
+        if let Some(c) = collected.remove(&sid) {
+            // One past every reservation (and past this node's own store): never below what
+            // any node sent, and always a gap, so the client asks for what it missed.
+            let next_sender = inner.session.next_sender_seq().max(c.reserved_max) + 1;
+            inner
+                .session
+                .resume_seq_nums(next_sender, c.last_target.max(1))?;
+            ha.routed_floor = Some(c.last_routed);
+            ha.redelivery = Some(c.redelivery);
+        } else if takeover {
+            // A session no checkpoint names (added since): nothing of it was ever sent by
+            // another node; everything of it in the outbound journal is redelivered on request.
+            ha.routed_floor = Some(0);
+            ha.redelivery = Some(replicated::Redelivery::default());
+        }
+        let reserved = inner.session.next_sender_seq() + window;
+        if !replicated::publish_checkpoint(
+            shared,
+            sid,
+            &inner.session,
+            &mut ha,
+            reserved,
+            sbe::SessionCheckpointReason::Start,
+        ) {
+            return Err(GatewayError::Journal(
+                "the sequencer refused a start checkpoint".into(),
+            ));
+        }
+        inner.session.set_sender_seq_limit(reserved);
+        inner.ha = Some(ha);
+    }
+    wait_for_checkpoints(shared, config, inbound, inbound_last)?;
+    shared
+        .takeover_inbound_seq
+        .store(inbound_last.max(1), Ordering::Relaxed);
+    Ok(cursor)
+}
+
+/// Waits until every session's start checkpoint is in the inbound journal after `from`.
+fn wait_for_checkpoints(
+    shared: &Shared,
+    config: &ReplicatedSessions,
+    inbound: &Journal,
+    from: u64,
+) -> Result<(), GatewayError> {
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_millis(config.start_commit_timeout_ms);
+    let mut pending: std::collections::HashSet<u32> =
+        shared.slots.iter().map(|s| s.entry.session_id).collect();
+    let mut r = inbound
+        .reader(from + 1)
+        .map_err(|e| GatewayError::Journal(e.to_string()))?;
+    while !pending.is_empty() {
+        match r.poll().map_err(|e| GatewayError::Journal(e.to_string()))? {
+            Some(f) if f.template_id == sbe::session_checkpoint_event_codec::SBE_TEMPLATE_ID => {
+                let sid = sbe::MessageHeaderDecoder::default()
+                    .wrap(ReadBuf::new(f.payload), 0)
+                    .ok()
+                    .and_then(|h| {
+                        sbe::session_checkpoint_event_codec::SessionCheckpointEventDecoder::default(
+                        )
+                        .header(h, HDR)
+                        .ok()
+                    })
+                    .map(|d| d.session_id());
+                if let Some(sid) = sid {
+                    pending.remove(&sid);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(GatewayError::Journal(format!(
+                        "the start checkpoints of {} session(s) are not in the inbound journal after {} ms",
+                        pending.len(),
+                        config.start_commit_timeout_ms
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
     }
     Ok(())
 }

@@ -98,6 +98,9 @@ pub(crate) enum Handled {
     Answered,
     /// An SBE event of `len` bytes with `template` waits in the buffer.
     Publish { template: u16, len: usize },
+    /// A possible duplicate (PossDupFlag=Y) of an order or request whose ClOrdID is known: it
+    /// was journaled already (a resend after a reconnection or a takeover), so it is ignored.
+    PossDupIgnored,
 }
 
 const OUR_ORDER_ID_NONE: &[u8] = b"NONE";
@@ -282,6 +285,9 @@ fn new_order(
     let symbol = msg.get(55).unwrap_or(b"");
     let side = msg.get(54).unwrap_or(b"");
     let qty_raw = msg.get(38);
+    if msg.get_flag(43) && orders.by_cl_ord_id.contains_key(cl) {
+        return Handled::PossDupIgnored;
+    }
     let checked = (|| {
         if cl.len() > ctx.cl_ord_id_len_max {
             return Err(rej(0, "ClOrdID too long"));
@@ -462,6 +468,9 @@ fn cancel_or_replace(
 ) -> Handled {
     let cl = msg.get(11).unwrap_or(b"");
     let orig = msg.get(41).unwrap_or(b"");
+    if msg.get_flag(43) && orders.by_cl_ord_id.contains_key(cl) {
+        return Handled::PossDupIgnored;
+    }
     let target = orders.by_cl_ord_id.get(orig).copied();
     let order = target.and_then(|k| orders.order(k)).cloned();
     let Some((target, order)) = target.zip(order) else {

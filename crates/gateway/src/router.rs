@@ -129,6 +129,52 @@ fn session_of(template: u16, payload: &[u8]) -> Option<u32> {
     })
 }
 
+/// The inbound sequence of the event an outbound result answers.
+fn inbound_seq_of(template: u16, payload: &[u8]) -> Option<u64> {
+    let h = sbe::MessageHeaderDecoder::default()
+        .wrap(ReadBuf::new(payload), 0)
+        .ok()?;
+    Some(match template {
+        sbe::order_accepted_codec::SBE_TEMPLATE_ID => {
+            sbe::order_accepted_codec::OrderAcceptedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        sbe::order_rejected_codec::SBE_TEMPLATE_ID => {
+            sbe::order_rejected_codec::OrderRejectedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        sbe::order_filled_codec::SBE_TEMPLATE_ID => {
+            sbe::order_filled_codec::OrderFilledDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        sbe::order_cancelled_codec::SBE_TEMPLATE_ID => {
+            sbe::order_cancelled_codec::OrderCancelledDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        sbe::order_replaced_codec::SBE_TEMPLATE_ID => {
+            sbe::order_replaced_codec::OrderReplacedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        sbe::cancel_rejected_codec::SBE_TEMPLATE_ID => {
+            sbe::cancel_rejected_codec::CancelRejectedDecoder::default()
+                .header(h, HDR)
+                .ok()?
+                .inbound_seq()
+        }
+        _ => return None,
+    })
+}
+
 /// A message to send, or nothing (replay).
 pub(crate) type Sender<'s> = Option<&'s mut dyn FnMut(&[u8], &mut dyn FnMut(&mut Writer))>;
 
@@ -388,6 +434,10 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
         apply(shared, &mut inner.orders, seq, template, payload, now, None);
         return;
     }
+    // A takeover: the old leader may have sent the results of the events it journaled.
+    let takeover = shared.takeover_inbound_seq.load(Ordering::Relaxed);
+    let poss_resend =
+        takeover > 0 && inbound_seq_of(template, payload).is_some_and(|s| s <= takeover);
     let mut scratch = std::mem::take(&mut inner.scratch);
     scratch.clear();
     let connected = inner.conn.is_some();
@@ -398,7 +448,13 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
     };
     let mut failed = false;
     let mut send = |mt: &[u8], body: &mut dyn FnMut(&mut Writer)| {
-        if session.send_app(mt, now, out, |w| body(w)).is_err() {
+        let sent = session.send_app(mt, now, out, |w| {
+            if poss_resend {
+                w.field(97, b"Y");
+            }
+            body(w);
+        });
+        if sent.is_err() {
             failed = true;
         }
     };
@@ -411,9 +467,10 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
         now,
         Some(&mut send),
     );
+    crate::replicated::maintain(shared, slot.entry.session_id, inner);
     if let Some(c) = inner.conn.as_mut() {
         if failed {
-            c.close = Some("message store failure");
+            c.close = Some(crate::close_reason(&inner.session, &shared.stats));
         } else if c.out.len() > shared.config.outbound_bytes_max {
             c.close = Some("slow consumer");
             shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
@@ -426,10 +483,74 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
     }
 }
 
+/// Replays one result into the order maps (start) and keeps the report it would have sent, as
+/// sent, for a takeover's redelivery.
+pub(crate) fn replay_rendered(
+    shared: &Shared,
+    f: &FrameView<'_>,
+    w: &mut Writer,
+    keep: &mut dyn FnMut(u32, crate::replicated::Rendered),
+) {
+    let Some(sid) = session_of(f.template_id, f.payload) else {
+        return;
+    };
+    let Some(slot) = shared.slot(sid) else { return };
+    let now = crate::now_ns();
+    let mut rendered = None;
+    {
+        let mut guard = slot.lock();
+        let mut send = |mt: &[u8], body: &mut dyn FnMut(&mut Writer)| {
+            w.begin(mt);
+            body(w);
+            rendered = mt.first().copied();
+        };
+        apply(
+            shared,
+            &mut guard.orders,
+            f.sequence,
+            f.template_id,
+            f.payload,
+            now,
+            Some(&mut send),
+        );
+    }
+    if let Some(mt) = rendered {
+        // The body starts with "35=<type>|".
+        let body = &w.body()[4 + 1..];
+        keep(
+            sid,
+            crate::replicated::Rendered {
+                outbound_seq: f.sequence,
+                msg_type: mt,
+                body: body.into(),
+            },
+        );
+    }
+}
+
+/// Publishes the checkpoint of every replicated session that changed.
+fn checkpoint_all(shared: &Shared) {
+    for slot in &shared.slots {
+        let mut inner = slot.lock();
+        crate::replicated::checkpoint(
+            shared,
+            slot.entry.session_id,
+            &mut inner,
+            sbe::SessionCheckpointReason::Interval,
+            false,
+        );
+    }
+}
+
 /// The router thread's loop.
 pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
     let mut idle = IdleStrategy::new(shared.config.router_wait);
     let mut last_saved = reader.next_sequence().saturating_sub(1);
+    let checkpoint_every = shared
+        .config
+        .replicated_sessions
+        .map(|r| Duration::from_millis(r.checkpoint_interval_ms.max(1)));
+    let mut last_checkpoint = std::time::Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let mut n = 0;
         while n < shared.config.router_batch_max {
@@ -448,8 +569,15 @@ pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
         }
         let done = reader.next_sequence().saturating_sub(1);
         if done != last_saved {
+            shared.routed_seq.store(done, Ordering::Release);
             shared.save_cursor(done);
             last_saved = done;
+        }
+        if let Some(every) = checkpoint_every {
+            if last_checkpoint.elapsed() >= every {
+                checkpoint_all(&shared);
+                last_checkpoint = std::time::Instant::now();
+            }
         }
         idle.idle(n);
     }

@@ -1,7 +1,7 @@
 //! Listeners and connections: TCP and TLS accept loops, the per-connection task.
 
 use crate::orders::{self, AppContext, Handled};
-use crate::shared::{Conn, IpGuard, Shared, Slot};
+use crate::shared::{Conn, IpGuard, Shared, Slot, SlotInner};
 use crate::{events, now_ns, RateLimitAction};
 use fix_codec::{check_frame, Frame, Parser, Writer};
 use fix_session::Outcome;
@@ -146,6 +146,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut closing = false;
     loop {
+        if shared.aborted.load(Ordering::Acquire) {
+            // A crash, as far as the peer can tell: the socket drops, nothing else happens.
+            return;
+        }
         // Handle every whole message in the buffer.
         let mut pos = 0;
         while !closing && pos < filled {
@@ -224,10 +228,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Some(c) = inner.conn.as_mut().filter(|c| c.id == conn_id) {
                     match inner.session.on_timer(now_ns(), &mut c.out) {
                         Ok(Outcome::Disconnect(r)) => c.close = Some(r),
-                        Err(_) => c.close = Some("message store failure"),
+                        Err(_) => c.close = Some(crate::close_reason(&inner.session, &shared.stats)),
                         Ok(_) => {}
                     }
                 }
+                crate::replicated::maintain(&shared, slot.entry.session_id, inner);
             }
         }
         // A full buffer is not an error here: the messages in it are handled at the top of the
@@ -256,18 +261,62 @@ impl Connection<'_> {
         let now = now_ns();
         let mut inner = self.slot.lock();
         let inner = &mut *inner;
-        let Some(c) = inner.conn.as_mut().filter(|c| c.id == self.conn_id) else {
+        let close = Self::on_message(
+            shared,
+            self.slot,
+            self.conn_id,
+            &mut self.sbe_buf,
+            inner,
+            &msg,
+            now,
+            guard,
+        );
+        crate::replicated::maintain(shared, self.slot.entry.session_id, inner);
+        close
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_message(
+        shared: &Shared,
+        slot: &Slot,
+        conn_id: u64,
+        sbe_buf: &mut [u8],
+        inner: &mut SlotInner,
+        msg: &fix_codec::Message<'_>,
+        now: u64,
+        guard: &mut IpGuard,
+    ) -> bool {
+        let sid = slot.entry.session_id;
+        let Some(c) = inner.conn.as_mut().filter(|c| c.id == conn_id) else {
             return true;
         };
-        let outcome = match inner.session.on_message(&msg, now, &mut c.out) {
+        let outcome = match inner.session.on_message(msg, now, &mut c.out) {
             Ok(o) => o,
-            Err(_) => Outcome::Disconnect("message store failure"),
+            Err(_) => Outcome::Disconnect(crate::close_reason(&inner.session, &shared.stats)),
         };
+        // A takeover: the client's first ResendRequest (answered above by the session layer)
+        // names the first number it misses; the reports it may not have seen follow.
+        if outcome == Outcome::Handled
+            && msg.msg_type() == b"2"
+            && inner.ha.as_ref().is_some_and(|h| h.redelivery.is_some())
+        {
+            if let Some(begin) = msg.get_u64(7).filter(|&b| b > 0) {
+                let mut out = std::mem::take(&mut c.out);
+                let ok = crate::replicated::redeliver(shared, sid, inner, &mut out, begin, now);
+                let c = inner.conn.as_mut().expect("the connection is attached");
+                c.out = out;
+                if !ok {
+                    c.close = Some(crate::close_reason(&inner.session, &shared.stats));
+                    return true;
+                }
+            }
+            return false;
+        }
         match outcome {
             Outcome::Handled => false,
             Outcome::LoggedOn => {
                 guard.authenticated();
-                let period = self.slot.entry.fix.period_start_ns(now);
+                let period = slot.entry.fix.period_start_ns(now);
                 inner.orders.start_period(period);
                 inner.logged_on = true;
                 shared.stats.logons.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +325,14 @@ impl Connection<'_> {
                     &inner.session,
                     &inner.orders,
                     sbe_order_entry::SessionEventType::LoggedOn,
-                    &mut self.sbe_buf,
+                    sbe_buf,
+                );
+                crate::replicated::checkpoint(
+                    shared,
+                    sid,
+                    inner,
+                    sbe_order_entry::SessionCheckpointReason::Logon,
+                    true,
                 );
                 false
             }
@@ -293,9 +349,9 @@ impl Connection<'_> {
                         failed = true;
                     }
                 };
-                if self.slot.limiter.check().is_err() {
+                if slot.limiter.check().is_err() {
                     shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    match self.slot.entry.rate_limit.action {
+                    match slot.entry.rate_limit.action {
                         RateLimitAction::Reject => {
                             let seq = msg.seq_num().unwrap_or(0);
                             send(b"j", &mut |w| {
@@ -318,10 +374,15 @@ impl Connection<'_> {
                     cl_ord_id_len_max: shared.config.cl_ord_id_len_max,
                     now_ns: now,
                 };
-                let handled =
-                    orders::handle(&ctx, &mut inner.orders, &msg, &mut self.sbe_buf, &mut send);
+                let handled = orders::handle(&ctx, &mut inner.orders, msg, sbe_buf, &mut send);
+                if let Handled::PossDupIgnored = handled {
+                    shared
+                        .stats
+                        .poss_dup_ignored
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 if let Handled::Publish { template, len } = handled {
-                    if !events::publish(shared, template, &self.sbe_buf[..len]) {
+                    if !events::publish(shared, template, &sbe_buf[..len]) {
                         let seq = msg.seq_num().unwrap_or(0);
                         send(b"j", &mut |w| {
                             w.field_u64(45, seq);
@@ -332,7 +393,7 @@ impl Connection<'_> {
                     }
                 }
                 if failed {
-                    c.close = Some("message store failure");
+                    c.close = Some(crate::close_reason(session, &shared.stats));
                 }
                 failed
             }
@@ -356,6 +417,13 @@ impl Connection<'_> {
         if inner.conn.as_ref().is_some_and(|c| c.id == self.conn_id) {
             inner.conn = None;
             let _ = inner.session.on_disconnect(now_ns());
+            crate::replicated::checkpoint(
+                shared,
+                self.slot.entry.session_id,
+                inner,
+                sbe_order_entry::SessionCheckpointReason::Disconnect,
+                false,
+            );
             if inner.logged_on {
                 inner.logged_on = false;
                 events::publish_session_event(

@@ -26,6 +26,8 @@ pub(crate) struct SlotInner {
     pub conn: Option<Conn>,
     pub scratch: Vec<u8>,
     pub logged_on: bool,
+    /// Replicated sessions only: reservation, checkpoints, takeover redelivery.
+    pub ha: Option<crate::replicated::SlotReplication>,
 }
 
 /// One configured session.
@@ -66,6 +68,16 @@ pub struct GatewayStats {
     pub tls_handshake_failures: AtomicU64,
     pub publish_back_pressure: AtomicU64,
     pub router_errors: AtomicU64,
+    /// PossDupFlag=Y orders, cancels and replaces whose ClOrdID was already known (journaled):
+    /// ignored, not journaled again.
+    pub poss_dup_ignored: AtomicU64,
+    /// Replicated sessions: checkpoints published, reports sent again after a takeover,
+    /// takeovers whose redelivery lacked reports older than `redelivery_reports_max`, and
+    /// sessions logged out because their MsgSeqNum reservation ran out.
+    pub checkpoints_published: AtomicU64,
+    pub reports_redelivered: AtomicU64,
+    pub redelivery_truncated: AtomicU64,
+    pub seq_reservation_exhausted: AtomicU64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -83,9 +95,16 @@ pub(crate) struct Shared {
     unauthenticated: AtomicUsize,
     pub next_conn_id: AtomicU64,
     pub stop: AtomicBool,
+    /// `Gateway::abort`: connections drop without writing anything more.
+    pub aborted: AtomicBool,
     pub stats: GatewayStats,
     pub publisher: journal::Publisher,
     cursor: std::fs::File,
+    /// Every outbound result up to this sequence was handled by the router (sent or stored).
+    pub routed_seq: AtomicU64,
+    /// Replicated sessions: the last inbound sequence at start (journaled before this
+    /// gateway); live results of events up to it carry PossResend=Y. 0 when not replicated.
+    pub takeover_inbound_seq: AtomicU64,
 }
 
 impl Shared {
@@ -109,9 +128,12 @@ impl Shared {
             unauthenticated: AtomicUsize::new(0),
             next_conn_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             stats: GatewayStats::default(),
             publisher,
             cursor,
+            routed_seq: AtomicU64::new(0),
+            takeover_inbound_seq: AtomicU64::new(0),
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Engine {
     pub inbound: Journal,
     pub outbound: Journal,
     stop: Arc<AtomicBool>,
+    /// While set, the sequencer still journals inbound events but the matching agent waits.
+    pub matching_paused: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -108,11 +110,17 @@ impl Engine {
         .unwrap();
         let outbound = agent.outbound_journal().clone();
         let stop = Arc::new(AtomicBool::new(false));
+        let matching_paused = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
+        let paused = Arc::clone(&matching_paused);
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let a = sequencer.do_work().unwrap();
-                let b = agent.do_work().unwrap();
+                let b = if paused.load(Ordering::Relaxed) {
+                    0
+                } else {
+                    agent.do_work().unwrap()
+                };
                 if a + b == 0 {
                     std::thread::sleep(Duration::from_micros(20));
                 }
@@ -122,6 +130,7 @@ impl Engine {
             inbound,
             outbound,
             stop,
+            matching_paused,
             thread: Some(thread),
         }
     }
