@@ -23,6 +23,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub fix: FixConfig,
     pub market_data: MarketDataConfig,
+    pub cluster: ClusterSection,
     pub engine: EngineSection,
     pub instruments: Vec<InstrumentConfig>,
     pub accounts: Vec<AccountConfig>,
@@ -169,6 +170,34 @@ pub struct MarketDataConfig {
     pub heartbeat_ms: u64,
     pub snapshot_interval_ms: u64,
     pub history_packets_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub enabled: bool,
+    pub node_id: u64,
+    pub peers: Vec<PeerConfig>,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub log_fsync: bool,
+    pub snapshot_every_entries: u64,
+    pub fence_ms: u64,
+    pub fix_sender_seq_reservation: u32,
+    pub fix_checkpoint_interval_ms: u64,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    pub raft: String,
+    #[serde(default)]
+    pub http: String,
+    #[serde(default)]
+    pub fix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,7 +466,76 @@ impl Config {
         }
         self.publisher_config()?;
         self.validate_fix()?;
+        self.validate_cluster()?;
         Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if !c.enabled {
+            return Ok(());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, p) in c.peers.iter().enumerate() {
+            let key = |k: &str| format!("cluster.peers[{i}].{k}");
+            if p.id == 0 || !ids.insert(p.id) {
+                return err(key("id"), "must be a positive id, unique among the peers");
+            }
+            if p.raft.parse::<SocketAddr>().is_err() {
+                return err(key("raft"), "an address:port");
+            }
+            for (k, v) in [("http", &p.http), ("fix", &p.fix)] {
+                if !v.is_empty() && v.parse::<SocketAddr>().is_err() {
+                    return err(key(k), "an address:port, or \"\"");
+                }
+            }
+        }
+        if !ids.contains(&c.node_id) {
+            return err("cluster.node_id", "must be the id of one of cluster.peers");
+        }
+        if c.peers.len() % 2 == 0 {
+            return err(
+                "cluster.peers",
+                "an odd number of nodes (1, 3 or 5): an even one tolerates no more failures \
+                 than the odd one below it",
+            );
+        }
+        if c.heartbeat_ms == 0 || c.election_timeout_min_ms <= c.heartbeat_ms * 2 {
+            return err(
+                "cluster.election_timeout_min_ms",
+                "must exceed twice cluster.heartbeat_ms (> 0)",
+            );
+        }
+        if c.election_timeout_max_ms <= c.election_timeout_min_ms {
+            return err(
+                "cluster.election_timeout_max_ms",
+                "must exceed cluster.election_timeout_min_ms",
+            );
+        }
+        if c.snapshot_every_entries == 0 {
+            return err("cluster.snapshot_every_entries", "must be positive");
+        }
+        if c.fix_sender_seq_reservation < 2 || c.fix_checkpoint_interval_ms == 0 {
+            return err(
+                "cluster.fix_sender_seq_reservation",
+                "at least 2, with a positive fix_checkpoint_interval_ms",
+            );
+        }
+        Ok(())
+    }
+
+    /// The cluster settings of this node (when `cluster.enabled`).
+    pub fn cluster_config(&self) -> cluster::ClusterConfig {
+        let c = &self.cluster;
+        let peers = c.peers.iter().map(|p| (p.id, p.raft.clone())).collect();
+        let mut cc = cluster::ClusterConfig::new(c.node_id, peers, self.data.dir.join("cluster"));
+        cc.heartbeat_ms = c.heartbeat_ms;
+        cc.election_min_ms = c.election_timeout_min_ms;
+        cc.election_max_ms = c.election_timeout_max_ms;
+        cc.log_fsync = c.log_fsync;
+        cc.snapshot_every = c.snapshot_every_entries;
+        cc.fence_ms = c.fence_ms;
+        cc
     }
 
     /// The instrument id of a symbol.
@@ -642,6 +740,13 @@ impl Config {
                 }
             })
             .collect();
+        if self.cluster.enabled {
+            g.replicated_sessions = Some(gateway::ReplicatedSessions {
+                sender_seq_reservation: self.cluster.fix_sender_seq_reservation,
+                checkpoint_interval_ms: self.cluster.fix_checkpoint_interval_ms,
+                ..Default::default()
+            });
+        }
         g
     }
 

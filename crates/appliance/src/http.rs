@@ -41,6 +41,20 @@ pub struct AppState {
     pub stream: tokio::sync::broadcast::Sender<StreamEvent>,
     /// The FIX gateway, once started (for its counters).
     pub gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
+    /// Cluster mode: this node's membership.
+    pub cluster: Option<Arc<cluster::Cluster>>,
+}
+
+/// The HTTP address of a cluster node, from the configuration.
+fn peer_http(state: &AppState, id: Option<u64>) -> Option<String> {
+    let id = id?;
+    state
+        .config
+        .cluster
+        .peers
+        .iter()
+        .find(|p| p.id == id && !p.http.is_empty())
+        .map(|p| format!("http://{}", p.http))
 }
 
 /// The FIX gateway's counters, as (name, help, value).
@@ -206,6 +220,7 @@ pub fn router(state: Shared) -> Router {
         .route("/marketdata/candles", get(candles))
         .route("/v1/stream", get(stream))
         .route("/healthz", get(healthz))
+        .route("/v1/cluster", get(cluster_status))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_max))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -329,6 +344,18 @@ async fn submit(
     kind: CommandKind,
     client_order_id: u64,
 ) -> Result<Outcome, ApiError> {
+    if let Some(c) = &state.cluster {
+        if !c.is_serving() {
+            let leader = peer_http(state, c.status().leader);
+            return Err(ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                match leader {
+                    Some(l) => format!("not the cluster leader: send orders to {l}"),
+                    None => "not the cluster leader, and no leader is known yet".to_string(),
+                },
+            ));
+        }
+    }
     let mut buf = [0_u8; matching_agent::inbound::ENCODED_LEN_MAX];
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1026,6 +1053,41 @@ pub fn stream_feeder(state: Shared, stop: Arc<AtomicBool>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Cluster mode: this node's Raft status, with every peer's client-facing addresses.
+async fn cluster_status(State(state): State<Shared>) -> Response {
+    let Some(c) = &state.cluster else {
+        return ApiError::status(StatusCode::NOT_FOUND, "not in cluster mode").into_response();
+    };
+    let st = c.status();
+    let body = json!({
+        "status": st,
+        "leader_http": peer_http(&state, st.leader),
+        "peers": state.config.cluster.peers,
+        "inbound_seq": state.inbound.committed_seq(),
+        "outbound_seq": state.outbound.committed_seq(),
+        "matching_seq": state.metrics.matching_seq.load(Ordering::Relaxed),
+    });
+    Json(body).into_response()
+}
+
+fn cluster_json(state: &AppState) -> Value {
+    match &state.cluster {
+        None => Value::Null,
+        Some(c) => {
+            let st = c.status();
+            json!({
+                "node_id": st.node_id,
+                "role": st.role,
+                "leader": st.leader,
+                "leader_http": peer_http(state, st.leader),
+                "serving": st.serving,
+                "term": st.term,
+                "last_applied_index": st.last_applied_index,
+            })
+        }
+    }
+}
+
 async fn healthz(State(state): State<Shared>) -> Response {
     let m = &state.metrics;
     let inbound = state.inbound.committed_seq();
@@ -1041,6 +1103,7 @@ async fn healthz(State(state): State<Shared>) -> Response {
             "reporter": { "seq": m.reporter_seq.load(Ordering::Relaxed), "lag": outbound.saturating_sub(m.reporter_seq.load(Ordering::Relaxed)) },
             "market_data": { "seq": m.md_seq.load(Ordering::Relaxed), "lag": if state.config.market_data.enabled { outbound.saturating_sub(m.md_seq.load(Ordering::Relaxed)) } else { 0 } },
         },
+        "cluster": cluster_json(&state),
         "fix": gateway_counters(&state).into_iter().map(|(k, _, v)| (k.trim_start_matches("appliance_fix_").to_string(), json!(v))).collect::<serde_json::Map<String, Value>>(),
     });
     let code = if failed {
@@ -1063,6 +1126,74 @@ async fn metrics(State(state): State<Shared>) -> Response {
             text,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
+    }
+    if let Some(c) = &state.cluster {
+        let st = c.status();
+        let m = &state.metrics;
+        for (name, help, kind, v) in [
+            (
+                "appliance_cluster_leader",
+                "1 while this node is the serving cluster leader",
+                "gauge",
+                u64::from(st.serving),
+            ),
+            ("appliance_cluster_term", "Raft term", "gauge", st.term),
+            (
+                "appliance_cluster_last_log_index",
+                "Last Raft log index held",
+                "gauge",
+                st.last_log_index.unwrap_or(0),
+            ),
+            (
+                "appliance_cluster_applied_index",
+                "Last Raft log index applied to the journal",
+                "gauge",
+                st.last_applied_index.unwrap_or(0),
+            ),
+            (
+                "appliance_cluster_snapshot_index",
+                "Raft log index of the latest snapshot",
+                "gauge",
+                st.snapshot_index.unwrap_or(0),
+            ),
+            (
+                "appliance_cluster_millis_since_quorum_ack",
+                "Leader: milliseconds since a majority last acknowledged",
+                "gauge",
+                st.millis_since_quorum_ack.unwrap_or(0),
+            ),
+            (
+                "appliance_cluster_promotions_total",
+                "Times this node became the serving leader",
+                "counter",
+                m.cluster_promotions.load(Ordering::Relaxed),
+            ),
+            (
+                "appliance_cluster_step_downs_total",
+                "Times this node stopped serving as leader",
+                "counter",
+                m.cluster_step_downs.load(Ordering::Relaxed),
+            ),
+            (
+                "appliance_cluster_refused_batches_total",
+                "Proposed batches not committed (leadership lost)",
+                "counter",
+                c.refused.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        let _ = writeln!(text, "# HELP appliance_cluster_follower_matched_index Leader: last log index each follower holds\n# TYPE appliance_cluster_follower_matched_index gauge");
+        for (id, idx) in &st.replication {
+            let _ = writeln!(
+                text,
+                "appliance_cluster_follower_matched_index{{node=\"{id}\"}} {}",
+                idx.unwrap_or(0)
+            );
+        }
     }
     // Per session, from its sequence numbers (labels are configured CompIDs, never input).
     if let Some(g) = state.gateway.lock().expect("gateway slot").as_ref() {

@@ -6,6 +6,7 @@ pub mod candles;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod ha;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Cluster tools.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Market-data tools.
     Md {
         #[command(subcommand)]
@@ -67,6 +72,22 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Show every node's role, term, Raft log and journal positions (asks each peer's HTTP
+    /// API, as listed in the configuration's cluster.peers, or the --http addresses given).
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A node's HTTP address (host:port); repeatable. Default: every configured peer.
+        #[arg(long)]
+        http: Vec<String>,
+        /// Print the raw JSON of each node.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -115,6 +136,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(a) = http_listen {
                 c.http.listen = a;
             }
+            anyhow::ensure!(
+                !(demo && c.cluster.enabled),
+                "--demo runs a single appliance; drop cluster.enabled or --demo"
+            );
             let node = Node::start_with(c, demo.then_some(demo_rate))?;
             {
                 // Written without println!: a closed stdout must not stop the appliance.
@@ -145,6 +170,69 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Cluster {
+            command: ClusterCommand::Status { config, http, json },
+        } => {
+            let c = load(config, None)?;
+            let targets: Vec<String> = if http.is_empty() {
+                c.cluster
+                    .peers
+                    .iter()
+                    .filter(|p| !p.http.is_empty())
+                    .map(|p| p.http.clone())
+                    .collect()
+            } else {
+                http
+            };
+            anyhow::ensure!(
+                !targets.is_empty(),
+                "no node to ask: give --http or a configuration with cluster.peers"
+            );
+            let client = reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(2))
+                .build()?;
+            println!(
+                "{:<22} {:>4} {:<10} {:>6} {:>5} {:>10} {:>10} {:>10} {:>8}",
+                "node", "id", "role", "leader", "term", "log", "applied", "journal", "serving"
+            );
+            let mut leaders = 0;
+            for t in &targets {
+                let r = client
+                    .get(format!("http://{t}/v1/cluster"))
+                    .send()
+                    .and_then(|r| r.json::<serde_json::Value>());
+                match r {
+                    Ok(v) => {
+                        if json {
+                            println!("{v}");
+                            continue;
+                        }
+                        let st = &v["status"];
+                        let num = |k: &str| st[k].as_u64().map_or("-".into(), |n| n.to_string());
+                        if st["serving"].as_bool() == Some(true) {
+                            leaders += 1;
+                        }
+                        println!(
+                            "{:<22} {:>4} {:<10} {:>6} {:>5} {:>10} {:>10} {:>10} {:>8}",
+                            t,
+                            num("node_id"),
+                            st["role"].as_str().unwrap_or("?"),
+                            num("leader"),
+                            num("term"),
+                            num("last_log_index"),
+                            num("last_applied_index"),
+                            num("journal_seq"),
+                            st["serving"].as_bool().unwrap_or(false)
+                        );
+                    }
+                    Err(e) => println!("{t:<22} unreachable: {e}"),
+                }
+            }
+            if !json && leaders != 1 {
+                eprintln!("warning: {leaders} serving leaders among the nodes asked");
+            }
+            Ok(())
+        }
         Command::Md {
             command: MdCommand::Listen(args),
         } => Ok(md_consumer::listen::run(args)?),

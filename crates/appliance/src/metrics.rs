@@ -20,6 +20,9 @@ pub struct Metrics {
     pub orders_accepted: AtomicU64,
     pub orders_rejected: AtomicU64,
     pub fills: AtomicU64,
+    /// Cluster mode: times this node became the serving leader / stepped down.
+    pub cluster_promotions: AtomicU64,
+    pub cluster_step_downs: AtomicU64,
     /// Engine rejects by reason code (index = RejectReason as u8).
     pub rejects_by_reason: [AtomicU64; 32],
 }

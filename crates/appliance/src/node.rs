@@ -36,6 +36,18 @@ pub struct Node {
     gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
     pub fix_tcp_addr: Option<SocketAddr>,
     pub fix_tls_addr: Option<SocketAddr>,
+    /// This node's cluster membership (cluster mode).
+    pub cluster: Option<Arc<cluster::Cluster>>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Who writes the inbound journal: the local sequencer, or Raft (cluster mode).
+enum InboundWriter {
+    Local(journal::Sequencer),
+    Cluster(
+        journal::Sequencer<Arc<journal::ExternalClock>>,
+        Arc<journal::ExternalClock>,
+    ),
 }
 
 fn spawn(
@@ -87,6 +99,17 @@ fn spawn_on(
 
 /// Funds the configured demo accounts, once, when the inbound journal is new.
 fn fund_accounts(config: &Config, seq: &mut journal::Sequencer) -> anyhow::Result<()> {
+    funding_events(config, |t, b| {
+        seq.append(t, b)?;
+        Ok(())
+    })
+}
+
+/// The deposits of the configured accounts, as inbound events handed to `emit`.
+pub(crate) fn funding_events(
+    config: &Config,
+    mut emit: impl FnMut(u16, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut buf = [0_u8; matching_agent::inbound::ENCODED_LEN_MAX];
     for a in &config.accounts {
         let mut deposits = Vec::new();
@@ -106,7 +129,7 @@ fn fund_accounts(config: &Config, seq: &mut journal::Sequencer) -> anyhow::Resul
                 amount,
             };
             let (t, len) = matching_agent::inbound::encode(&kind, 0, &mut buf)?;
-            seq.append(t, &buf[..len])?;
+            emit(t, &buf[..len])?;
         }
     }
     Ok(())
@@ -125,11 +148,20 @@ impl Node {
         std::fs::create_dir_all(&config.data.dir).with_context(|| {
             format!("creating the data directory {}", config.data.dir.display())
         })?;
-        let (inbound, mut sequencer) =
-            Journal::open(config.inbound_journal()).context("opening the inbound journal")?;
-        if sequencer.written_seq() == 0 {
-            fund_accounts(&config, &mut sequencer).context("funding the demo accounts")?;
-        }
+        let (inbound, writer) = if config.cluster.enabled {
+            // Frames are appended by the Raft state machine, with the leader's timestamps.
+            let clock = Arc::new(journal::ExternalClock::new(0));
+            let (j, s) = Journal::open_with_clock(config.inbound_journal(), clock.clone())
+                .context("opening the inbound journal")?;
+            (j, InboundWriter::Cluster(s, clock))
+        } else {
+            let (j, mut s) =
+                Journal::open(config.inbound_journal()).context("opening the inbound journal")?;
+            if s.written_seq() == 0 {
+                fund_accounts(&config, &mut s).context("funding the demo accounts")?;
+            }
+            (j, InboundWriter::Local(s))
+        };
         let publisher = inbound
             .publisher()
             .context("the inbound journal has no hand-off")?;
@@ -157,36 +189,15 @@ impl Node {
         let (replica_idle, replica_cpu) = config.agent_thread(&config.threads.replica);
         let (reporter_idle, reporter_cpu) = config.agent_thread(&config.threads.reporter);
 
-        let (seq_thread, match_thread) = if config.threads.sequencer_and_matching_together {
-            // One duty cycle for both agents: the sequencer appends, then the matching agent
-            // processes what was just committed, without a thread hop between them. Drained in
-            // order on stop (the stop flags are set one after the other).
-            let (s_seq, s_match, m) = (stop_seq.clone(), stop_match.clone(), metrics.clone());
-            let t = spawn_on("sequencer+matching", seq_cpu, &failed, move || {
-                let mut agent = agent;
-                let mut idle = IdleStrategy::new(seq_idle);
-                loop {
-                    let n = sequencer.do_work()? + agent.do_work()?;
-                    m.matching_seq
-                        .store(agent.processed_seq(), Ordering::Relaxed);
-                    if n == 0 && s_seq.load(Ordering::Acquire) && s_match.load(Ordering::Acquire) {
-                        sequencer.flush()?;
-                        return Ok(());
-                    }
-                    idle.idle(n);
-                }
-            })?;
-            (t, None)
-        } else {
-            let s = stop_seq.clone();
-            let seq_thread = spawn_on("sequencer", seq_cpu, &failed, move || {
-                sequencer.run(&s, &mut IdleStrategy::new(seq_idle))?;
-                sequencer.flush()?;
-                Ok(())
-            })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("io")
+            .enable_all()
+            .build()?;
+        let spawn_matching = |agent: MatchingAgent| {
             let s = stop_match.clone();
             let m = metrics.clone();
-            let match_thread = spawn_on("matching", match_cpu, &failed, move || {
+            spawn_on("matching", match_cpu, &failed, move || {
                 let mut agent = agent;
                 let mut idle = IdleStrategy::new(match_idle);
                 loop {
@@ -198,8 +209,60 @@ impl Node {
                     }
                     idle.idle(n);
                 }
-            })?;
-            (seq_thread, Some(match_thread))
+            })
+        };
+        let (seq_thread, match_thread, cluster) = match writer {
+            InboundWriter::Cluster(sequencer, clock) => {
+                let (cl, mut proposer) = runtime
+                    .block_on(cluster::Cluster::start(
+                        config.cluster_config(),
+                        inbound.clone(),
+                        sequencer,
+                        clock,
+                    ))
+                    .context("starting the cluster node")?;
+                let s = stop_seq.clone();
+                let seq_thread = spawn_on("proposer", seq_cpu, &failed, move || {
+                    proposer.run(&s, &mut IdleStrategy::new(seq_idle));
+                    Ok(())
+                })?;
+                (seq_thread, Some(spawn_matching(agent)?), Some(Arc::new(cl)))
+            }
+            InboundWriter::Local(mut sequencer)
+                if config.threads.sequencer_and_matching_together =>
+            {
+                // One duty cycle for both agents: the sequencer appends, then the matching
+                // agent processes what was just committed, without a thread hop between them.
+                // Drained in order on stop (the stop flags are set one after the other).
+                let (s_seq, s_match, m) = (stop_seq.clone(), stop_match.clone(), metrics.clone());
+                let t = spawn_on("sequencer+matching", seq_cpu, &failed, move || {
+                    let mut agent = agent;
+                    let mut idle = IdleStrategy::new(seq_idle);
+                    loop {
+                        let n = sequencer.do_work()? + agent.do_work()?;
+                        m.matching_seq
+                            .store(agent.processed_seq(), Ordering::Relaxed);
+                        if n == 0
+                            && s_seq.load(Ordering::Acquire)
+                            && s_match.load(Ordering::Acquire)
+                        {
+                            sequencer.flush()?;
+                            return Ok(());
+                        }
+                        idle.idle(n);
+                    }
+                })?;
+                (t, None, None)
+            }
+            InboundWriter::Local(mut sequencer) => {
+                let s = stop_seq.clone();
+                let seq_thread = spawn_on("sequencer", seq_cpu, &failed, move || {
+                    sequencer.run(&s, &mut IdleStrategy::new(seq_idle))?;
+                    sequencer.flush()?;
+                    Ok(())
+                })?;
+                (seq_thread, Some(spawn_matching(agent)?), None)
+            }
         };
 
         // The replica starts from the same snapshot as the matching agent when there is one.
@@ -230,36 +293,68 @@ impl Node {
                 replica::run(j, r, p, m, s, IdleStrategy::new(replica_idle))
             })?);
         }
+        // In cluster mode the publisher runs only while this node is the serving leader.
+        let md_active = Arc::new(AtomicBool::new(cluster.is_none()));
         if config.market_data.enabled {
             let md_config = config.publisher_config()?;
-            let (j, s, m) = (outbound.clone(), stop_followers.clone(), metrics.clone());
+            let (j, s, m, active) = (
+                outbound.clone(),
+                stop_followers.clone(),
+                metrics.clone(),
+                md_active.clone(),
+            );
             let products = engine_config.products.clone();
-            // Sockets are opened here so that a bind error stops the start.
-            let mut publisher = md_publisher::PublisherAgent::open(md_config, &products, &j)
-                .context("opening the market-data publisher")?;
-            tracing::info!(retransmit = %publisher.retransmit_addr(), "market data publishing");
+            let open = move || {
+                md_publisher::PublisherAgent::open(md_config.clone(), &products, &j)
+                    .context("opening the market-data publisher")
+            };
+            // Sockets are opened here (single node) so that a bind error stops the start.
+            let mut publisher = if cluster.is_none() {
+                let p = open()?;
+                tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing");
+                Some(p)
+            } else {
+                None
+            };
             followers.push(spawn_on("market-data", md_cpu, &failed, move || {
                 let mut idle = IdleStrategy::new(md_idle);
                 loop {
-                    let n = publisher.do_work()?;
-                    let net = publisher.net_stats();
-                    let rt = publisher.retransmit_stats();
+                    let on = active.load(Ordering::Acquire);
+                    if !on {
+                        publisher = None;
+                        if s.load(Ordering::Acquire) {
+                            return Ok(());
+                        }
+                        idle.idle(0);
+                        continue;
+                    }
+                    let p = match publisher.as_mut() {
+                        Some(p) => p,
+                        None => {
+                            let p = open()?;
+                            tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing");
+                            publisher.insert(p)
+                        }
+                    };
+                    let n = p.do_work()?;
+                    let net = p.net_stats();
+                    let rt = p.retransmit_stats();
                     m.md_packets.store(net.packets_sent, Ordering::Relaxed);
                     m.md_retransmit_requests
                         .store(rt.requests, Ordering::Relaxed);
                     m.md_packets_resent
                         .store(rt.packets_resent, Ordering::Relaxed);
                     m.md_seq.store(
-                        publisher.next_journal_seq().saturating_sub(1),
+                        p.next_journal_seq().saturating_sub(1),
                         Ordering::Relaxed,
                     );
                     if n == 0 && s.load(Ordering::Acquire) {
-                        publisher.end_session();
+                        p.end_session();
                         // Let the repeated end-of-session markers go out.
                         let until =
                             std::time::Instant::now() + std::time::Duration::from_millis(300);
                         while std::time::Instant::now() < until {
-                            let n = publisher.do_work()?;
+                            let n = p.do_work()?;
                             idle.idle(n);
                         }
                         return Ok(());
@@ -306,6 +401,7 @@ impl Node {
         let demo_replica = replica.clone();
         let demo_publisher = publisher.clone();
         let gateway_slot: Arc<std::sync::Mutex<Option<gateway::Gateway>>> = Arc::default();
+        let sup_metrics = metrics.clone();
         let state = Arc::new(AppState {
             config: config.clone(),
             publisher,
@@ -319,6 +415,7 @@ impl Node {
             failed: failed.clone(),
             stream: tokio::sync::broadcast::channel(4096).0,
             gateway: gateway_slot.clone(),
+            cluster: cluster.clone(),
         });
         {
             let (st, s) = (state.clone(), stop_input.clone());
@@ -330,12 +427,7 @@ impl Node {
             .with_context(|| format!("binding HTTP to {}", config.http.listen))?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("io")
-            .enable_all()
-            .build()?;
-        let gateway = if config.fix.enabled {
+        let gateway = if config.fix.enabled && cluster.is_none() {
             let mut g = config.gateway_config();
             if config.fix.dictionary.is_empty() {
                 std::fs::write(&g.dictionary_path, crate::config::FIX42_XML)
@@ -403,6 +495,18 @@ impl Node {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             http::serve(listener, http::router(state), http_config, s).await
         });
+        let supervisor = cluster.as_ref().map(|cl| {
+            runtime.spawn(crate::ha::supervise(crate::ha::Supervised {
+                cluster: cl.clone(),
+                config: config.clone(),
+                inbound: inbound.clone(),
+                outbound: outbound.clone(),
+                metrics: sup_metrics.clone(),
+                gateway: gateway_slot.clone(),
+                md_active: md_active.clone(),
+                stop: stop_input.clone(),
+            }))
+        });
         tracing::info!(%http_addr, data = %config.data.dir.display(), "appliance started");
         Ok(Node {
             http_addr,
@@ -420,6 +524,8 @@ impl Node {
             gateway: gateway_slot,
             fix_tcp_addr,
             fix_tls_addr,
+            cluster,
+            supervisor,
         })
     }
 
@@ -452,6 +558,9 @@ impl Node {
         let mut first = None;
         self.stop_input.store(true, Ordering::Release);
         if let Some(rt) = self.runtime.take() {
+            if let Some(s) = self.supervisor.take() {
+                let _ = rt.block_on(s);
+            }
             if let Some(h) = self.http.take() {
                 match rt.block_on(h) {
                     Ok(Ok(())) => {}
@@ -473,6 +582,12 @@ impl Node {
                 let _guard = rt.enter();
                 g.shutdown();
                 rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(200)));
+            }
+            // Followers stop; what the proposer still holds is not committed and not lost to
+            // a FIX client (it resends it to the next leader).
+            if let Some(cl) = self.cluster.take() {
+                cl.set_serving(false);
+                rt.block_on(cl.shutdown());
             }
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         }

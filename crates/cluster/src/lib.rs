@@ -85,7 +85,8 @@ pub type Entry = openraft::Entry<TypeConfig>;
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     pub node_id: NodeId,
-    /// Every voter's Raft address (this node's included), by id.
+    /// Every voter's Raft address by id: this node listens on its own, and reaches the others
+    /// at theirs.
     pub peers: BTreeMap<NodeId, String>,
     /// Raft log and state-machine metadata.
     pub dir: PathBuf,
@@ -276,7 +277,10 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| ClusterError::Config(format!("binding the Raft address {addr}: {e}")))?;
-        let raft = Raft::new(config.node_id, Arc::new(rc), net::Network, log, sm.clone())
+        let network = net::Network {
+            peers: Arc::new(config.peers.clone()),
+        };
+        let raft = Raft::new(config.node_id, Arc::new(rc), network, log, sm.clone())
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let server = tokio::spawn(net::serve(
@@ -434,7 +438,7 @@ impl Cluster {
     }
 
     /// Stops Raft and the transport.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.set_serving(false);
         let _ = self.raft.shutdown().await;
         self.server.abort();

@@ -168,9 +168,13 @@ async fn serve_conn(
     }
 }
 
-/// Creates one client per target.
+/// Creates one client per target. Peers are reached at the addresses of this node's
+/// configuration (the membership's addresses are only a fallback), so a node can be moved, or
+/// reached through a different route from each peer, by configuration alone.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub peers: std::sync::Arc<std::collections::BTreeMap<NodeId, String>>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -178,7 +182,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
             target,
-            addr: node.addr.clone(),
+            addr: self
+                .peers
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| node.addr.clone()),
             conn: None,
         }
     }
