@@ -58,6 +58,10 @@ pub struct CoreStats {
     pub unknown_instrument: u64,
     /// Frames with a book-event template that did not decode.
     pub undecodable: u64,
+    /// Frames that continued an engine event after [`MdCore::flush`] had closed it (a read
+    /// ran dry inside an event, or two inbound events shared a timestamp): packet boundaries
+    /// there depend on timing, and may differ from another node's. Must stay 0.
+    pub events_split: u64,
 }
 
 struct ChannelOut {
@@ -163,6 +167,8 @@ pub struct MdCore {
     entries_scratch: Vec<LevelEntry>,
     /// Next instrument the snapshot cycle sends.
     snapshot_cursor: Option<u32>,
+    /// [`MdCore::flush`] closed the current event and no frame has come since.
+    event_closed: bool,
     stats: CoreStats,
 }
 
@@ -223,6 +229,7 @@ impl MdCore {
             time_ns: 0,
             event_time_ns: 0,
             snapshot_cursor: None,
+            event_closed: false,
             stats: CoreStats::default(),
             config,
         }
@@ -285,6 +292,7 @@ impl MdCore {
             let time = self.packet_time(c);
             self.channels[c.index()].flush(time, sink, &mut self.stats);
         }
+        self.event_closed = true;
         debug_assert!(self.at_event_boundary());
     }
 
@@ -350,7 +358,10 @@ impl MdCore {
         if self.starts_event(time_ns) {
             // The previous engine event is complete.
             self.flush(sink);
+        } else if self.event_closed {
+            self.stats.events_split += 1;
         }
+        self.event_closed = false;
         // Journal timestamps never decrease; max() keeps the candle clock monotonic anyway.
         self.event_time_ns = self.event_time_ns.max(time_ns);
         self.close_candles(sink);

@@ -187,6 +187,8 @@ fn publish_with_interruptions(
         core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
     }
     core.flush(&mut out);
+    // The core notices when an event goes on after it was closed.
+    assert_eq!(core.stats().events_split > 0, mid_event);
     let mut by_channel: [Vec<Vec<u8>>; 3] = Default::default();
     for (c, p) in out {
         if c != Channel::Snapshot && !md_core::is_heartbeat_packet(&p) {

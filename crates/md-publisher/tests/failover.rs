@@ -16,7 +16,10 @@
 //!   the new leader's, without skipping a packet: when the standby had read further than the
 //!   dead leader, the packets never multicast come from the standby's history (built while it
 //!   was passive) after the consumer's request to the dead server goes unanswered; when it had
-//!   read less, its packets repeat what the consumer has and are dropped as duplicates.
+//!   read less, its packets repeat what the consumer has and are dropped as duplicates;
+//! - a demoted publisher sends nothing (no packet, no heartbeat) and frees its retransmission
+//!   port, keeps building its history, and when promoted again names the next sequence number
+//!   in its heartbeats, serves the packets it built meanwhile and carries on from there.
 
 mod common;
 
@@ -47,6 +50,8 @@ struct Capture {
     sockets: Vec<(Channel, UdpSocket)>,
     data: [Vec<Vec<u8>>; 3],
     heartbeats: usize,
+    /// The sequence number the newest heartbeat of each channel named.
+    heartbeat_seq: [u32; 3],
     buf: Vec<u8>,
 }
 
@@ -63,6 +68,7 @@ impl Capture {
             sockets,
             data: Default::default(),
             heartbeats: 0,
+            heartbeat_seq: [0; 3],
             buf: vec![0; 65_536],
         }
     }
@@ -73,6 +79,7 @@ impl Capture {
                 let p = &self.buf[..n];
                 if is_heartbeat_packet(p) {
                     self.heartbeats += 1;
+                    self.heartbeat_seq[c.index()] = PacketMessages::new(p).unwrap().0.seq;
                 } else {
                     self.data[c.index()].push(p.to_vec());
                 }
@@ -147,6 +154,8 @@ fn publishers_with_different_batching_and_timers_send_identical_incremental_pack
             assert!(x == y, "{c:?}: packet {} differs", i + 1);
         }
     }
+    assert_eq!(a.core().stats().events_split, 0);
+    assert_eq!(b.core().stats().events_split, 0);
     // The timers did fire while the journal was read: heartbeats and snapshots went out in
     // between, on both, and did not disturb the incremental numbering.
     assert!(cap_a.heartbeats > 0 && cap_b.heartbeats > 0);
@@ -297,4 +306,110 @@ fn a_standby_ahead_of_the_dead_leader_serves_the_packets_it_never_sent() {
 #[test]
 fn a_standby_behind_the_dead_leader_repeats_packets_consumers_drop_as_duplicates() {
     fail_over(33, 84, 41_140, false);
+}
+
+#[test]
+fn a_demoted_publisher_goes_silent_frees_its_port_and_resumes_the_numbering_when_promoted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = common::start_engine(tmp.path(), 34, 2_000, 1);
+    let groups = FeedGroups::on_group(common::group(85), 41_150);
+    let port = free_udp_port();
+    let mut cap = Capture::open(groups);
+    let mut a = PublisherAgent::open(
+        publisher_config(groups, port),
+        engine.products(),
+        engine.outbound(),
+    )
+    .unwrap();
+    let mut run = |a: &mut PublisherAgent, engine: &mut common::Engine, events: usize| {
+        for _ in 0..events {
+            engine.advance();
+            a.do_work().unwrap();
+        }
+        catch_up(a, engine.outbound().written_seq());
+        // Long enough for heartbeats to fall due.
+        std::thread::sleep(Duration::from_millis(12));
+        a.do_work().unwrap();
+    };
+    run(&mut a, &mut engine, 1_200);
+    std::thread::sleep(Duration::from_millis(5));
+    cap.drain();
+    let before = Channel::INCREMENTAL.map(|c| a.core().last_seq(c));
+    for c in Channel::INCREMENTAL {
+        assert_eq!(cap.data[c.index()].len() as u32, before[c.index()], "{c:?}");
+    }
+    let heartbeats = cap.heartbeats;
+    assert!(heartbeats > 0);
+
+    a.deactivate();
+    assert!(!a.is_active());
+    // The retransmission port is free again (the new leader may bind it on this host).
+    drop(UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).unwrap());
+    run(&mut a, &mut engine, 300);
+    std::thread::sleep(Duration::from_millis(5));
+    cap.drain();
+    let built = Channel::INCREMENTAL.map(|c| a.core().last_seq(c));
+    assert!(built[Channel::L3.index()] > before[Channel::L3.index()]);
+    for c in Channel::INCREMENTAL {
+        // Nothing was sent: neither the packets built nor heartbeats.
+        assert_eq!(cap.data[c.index()].len() as u32, before[c.index()], "{c:?}");
+    }
+    assert_eq!(cap.heartbeats, heartbeats);
+
+    a.activate().unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    cap.drain();
+    // The activation heartbeats name the next packet of each channel.
+    for c in Channel::INCREMENTAL {
+        assert_eq!(cap.heartbeat_seq[c.index()], built[c.index()] + 1, "{c:?}");
+    }
+    // The packets built on standby are served from the history, byte for byte (asked for
+    // 50 at a time, so that the answers fit the socket's receive buffer).
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = vec![0_u8; 65_536];
+    let mut first = before[Channel::L3.index()] + 1;
+    while first <= built[Channel::L3.index()] {
+        let count = (built[Channel::L3.index()] - first + 1).min(50) as u16;
+        let mut req = [0_u8; 64];
+        let n = md_core::MdMsg::RetransmitRequest {
+            channel: Channel::L3 as u8,
+            first_seq: first,
+            count,
+        }
+        .encode(&mut req)
+        .unwrap();
+        sock.send_to(&req[..n], a.retransmit_addr()).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < usize::from(count) {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} packets",
+                got.len()
+            );
+            a.do_work().unwrap();
+            while let Ok(n) = sock.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        for p in &got {
+            assert_eq!(
+                Some(p.as_slice()),
+                a.history(Channel::L3).get(first),
+                "{first}"
+            );
+            first += 1;
+        }
+    }
+    // And the stream goes on from there.
+    run(&mut a, &mut engine, 200);
+    std::thread::sleep(Duration::from_millis(5));
+    cap.drain();
+    let l3 = &cap.data[Channel::L3.index()];
+    let resumed = PacketMessages::new(&l3[before[Channel::L3.index()] as usize])
+        .unwrap()
+        .0
+        .seq;
+    assert_eq!(resumed, built[Channel::L3.index()] + 1);
 }
