@@ -321,7 +321,7 @@ fn a_demoted_publisher_goes_silent_frees_its_port_and_resumes_the_numbering_when
         engine.outbound(),
     )
     .unwrap();
-    let mut run = |a: &mut PublisherAgent, engine: &mut common::Engine, events: usize| {
+    let run = |a: &mut PublisherAgent, engine: &mut common::Engine, events: usize| {
         for _ in 0..events {
             engine.advance();
             a.do_work().unwrap();
