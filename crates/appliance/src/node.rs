@@ -304,38 +304,37 @@ impl Node {
                 md_active.clone(),
             );
             let products = engine_config.products.clone();
-            let open = move || {
-                md_publisher::PublisherAgent::open(md_config.clone(), &products, &j)
-                    .context("opening the market-data publisher")
-            };
-            // Sockets are opened here (single node) so that a bind error stops the start.
-            let mut publisher = if cluster.is_none() {
-                let p = open()?;
-                tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing");
-                Some(p)
+            // Single node: active at once (a bind error stops the start). Cluster mode: every
+            // node builds the same packets and history from its identical outbound journal;
+            // only the serving leader's publisher has sockets (activated on promotion).
+            let mut p = if cluster.is_none() {
+                md_publisher::PublisherAgent::open(md_config, &products, &j)
             } else {
-                None
-            };
+                md_publisher::PublisherAgent::open_standby(md_config, &products, &j)
+            }
+            .context("opening the market-data publisher")?;
+            if p.is_active() {
+                tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing");
+            }
+            let single = cluster.is_none();
             followers.push(spawn_on("market-data", md_cpu, &failed, move || {
                 let mut idle = IdleStrategy::new(md_idle);
+                let mut next_try = std::time::Instant::now();
                 loop {
                     let on = active.load(Ordering::Acquire);
-                    if !on {
-                        publisher = None;
-                        if s.load(Ordering::Acquire) {
-                            return Ok(());
+                    if on && !p.is_active() && std::time::Instant::now() >= next_try {
+                        match p.activate() {
+                            Ok(()) => tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing"),
+                            Err(e) => {
+                                // Typically the old leader's port on the same host: retry.
+                                tracing::warn!(error = %e, "market data: activation failed, retrying");
+                                next_try = std::time::Instant::now() + std::time::Duration::from_millis(100);
+                            }
                         }
-                        idle.idle(0);
-                        continue;
+                    } else if !on && p.is_active() {
+                        p.deactivate();
+                        tracing::info!("market data on standby");
                     }
-                    let p = match publisher.as_mut() {
-                        Some(p) => p,
-                        None => {
-                            let p = open()?;
-                            tracing::info!(retransmit = %p.retransmit_addr(), "market data publishing");
-                            publisher.insert(p)
-                        }
-                    };
                     let n = p.do_work()?;
                     let net = p.net_stats();
                     let rt = p.retransmit_stats();
@@ -349,6 +348,10 @@ impl Node {
                         Ordering::Relaxed,
                     );
                     if n == 0 && s.load(Ordering::Acquire) {
+                        if !single {
+                            // In a cluster the session goes on with the next leader.
+                            return Ok(());
+                        }
                         p.end_session();
                         // Let the repeated end-of-session markers go out.
                         let until =

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_appliance");
 const N: usize = 3;
+const NO_FIX_NO_MD: &str = "[market_data]\nenabled = false\n[fix]\nenabled = false\n";
 
 /// A TCP relay that can be cut and healed.
 struct Proxy {
@@ -125,7 +126,9 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(extra: &str) -> Cluster {
+    /// `extra(i)`: more configuration for node i (it must hold the [fix] and [market_data]
+    /// tables).
+    fn start(extra: impl Fn(usize) -> String) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let raft: Vec<String> = (0..N)
             .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -162,10 +165,11 @@ impl Cluster {
                 &config,
                 format!(
                     "[data]\ndir = \"{}\"\n[http]\nlisten = \"{}\"\n[snapshots]\nevery_events = 50\nkeep_max = 1000\n\
-                     [market_data]\nenabled = false\n[fix]\nenabled = false\n{extra}\n\
+                     {}\n\
                      [cluster]\nenabled = true\nnode_id = {}\nlog_fsync = false\n{peers}",
                     data.display(),
                     http[i],
+                    extra(i),
                     i + 1
                 ),
             )
@@ -424,7 +428,7 @@ fn xorshift(x: &mut u64) -> u64 {
 
 #[test]
 fn kill9_the_leader_under_load() {
-    let mut cl = Cluster::start("");
+    let mut cl = Cluster::start(|_| NO_FIX_NO_MD.to_string());
     let c = client();
     let mut leader = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
     let acks: Arc<Mutex<BTreeMap<u64, Value>>> = Arc::default();
@@ -539,7 +543,7 @@ fn kill9_the_leader_under_load() {
 
 #[test]
 fn a_partitioned_leader_acknowledges_nothing() {
-    let mut cl = Cluster::start("");
+    let mut cl = Cluster::start(|_| NO_FIX_NO_MD.to_string());
     let c = client();
     let old = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
     let mut x = 42_u64;
@@ -620,4 +624,182 @@ fn a_partitioned_leader_acknowledges_nothing() {
         orders.iter().all(|o| o.1 != 777),
         "an order sent to the partitioned leader was journaled"
     );
+}
+
+/// A multicast group and first port of this test process's own.
+fn md_ports() -> (std::net::Ipv4Addr, u16) {
+    let pid = std::process::id();
+    let group = std::net::Ipv4Addr::new(239, 254, (pid >> 8) as u8, pid as u8);
+    let port = 45_000 + (pid % 2_000) as u16 * 8;
+    (group, port)
+}
+
+#[test]
+fn fix_sessions_and_market_data_survive_a_leader_kill() {
+    use loadgen::resilient::{NewOrder, ResilientClient, ResilientConfig};
+    use md_consumer::{Consumer, ConsumerConfig};
+    use md_core::{FeedGroups, Side};
+
+    let (group, port) = md_ports();
+    let fix: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let retransmit: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let (fx, rt) = (fix.clone(), retransmit.clone());
+    let mut cl = Cluster::start(move |i| {
+        format!(
+            "[market_data]\nenabled = true\ngroup = \"{group}\"\nport = {port}\n\
+             retransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
+             [fix]\nenabled = true\ntcp_listen = \"127.0.0.1:{}\"\ntls_listen = \"\"\n",
+            rt[i], fx[i]
+        )
+    });
+    let c = client();
+    // Joined before anything trades: the consumer sees the session from its first packet, and
+    // asks every node's retransmission server in turn.
+    let mut mc = ConsumerConfig::new(FeedGroups::on_group(group, port));
+    mc.retransmit_server = Some(format!("127.0.0.1:{}", retransmit[0]).parse().unwrap());
+    mc.retransmit_alternates = retransmit[1..]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    mc.from_session_start = true;
+    let mut consumer = Consumer::open(mc).unwrap();
+    let leader = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
+    let addrs: Vec<std::net::SocketAddr> = fix
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    let mut clients: Vec<ResilientClient> = ["CLIENT1", "CLIENT2"]
+        .iter()
+        .map(|comp| {
+            let mut cfg = ResilientConfig::new(addrs.clone(), comp, "EXCH");
+            cfg.heartbeat_secs = 1;
+            let mut rc = ResilientClient::new(cfg);
+            rc.connect(Instant::now() + Duration::from_secs(20))
+                .unwrap();
+            rc
+        })
+        .collect();
+    let mut x = 99_u64;
+    let mut sent = 0;
+    let mut killed_at = None;
+    let t0 = Instant::now();
+    while sent < 400 {
+        for (k, rc) in clients.iter_mut().enumerate() {
+            let r = xorshift(&mut x);
+            // Client 1 buys, client 2 sells around 100.00: many trades, some resting orders.
+            let (side, px) = if k == 0 {
+                (b'1', 9_990 + r % 20)
+            } else {
+                (b'2', 9_995 + r % 20)
+            };
+            rc.send_order(&NewOrder {
+                cl_ord_id: format!("C{k}-{sent}"),
+                symbol: "ACME".into(),
+                side,
+                quantity: 1 + r % 5,
+                price: format!("{}.{:02}", px / 100, px % 100),
+                time_in_force: b'1',
+            });
+            rc.poll(Duration::from_millis(2));
+        }
+        consumer.poll();
+        sent += 1;
+        if sent == 200 {
+            cl.kill9(leader);
+            killed_at = Some(Instant::now());
+        }
+    }
+    let killed_at = killed_at.unwrap();
+    // Every order of both sessions ends acknowledged, through the new leader.
+    for rc in &mut clients {
+        let want: Vec<String> = rc.sent_orders().to_vec();
+        rc.run_until(Instant::now() + Duration::from_secs(30), |rc| {
+            let acked = rc.acknowledged();
+            want.iter().all(|id| acked.contains(id))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "orders not acknowledged after the failover: {e:?}; notes: {:?}; stats: {:?}",
+                rc.notes, rc.stats
+            )
+        });
+    }
+    eprintln!(
+        "FIX: {} orders per session acknowledged {} ms after start, leader killed at {} ms",
+        sent,
+        t0.elapsed().as_millis(),
+        (killed_at - t0).as_millis()
+    );
+    cl.launch(leader);
+    let new = cl.serving(&c, &[0, 1, 2], Duration::from_secs(10));
+    assert_ne!(new, leader);
+    for rc in &mut clients {
+        rc.poll(Duration::from_millis(300));
+        assert_eq!(
+            rc.stats.seq_too_low, 0,
+            "MsgSeqNum went back: {:?}",
+            rc.notes
+        );
+        assert_eq!(
+            rc.stats.duplicates_unflagged, 0,
+            "an ExecutionReport was repeated without PossResend/PossDup"
+        );
+        assert!(rc.reconnect_count() >= 1, "the client never failed over");
+    }
+    cl.converge(&c);
+    // The consumer, which lost the old leader mid-stream, holds the engine's books.
+    for sym in ["ACME", "GLOBEX", "INITECH"] {
+        let book: Value = c
+            .get(format!(
+                "{}/marketdata/book/{sym}?depth=10",
+                cl.nodes[new].http
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let units = |p: &Value| {
+            let s = p.as_str().unwrap();
+            let (i, f) = s.split_once('.').unwrap_or((s, ""));
+            i.parse::<i64>().unwrap() * 100 + format!("{f:0<2}")[..2].parse::<i64>().unwrap()
+        };
+        let theirs = |key: &str| -> Vec<(i64, u64)> {
+            book[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (units(&l["price"]), l["quantity"].as_u64().unwrap()))
+                .collect()
+        };
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            consumer.poll();
+            let cli = consumer.client();
+            let ours = cli
+                .instruments()
+                .find(|(_, i)| i.symbol() == sym)
+                .map(|(_, i)| {
+                    let lv = |s| {
+                        i.l2.levels(s)
+                            .iter()
+                            .map(|l| (l.price, l.quantity))
+                            .collect::<Vec<_>>()
+                    };
+                    (lv(Side::Buy), lv(Side::Sell))
+                });
+            if ours == Some((theirs("bids"), theirs("asks"))) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "{sym}: the consumer's book {ours:?} is not the engine's {book}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    cl.stop_all();
+    let inbound = check_identical(&cl);
+    // Each FIX order reached the journal exactly once (resends after the failover included).
+    let fix_orders = new_orders(&inbound).len();
+    assert_eq!(fix_orders, 2 * sent, "orders journaled once each");
 }

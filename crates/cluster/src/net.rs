@@ -347,7 +347,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         }
     }
 
+    /// 100 ms, then doubling up to 1 s while a peer stays unreachable (a restarted node is
+    /// found again within a second; a dead one costs a few connection attempts a second).
     fn backoff(&self) -> Backoff {
-        Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+        Backoff::new(
+            (0_u32..).map(|i| Duration::from_millis(100 << i.min(3)).min(Duration::from_secs(1))),
+        )
     }
 }
