@@ -227,10 +227,20 @@ impl Gateway {
         let reader = outbound
             .reader(cursor + 1)
             .map_err(|e| GatewayError::Journal(e.to_string()))?;
+        let committed = match replicated {
+            Some(_) => {
+                let takeover = shared.takeover_inbound_seq.load(Ordering::Relaxed);
+                let r = inbound
+                    .reader(takeover + 1)
+                    .map_err(|e| GatewayError::Journal(e.to_string()))?;
+                Some(router::Committed::new(r, takeover))
+            }
+            None => None,
+        };
         let s = Arc::clone(&shared);
         let router = std::thread::Builder::new()
             .name("gateway-router".into())
-            .spawn(move || router::run(s, reader))?;
+            .spawn(move || router::run(s, reader, committed))?;
         Ok(Gateway {
             shared,
             tcp_addr,
@@ -495,7 +505,7 @@ fn rebuild(
                     }
                 });
             }
-            None => router::route(shared, &f, false),
+            None => router::route(shared, &f, false, false),
         }
     }
     Ok((inbound_last, cursor))
@@ -566,7 +576,7 @@ fn start_replicated(
     wait_for_checkpoints(shared, config, inbound, inbound_last)?;
     shared
         .takeover_inbound_seq
-        .store(inbound_last.max(1), Ordering::Relaxed);
+        .store(inbound_last, Ordering::Relaxed);
     Ok(cursor)
 }
 

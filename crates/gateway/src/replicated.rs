@@ -5,9 +5,11 @@
 //! the journals (a new leader) resumes every session from the checkpoints:
 //!
 //! - **Outbound numbers.** Every checkpoint carries a reservation: the gateway never sends a
-//!   MsgSeqNum at or above the last reservation it published (the session layer enforces it as
-//!   a limit and logs the session out when it would be reached). A new reservation is
-//!   published when the next number passes half of the window. A new leader starts one past
+//!   MsgSeqNum at or above the last reservation that is in the journal (published is not
+//!   enough: a replicated journal may lose what a dying leader published but did not commit).
+//!   The session layer enforces it as a limit and logs the session out when it would be
+//!   reached; the router raises the limit when it reads the checkpoint back. A new
+//!   reservation is published when the next number passes half of the window. A new leader starts one past
 //!   the highest reservation (and past its own store): never below anything the old leader
 //!   sent, and always with a gap, so the client always asks for a resend.
 //! - **Inbound numbers.** The last checkpoint's next expected number: everything the client
@@ -196,16 +198,15 @@ pub(crate) fn maintain(shared: &Shared, session_id: u32, inner: &mut SlotInner) 
         return;
     }
     let reserved = next + window;
-    if publish_checkpoint(
+    // The session's limit moves up when the router sees this checkpoint in the journal.
+    publish_checkpoint(
         shared,
         session_id,
         &inner.session,
         ha,
         reserved,
         sbe::SessionCheckpointReason::Reservation,
-    ) {
-        inner.session.set_sender_seq_limit(reserved);
-    }
+    );
     debug_assert!(inner.session.sender_seq_limit() <= ha.reserved);
 }
 

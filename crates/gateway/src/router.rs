@@ -417,16 +417,18 @@ impl ReportArgs {
     }
 }
 
-/// Handles one frame: live (send) or replay.
-pub(crate) fn route(shared: &Shared, f: &FrameView<'_>, live: bool) {
+/// Handles one frame: live (send) or replay. `poss_resend`: the report may have been sent
+/// before (by the node this gateway took over from).
+pub(crate) fn route(shared: &Shared, f: &FrameView<'_>, live: bool, poss_resend: bool) {
     let Some(sid) = session_of(f.template_id, f.payload) else {
         return;
     };
     let Some(slot) = shared.slot(sid) else { return };
-    route_to(shared, slot, f.sequence, f.template_id, f.payload, live);
+    route_to(shared, slot, f, live, poss_resend);
 }
 
-fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8], live: bool) {
+fn route_to(shared: &Shared, slot: &Slot, f: &FrameView<'_>, live: bool, poss_resend: bool) {
+    let (seq, template, payload) = (f.sequence, f.template_id, f.payload);
     let now = crate::now_ns();
     let mut guard = slot.lock();
     let inner = &mut *guard;
@@ -434,10 +436,6 @@ fn route_to(shared: &Shared, slot: &Slot, seq: u64, template: u16, payload: &[u8
         apply(shared, &mut inner.orders, seq, template, payload, now, None);
         return;
     }
-    // A takeover: the old leader may have sent the results of the events it journaled.
-    let takeover = shared.takeover_inbound_seq.load(Ordering::Relaxed);
-    let poss_resend =
-        takeover > 0 && inbound_seq_of(template, payload).is_some_and(|s| s <= takeover);
     let mut scratch = std::mem::take(&mut inner.scratch);
     scratch.clear();
     let connected = inner.conn.is_some();
@@ -542,8 +540,73 @@ fn checkpoint_all(shared: &Shared) {
     }
 }
 
+/// Replicated sessions: the router follows the inbound journal for this gateway's checkpoints,
+/// and a session may send only below a reservation that is in the journal (committed, when
+/// the journal is replicated), not merely published: a node that dies right after publishing
+/// a reservation has not used it.
+pub(crate) struct Committed {
+    reader: Reader,
+    /// Results of inbound events up to this sequence may have been sent by the previous node.
+    takeover_inbound_seq: u64,
+}
+
+impl Committed {
+    pub fn new(reader: Reader, takeover_inbound_seq: u64) -> Self {
+        Self {
+            reader,
+            takeover_inbound_seq,
+        }
+    }
+
+    /// Reads the inbound journal through sequence `until`, or (None) at most `max` frames of
+    /// what is there; returns the frames read.
+    fn follow(&mut self, shared: &Shared, until: Option<u64>, max: usize) -> usize {
+        let mut n = 0;
+        loop {
+            match until {
+                Some(u) if self.reader.next_sequence() > u => break,
+                None if n >= max => break,
+                _ => {}
+            }
+            let Ok(Some(f)) = self.reader.poll() else {
+                break;
+            };
+            n += 1;
+            if f.template_id != sbe::session_checkpoint_event_codec::SBE_TEMPLATE_ID {
+                continue;
+            }
+            let Some((sid, reserved)) = sbe::MessageHeaderDecoder::default()
+                .wrap(ReadBuf::new(f.payload), 0)
+                .ok()
+                .and_then(|h| {
+                    sbe::session_checkpoint_event_codec::SessionCheckpointEventDecoder::default()
+                        .header(h, HDR)
+                        .ok()
+                })
+                .map(|d| (d.session_id(), u64::from(d.sender_seq_num_reserved())))
+            else {
+                continue;
+            };
+            let Some(slot) = shared.slot(sid) else {
+                continue;
+            };
+            let mut inner = slot.lock();
+            let Some(published) = inner.ha.as_ref().map(|h| h.reserved) else {
+                continue;
+            };
+            // Never above what this gateway published (a checkpoint of another node cannot
+            // follow this one's start, but the limit does not trust that).
+            let limit = reserved.min(published);
+            if limit > inner.session.sender_seq_limit() {
+                inner.session.set_sender_seq_limit(limit);
+            }
+        }
+        n
+    }
+}
+
 /// The router thread's loop.
-pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
+pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader, mut committed: Option<Committed>) {
     let mut idle = IdleStrategy::new(shared.config.router_wait);
     let mut last_saved = reader.next_sequence().saturating_sub(1);
     let checkpoint_every = shared
@@ -553,10 +616,22 @@ pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader) {
     let mut last_checkpoint = std::time::Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let mut n = 0;
+        if let Some(c) = committed.as_mut() {
+            n += c.follow(&shared, None, shared.config.router_batch_max);
+        }
         while n < shared.config.router_batch_max {
             match reader.poll() {
                 Ok(Some(f)) => {
-                    route(&shared, &f, true);
+                    let mut poss_resend = false;
+                    if let Some(c) = committed.as_mut() {
+                        if let Some(q) = inbound_seq_of(f.template_id, f.payload) {
+                            // Every checkpoint journaled before the event this result answers
+                            // is seen before the result is sent.
+                            c.follow(&shared, Some(q), usize::MAX);
+                            poss_resend = q <= c.takeover_inbound_seq;
+                        }
+                    }
+                    route(&shared, &f, true, poss_resend);
                     n += 1;
                 }
                 Ok(None) => break,
