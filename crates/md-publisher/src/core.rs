@@ -336,13 +336,19 @@ impl MdCore {
     }
 
     /// The end-of-session marker on every channel.
+    /// Its packets carry the time set with [`MdCore::set_time`], like heartbeats: the marker
+    /// says when the publisher stopped, not where the journal ended.
     pub fn end_of_session(&mut self, sink: &mut dyn PacketSink) {
         self.flush(sink);
         let time_ns = self.time_ns;
-        for c in Channel::ALL {
-            self.emit(c, &MdMsg::EndOfSession { time_ns }, sink);
+        let len = MdMsg::EndOfSession { time_ns }
+            .encode(&mut self.scratch)
+            .expect("an end of session fits packet_size_max");
+        for c in &mut self.channels {
+            assert!(c.builder.is_empty());
+            c.push(&self.scratch[..len], time_ns, sink, &mut self.stats);
+            c.flush(time_ns, sink, &mut self.stats);
         }
-        self.flush(sink);
     }
 
     /// Handles one outbound-journal frame stamped `time_ns`. Frames that are not market data
