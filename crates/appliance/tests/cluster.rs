@@ -144,6 +144,17 @@ impl Cluster {
                 }
             }
         }
+        // CLUSTER_TIMING=heartbeat,election_min,election_max (ms) for measurements.
+        let timing = match std::env::var("CLUSTER_TIMING") {
+            Ok(t) => {
+                let v: Vec<&str> = t.split(',').collect();
+                format!(
+                    "heartbeat_ms = {}\nelection_timeout_min_ms = {}\nelection_timeout_max_ms = {}\n",
+                    v[0], v[1], v[2]
+                )
+            }
+            Err(_) => String::new(),
+        };
         let mut nodes = Vec::new();
         for i in 0..N {
             let mut peers = String::new();
@@ -166,7 +177,7 @@ impl Cluster {
                 format!(
                     "[data]\ndir = \"{}\"\n[http]\nlisten = \"{}\"\n[snapshots]\nevery_events = 50\nkeep_max = 1000\n\
                      {}\n\
-                     [cluster]\nenabled = true\nnode_id = {}\nlog_fsync = false\n{peers}",
+                     [cluster]\nenabled = true\nnode_id = {}\nlog_fsync = false\n{timing}{peers}",
                     data.display(),
                     http[i],
                     extra(i),
@@ -802,4 +813,58 @@ fn fix_sessions_and_market_data_survive_a_leader_kill() {
     // Each FIX order reached the journal exactly once (resends after the failover included).
     let fix_orders = new_orders(&inbound).len();
     assert_eq!(fix_orders, 2 * sent, "orders journaled once each");
+}
+
+/// Failover time over repeated leader kills, for BENCHMARKS.md (not in CI):
+/// `FAILOVER_ROUNDS=20 cargo test --release -p appliance --test cluster failover_time_distribution -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn failover_time_distribution() {
+    let rounds: usize = std::env::var("FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut cl = Cluster::start(|_| NO_FIX_NO_MD.to_string());
+    let c = client();
+    let mut leader = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
+    let mut serving = Vec::new();
+    let mut acked = Vec::new();
+    let mut x = 5_u64;
+    for _ in 0..rounds {
+        // Steady flow before the kill.
+        for _ in 0..50 {
+            let r = xorshift(&mut x);
+            order(&c, &cl.nodes[leader].http, "demo-key-1", 1 + r % 5, r);
+        }
+        let t0 = Instant::now();
+        cl.kill9(leader);
+        let rest: Vec<usize> = (0..N).filter(|&i| i != leader).collect();
+        let new = cl.serving(&c, &rest, Duration::from_secs(20));
+        serving.push(t0.elapsed());
+        loop {
+            let r = xorshift(&mut x);
+            if order(&c, &cl.nodes[new].http, "demo-key-1", 1 + r % 5, r).is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        acked.push(t0.elapsed());
+        cl.launch(leader);
+        leader = new;
+        cl.converge(&c);
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() - 1) as f64 * p).round() as usize].as_millis()
+    };
+    for (name, v) in [("serving", &mut serving), ("first ack", &mut acked)] {
+        eprintln!(
+            "failover to {name}: n={} min={} p50={} p90={} max={} ms",
+            v.len(),
+            pct(v, 0.0),
+            pct(v, 0.5),
+            pct(v, 0.9),
+            pct(v, 1.0)
+        );
+    }
 }
