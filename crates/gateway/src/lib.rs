@@ -341,6 +341,7 @@ fn rebuild(
     mut collect: Option<(
         &ReplicatedSessions,
         &mut std::collections::HashMap<u32, replicated::Collected>,
+        &mut std::collections::HashSet<u32>,
     )>,
 ) -> Result<(u64, u64), GatewayError> {
     let now = now_ns();
@@ -356,7 +357,7 @@ fn rebuild(
         };
         match f.template_id {
             sbe::session_checkpoint_event_codec::SBE_TEMPLATE_ID => {
-                let Some((config, collected)) = collect.as_mut() else {
+                let Some((config, collected, _)) = collect.as_mut() else {
                     continue;
                 };
                 let Ok(d) =
@@ -482,13 +483,27 @@ fn rebuild(
                     o.pending = Some(key);
                 }
             }
+            sbe::session_event_codec::SBE_TEMPLATE_ID => {
+                let Some((_, _, logged_on)) = collect.as_mut() else {
+                    continue;
+                };
+                let Ok(d) = sbe::session_event_codec::SessionEventDecoder::default().header(h, HDR)
+                else {
+                    continue;
+                };
+                if d.event_type() == sbe::SessionEventType::LoggedOn {
+                    logged_on.insert(d.session_id());
+                } else {
+                    logged_on.remove(&d.session_id());
+                }
+            }
             _ => {}
         }
     }
     // A takeover (checkpoints in the journal): everything in the outbound journal is history,
     // and whatever of it the client may have missed is redelivered.
     let cursor = match &collect {
-        Some((_, collected)) if !collected.is_empty() => outbound_end,
+        Some((_, collected, _)) if !collected.is_empty() => outbound_end,
         _ => cursor,
     };
     let mut r = outbound.reader(1).map_err(|e| jerr(&e))?;
@@ -498,7 +513,7 @@ fn rebuild(
             break;
         }
         match collect.as_mut() {
-            Some((config, collected)) => {
+            Some((config, collected, _)) => {
                 router::replay_rendered(shared, &f, &mut writer, &mut |sid, rendered| {
                     if let Some(c) = collected.get_mut(&sid) {
                         c.keep_report(config, rendered);
@@ -522,12 +537,13 @@ fn start_replicated(
     cursor: u64,
 ) -> Result<u64, GatewayError> {
     let mut collected = std::collections::HashMap::new();
+    let mut logged_on = std::collections::HashSet::new();
     let (inbound_last, cursor) = rebuild(
         shared,
         inbound,
         outbound,
         cursor,
-        Some((config, &mut collected)),
+        Some((config, &mut collected, &mut logged_on)),
     )?;
     let takeover = !collected.is_empty();
     let window = u64::from(config.sender_seq_reservation);
@@ -572,6 +588,21 @@ fn start_replicated(
         }
         inner.session.set_sender_seq_limit(reserved);
         inner.ha = Some(ha);
+        // Connected to the node that failed: its connection dropped, and nobody said so. Cancel
+        // on disconnect applies as it would have there.
+        if takeover && logged_on.contains(&sid) {
+            let mut buf = [0_u8; 256];
+            events::publish_session_event(
+                shared,
+                &inner.session,
+                &inner.orders,
+                sbe::SessionEventType::Disconnected,
+                &mut buf,
+            );
+            if inner.orders.cancel_on_disconnect {
+                events::publish_mass_cancel(shared, &inner.orders, &mut buf);
+            }
+        }
     }
     wait_for_checkpoints(shared, config, inbound, inbound_last)?;
     shared

@@ -22,6 +22,9 @@
 //!   client had already received came again only with PossResend(97)=Y;
 //! - results of events journaled before the takeover came with PossResend=Y.
 //!
+//! A third test shows cancel on disconnect across a failover: a session logged on to the node
+//! that dies has its open orders cancelled by the node that takes over.
+//!
 //! The first scenario checkpoints rarely (only at logon and start), so B asks the clients
 //! for everything since their logon (resent with PossDupFlag=Y and ignored as known) and
 //! redelivers every report since; the second checkpoints every 50 ms, so only the tail moves.
@@ -370,4 +373,61 @@ fn sessions_resume_on_a_new_gateway_with_checkpoints_only_at_logon() {
 #[test]
 fn sessions_resume_on_a_new_gateway_with_frequent_checkpoints() {
     scenario(50);
+}
+
+#[test]
+fn cancel_on_disconnect_applies_to_a_session_of_the_failed_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let replicated = gateway::ReplicatedSessions::default();
+    let cod = |c: &mut gateway::GatewayConfig| {
+        c.replicated_sessions = Some(replicated);
+        c.sessions[0].cancel_on_disconnect = true;
+    };
+    let addr_b = free_port();
+    let mut config_a = gateway_config(&dir.path().join("store-a"));
+    cod(&mut config_a);
+    let rt_a = runtime();
+    let gw_a = rt_a
+        .block_on(gateway::Gateway::start(
+            config_a,
+            &engine.inbound,
+            &engine.outbound,
+        ))
+        .unwrap();
+    let mut c = ResilientConfig::new(vec![gw_a.tcp_addr.unwrap(), addr_b], "CLIENT1", "EXCH");
+    c.connect_timeout = Duration::from_millis(500);
+    let mut client = ResilientClient::new(c);
+    client.connect(Instant::now() + WAIT).unwrap();
+    client.send_order(&order("OPEN1", b'1', 10, "95.00"));
+    pump(&mut [&mut client], WAIT, "resting", |c| {
+        c.order("OPEN1").is_some_and(|o| o.ord_status == b'0')
+    });
+    gw_a.abort();
+    rt_a.shutdown_background();
+    client.drop_connection();
+
+    let mut config_b = gateway_config(&dir.path().join("store-b"));
+    config_b.tcp_listen = Some(addr_b);
+    cod(&mut config_b);
+    let rt_b = runtime();
+    let gw_b = rt_b
+        .block_on(gateway::Gateway::start(
+            config_b,
+            &engine.inbound,
+            &engine.outbound,
+        ))
+        .unwrap();
+    pump(&mut [&mut client], WAIT, "cancelled", |c| {
+        c.order("OPEN1").is_some_and(|o| o.ord_status == b'4')
+    });
+    assert_eq!(client.stats.seq_too_low, 0);
+    // Session 2 was never logged on: nothing of it was cancelled or reported.
+    let mass_cancels = engine
+        .inbound_frames()
+        .iter()
+        .filter(|(t, _)| *t == sbe_order_entry::mass_cancel_event_codec::SBE_TEMPLATE_ID)
+        .count();
+    assert_eq!(mass_cancels, 1);
+    drop(gw_b);
 }
