@@ -80,8 +80,8 @@ impl Default for ReplicatedSessions {
         Self {
             sender_seq_reservation: 1_000_000,
             checkpoint_interval_ms: 1_000,
-            redelivery_reports_max: 100_000,
-            redelivery_checkpoints_max: 100_000,
+            redelivery_reports_max: 10_000,
+            redelivery_checkpoints_max: 10_000,
             start_commit_timeout_ms: 10_000,
         }
     }

@@ -506,19 +506,54 @@ fn rebuild(
         Some((_, collected, _)) if !collected.is_empty() => outbound_end,
         _ => cursor,
     };
+    // Only the newest `redelivery_reports_max` reports of a session can be redelivered: count
+    // them first, so the older ones are replayed without being rendered.
+    let mut unrendered: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    if let Some((config, collected, _)) = collect.as_ref() {
+        let mut r = outbound.reader(1).map_err(|e| jerr(&e))?;
+        while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
+            if f.sequence > cursor {
+                break;
+            }
+            if let Some(sid) = router::session_of(f.template_id, f.payload) {
+                if collected.contains_key(&sid) {
+                    *unrendered.entry(sid).or_default() += 1;
+                }
+            }
+        }
+        for n in unrendered.values_mut() {
+            *n = n.saturating_sub(config.redelivery_reports_max);
+        }
+    }
     let mut r = outbound.reader(1).map_err(|e| jerr(&e))?;
     let mut writer = fix_codec::Writer::new(1024);
     while let Some(f) = r.poll().map_err(|e| jerr(&e))? {
         if f.sequence > cursor {
             break;
         }
+        let older = router::session_of(f.template_id, f.payload)
+            .and_then(|sid| unrendered.get_mut(&sid))
+            .filter(|n| **n > 0)
+            .map(|n| *n -= 1)
+            .is_some();
         match collect.as_mut() {
-            Some((config, collected, _)) => {
+            Some((config, collected, _)) if !older => {
                 router::replay_rendered(shared, &f, &mut writer, &mut |sid, rendered| {
                     if let Some(c) = collected.get_mut(&sid) {
                         c.keep_report(config, rendered);
                     }
                 });
+            }
+            Some(_) => {
+                // Not redeliverable any more: counts as dropped.
+                if let Some(sid) = router::session_of(f.template_id, f.payload) {
+                    if let Some((_, collected, _)) = collect.as_mut() {
+                        if let Some(c) = collected.get_mut(&sid) {
+                            c.redelivery.reports_dropped = true;
+                        }
+                    }
+                }
+                router::route(shared, &f, false, false);
             }
             None => router::route(shared, &f, false, false),
         }

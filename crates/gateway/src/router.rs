@@ -84,7 +84,7 @@ fn cancel_text(r: sbe::CancelReason) -> &'static [u8] {
 }
 
 /// The session number of an outbound result, if it concerns one.
-fn session_of(template: u16, payload: &[u8]) -> Option<u32> {
+pub(crate) fn session_of(template: u16, payload: &[u8]) -> Option<u32> {
     let rb = ReadBuf::new(payload);
     // Every order result starts with its fixed block; read session_id through the decoders.
     let h = sbe::MessageHeaderDecoder::default().wrap(rb, 0).ok()?;
