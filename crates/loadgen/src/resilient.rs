@@ -659,3 +659,128 @@ impl ResilientClient {
         w.finish(BEGIN, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A scripted acceptor's side of one connection.
+    struct Peer {
+        stream: TcpStream,
+        buf: Vec<u8>,
+        seq: u64,
+    }
+
+    impl Peer {
+        fn send(&mut self, msg_type: &[u8], fields: &[(u32, &[u8])]) {
+            let mut w = Writer::new(512);
+            w.begin(msg_type);
+            w.field(49, b"EXCH");
+            w.field(56, b"C1");
+            w.field_u64(34, self.seq);
+            w.field_time(52, now_ns());
+            for (t, v) in fields {
+                w.field(*t, v);
+            }
+            let mut out = Vec::new();
+            w.finish(BEGIN, &mut out);
+            self.stream.write_all(&out).unwrap();
+            self.seq += 1;
+        }
+
+        /// The next message as (tag, value) pairs.
+        fn recv(&mut self) -> Vec<(u32, String)> {
+            loop {
+                if let Frame::Complete { len } = check_frame(&self.buf, BEGIN, 1 << 16) {
+                    let raw: Vec<u8> = self.buf.drain(..len).collect();
+                    let mut p = Parser::new(64);
+                    let m = p.parse(&raw).unwrap();
+                    return m
+                        .fields()
+                        .iter()
+                        .map(|f| (f.tag, String::from_utf8_lossy(m.value(f)).into_owned()))
+                        .collect();
+                }
+                let mut tmp = [0_u8; 4096];
+                let n = self.stream.read(&mut tmp).unwrap();
+                assert!(n > 0, "the client closed");
+                self.buf.extend_from_slice(&tmp[..n]);
+            }
+        }
+    }
+
+    fn get(m: &[(u32, String)], tag: u32) -> Option<&str> {
+        m.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn resumes_on_the_next_address_resends_as_possible_duplicates_and_counts_copies() {
+        // The first address refuses connections (nothing listens there any more).
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = live.local_addr().unwrap();
+        let acceptor = std::thread::spawn(move || {
+            let (stream, _) = live.accept().unwrap();
+            let mut p = Peer {
+                stream,
+                buf: Vec::new(),
+                seq: 1,
+            };
+            let logon = p.recv();
+            assert_eq!((get(&logon, 35), get(&logon, 34)), (Some("A"), Some("1")));
+            p.send(b"A", &[(98, b"0"), (108, b"5")]);
+            let order = p.recv();
+            assert_eq!((get(&order, 35), get(&order, 11)), (Some("D"), Some("O1")));
+            // Ask for everything again: the Logon is gap-filled, the order resent.
+            p.send(b"2", &[(7, b"1"), (16, b"0")]);
+            let fill = p.recv();
+            assert_eq!((get(&fill, 35), get(&fill, 123)), (Some("4"), Some("Y")));
+            assert_eq!((get(&fill, 34), get(&fill, 36)), (Some("1"), Some("2")));
+            let resent = p.recv();
+            assert_eq!((get(&resent, 35), get(&resent, 34)), (Some("D"), Some("2")));
+            assert_eq!(get(&resent, 43), Some("Y"));
+            assert!(get(&resent, 122).is_some());
+            // A report, its flagged copy, and a copy without a flag (a venue fault).
+            let er: &[(u32, &[u8])] = &[(11, b"O1"), (17, b"7"), (150, b"0"), (39, b"0")];
+            p.send(b"8", er);
+            let mut copy = er.to_vec();
+            copy.insert(0, (97, b"Y"));
+            p.send(b"8", &copy);
+            p.send(b"8", er);
+            let filled: &[(u32, &[u8])] = &[(11, b"O1"), (17, b"8"), (150, b"2"), (39, b"2")];
+            p.send(b"8", filled);
+            // A late copy of the acknowledgement does not reopen the order.
+            p.send(b"8", &copy);
+            p.send(b"1", &[(112, b"done")]);
+            let hb = p.recv();
+            assert_eq!((get(&hb, 35), get(&hb, 112)), (Some("0"), Some("done")));
+        });
+        let mut c = ResilientClient::new(ResilientConfig::new(vec![dead, addr], "C1", "EXCH"));
+        c.connect(Instant::now() + Duration::from_secs(5)).unwrap();
+        assert_eq!(c.connected_to(), Some(addr));
+        c.send_order(&NewOrder {
+            cl_ord_id: "O1".into(),
+            symbol: "X".into(),
+            side: b'1',
+            quantity: 10,
+            price: "1.00".into(),
+            time_in_force: b'0',
+        });
+        c.run_until(Instant::now() + Duration::from_secs(5), |c| {
+            c.seq_nums().1 == 9
+        })
+        .unwrap();
+        acceptor.join().unwrap();
+        assert_eq!(c.stats.duplicates_unflagged, 1);
+        assert_eq!(c.stats.messages_resent, 1);
+        assert_eq!(c.order("O1").unwrap().ord_status, b'2');
+        assert!(c.order("O1").unwrap().is_terminal());
+        assert_eq!(c.exec_ids().len(), 2);
+        assert!(c.poss_resend_exec_ids().is_empty(), "first seen unflagged");
+        assert_eq!(c.seq_nums(), (4, 9));
+    }
+}
