@@ -14,6 +14,10 @@
 //!
 //! Orders are acknowledged only by the engine's results, which exist only after the inbound
 //! event was sequenced into the journal.
+//!
+//! With `replicated_sessions` (a cluster), the FIX session state is also derived from the
+//! inbound journal (`SessionCheckpointEvent`s), so a gateway started on another node's copy of
+//! the journals, with an empty store, resumes every session: see the `replicated` module.
 
 mod config;
 mod events;

@@ -710,6 +710,12 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_client_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<ResilientClient>();
+    }
+
     fn get(m: &[(u32, String)], tag: u32) -> Option<&str> {
         m.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_str())
     }
