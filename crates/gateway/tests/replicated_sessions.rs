@@ -9,7 +9,11 @@
 //! - with replicated sessions, the gateway never sends a MsgSeqNum at or above the reservation
 //!   it published in the journal: a window too small for what one message needs ends the
 //!   session with a Logout that says why, and a small window that suffices works with the
-//!   reservations moving ahead in the journal.
+//!   reservations moving ahead in the journal;
+//! - a reservation counts only once it is in the journal: with the sequencer held, the
+//!   reservations the gateway publishes wait in the hand-off and the session runs out at the
+//!   last one journaled (a node that dies with a reservation published but not committed must
+//!   not have used it).
 
 mod common;
 use common::*;
@@ -198,4 +202,37 @@ async fn a_small_window_moves_ahead_of_every_message_sent() {
         gw.stats().seq_reservation_exhausted.load(Ordering::Relaxed),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_not_yet_in_the_journal_is_not_used() {
+    let (_dir, engine, gw) = setup(|c| {
+        c.replicated_sessions = Some(gateway::ReplicatedSessions {
+            sender_seq_reservation: 4,
+            ..gateway::ReplicatedSessions::default()
+        });
+    })
+    .await;
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    assert_eq!(reservations(&engine).last().unwrap().0, 5);
+    // From here on nothing is journaled: reservations are published, not committed.
+    engine.sequencing_paused.store(true, Ordering::Relaxed);
+    let mut got = Vec::new();
+    for i in 0..3 {
+        a.send("1", &format!("112=T{i}|")).await;
+        got.push(a.recv().await.expect("an answer"));
+    }
+    let types: Vec<&str> = got.iter().map(Msg::msg_type).collect();
+    assert_eq!(types, ["0", "0", "5"], "{got:?}");
+    assert_eq!(got.iter().map(Msg::seq).collect::<Vec<_>>(), [2, 3, 4]);
+    assert!(got[2].get(58).unwrap().contains("reservation exhausted"));
+    assert_eq!(reservations(&engine).last().unwrap().0, 5);
+    // The gateway had published more (they reach the journal once it runs again).
+    engine.sequencing_paused.store(false, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + WAIT;
+    while reservations(&engine).last().unwrap().0 <= 5 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

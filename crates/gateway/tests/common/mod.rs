@@ -79,6 +79,8 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
     /// While set, the sequencer still journals inbound events but the matching agent waits.
     pub matching_paused: Arc<AtomicBool>,
+    /// While set, published events wait in the hand-off (nothing is journaled).
+    pub sequencing_paused: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -111,11 +113,17 @@ impl Engine {
         let outbound = agent.outbound_journal().clone();
         let stop = Arc::new(AtomicBool::new(false));
         let matching_paused = Arc::new(AtomicBool::new(false));
+        let sequencing_paused = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let paused = Arc::clone(&matching_paused);
+        let seq_paused = Arc::clone(&sequencing_paused);
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let a = sequencer.do_work().unwrap();
+                let a = if seq_paused.load(Ordering::Relaxed) {
+                    0
+                } else {
+                    sequencer.do_work().unwrap()
+                };
                 let b = if paused.load(Ordering::Relaxed) {
                     0
                 } else {
@@ -131,6 +139,7 @@ impl Engine {
             outbound,
             stop,
             matching_paused,
+            sequencing_paused,
             thread: Some(thread),
         }
     }
