@@ -22,7 +22,11 @@
 //!   client had already received came again only with PossResend(97)=Y;
 //! - results of events journaled before the takeover came with PossResend=Y.
 //!
-//! A third test shows cancel on disconnect across a failover: a session logged on to the node
+//! Another runs three takeovers: A dies with a fill unread, B starts and dies before any client
+//! came back (its checkpoints must not claim reports it never sent), C serves the clients, then
+//! dies with another fill unread, and D serves them.
+//!
+//! A further test shows cancel on disconnect across a failover: a session logged on to the node
 //! that dies has its open orders cancelled by the node that takes over.
 //!
 //! The first scenario checkpoints rarely (only at logon and start), so B asks the clients
@@ -430,4 +434,145 @@ fn cancel_on_disconnect_applies_to_a_session_of_the_failed_node() {
         .count();
     assert_eq!(mass_cancels, 1);
     drop(gw_b);
+}
+
+fn start_on(
+    engine: &Engine,
+    store: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> (tokio::runtime::Runtime, gateway::Gateway) {
+    let mut config = gateway_config(store);
+    config.tcp_listen = Some(addr);
+    config.replicated_sessions = Some(gateway::ReplicatedSessions {
+        checkpoint_interval_ms: 50,
+        ..gateway::ReplicatedSessions::default()
+    });
+    let rt = runtime();
+    let gw = rt
+        .block_on(gateway::Gateway::start(
+            config,
+            &engine.inbound,
+            &engine.outbound,
+        ))
+        .unwrap();
+    (rt, gw)
+}
+
+fn crash(rt: tokio::runtime::Runtime, gw: gateway::Gateway, clients: &mut [&mut ResilientClient]) {
+    gw.abort();
+    rt.shutdown_background();
+    for c in clients.iter_mut() {
+        c.drop_connection();
+    }
+}
+
+/// Every report of each session reached its client, nothing was journaled twice, no client
+/// was logged out or saw a number go back, copies came flagged.
+fn check_all_delivered(engine: &Engine, clients: &mut [(&mut ResilientClient, u64)]) {
+    for (c, session) in clients.iter_mut() {
+        let mut expected = Vec::new();
+        let mut r = engine.outbound.reader(1).unwrap();
+        while let Some(f) = r.poll().unwrap() {
+            let json = sbe_order_entry::message_to_json(f.payload).unwrap();
+            if matches!(f.template_id, 20..=24) && json_u64(&json, "sessionId") == Some(*session) {
+                expected.push(f.sequence.to_string());
+            }
+        }
+        let deadline = Instant::now() + WAIT;
+        while expected.iter().any(|e| !c.exec_ids().contains(e)) {
+            assert!(
+                Instant::now() < deadline,
+                "session {session}: reports missing"
+            );
+            c.poll(Duration::from_millis(10));
+        }
+        let s = c.stats;
+        assert_eq!((s.seq_too_low, s.logouts_received), (0, 0), "{:?}", c.notes);
+        assert_eq!(s.duplicates_unflagged, 0, "{s:?}");
+    }
+    let journaled = journaled_orders(engine);
+    for (c, session) in clients.iter() {
+        for cl in c.sent_orders() {
+            assert_eq!(journaled.get(&(*session, cl.clone())), Some(&1), "{cl}");
+        }
+    }
+}
+
+#[test]
+fn sessions_survive_a_node_that_died_before_they_returned_and_a_second_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let addrs: Vec<_> = (0..4).map(|_| free_port()).collect();
+    let (rt, gw) = start_on(&engine, &dir.path().join("store-a"), addrs[0]);
+    let client = |name: &str| {
+        let mut c = ResilientConfig::new(addrs.clone(), name, "EXCH");
+        c.heartbeat_secs = 2;
+        c.connect_timeout = Duration::from_millis(300);
+        ResilientClient::new(c)
+    };
+    let (mut buyer, mut seller) = (client("CLIENT1"), client("CLIENT2"));
+    buyer.connect(Instant::now() + WAIT).unwrap();
+    seller.connect(Instant::now() + WAIT).unwrap();
+    for i in 1..=4 {
+        buyer.send_order(&order(&format!("R{i}"), b'1', 10, "99.00"));
+    }
+    seller.send_order(&order("S1", b'2', 10, "99.00"));
+    pump(&mut [&mut buyer], WAIT, "first fill", |c| {
+        c.order("R1").is_some_and(|o| o.ord_status == b'2')
+    });
+    pump(&mut [&mut seller], WAIT, "first sell", |c| {
+        c.order("S1").is_some_and(|o| o.ord_status == b'2')
+    });
+    // In flight at the first crash: a fill the clients never read.
+    seller.send_order(&order("S2", b'2', 10, "99.00"));
+    let fills = || {
+        engine
+            .outbound_frames()
+            .iter()
+            .filter(|(t, _)| *t == sbe_order_entry::order_filled_codec::SBE_TEMPLATE_ID)
+            .count()
+    };
+    wait_until(WAIT, "S2 filled", || fills() == 4);
+    crash(rt, gw, &mut [&mut buyer, &mut seller]);
+
+    // B takes over and dies before any client came back.
+    let (rt, gw) = start_on(&engine, &dir.path().join("store-b"), addrs[1]);
+    std::thread::sleep(Duration::from_millis(120));
+    crash(rt, gw, &mut []);
+
+    // C takes over; the clients come back to it.
+    let (rt, gw) = start_on(&engine, &dir.path().join("store-c"), addrs[2]);
+    pump(&mut [&mut buyer], WAIT, "buyer on C", |c| {
+        c.order("R2").is_some_and(|o| o.ord_status == b'2')
+    });
+    pump(&mut [&mut seller], WAIT, "seller on C", |c| {
+        c.order("S2").is_some_and(|o| o.ord_status == b'2')
+    });
+    assert_eq!(buyer.connected_to(), Some(addrs[2]));
+    check_all_delivered(&engine, &mut [(&mut buyer, 1), (&mut seller, 2)]);
+
+    // Trading on C, then C dies with a fill unread, and D takes over.
+    seller.send_order(&order("S3", b'2', 10, "99.00"));
+    pump(&mut [&mut buyer], WAIT, "R3 on C", |c| {
+        c.order("R3").is_some_and(|o| o.ord_status == b'2')
+    });
+    seller.send_order(&order("S4", b'2', 10, "99.00"));
+    wait_until(WAIT, "S4 filled", || fills() == 8);
+    crash(rt, gw, &mut [&mut buyer, &mut seller]);
+    buyer.send_order(&order("R5", b'1', 10, "98.00"));
+    let (rt, gw) = start_on(&engine, &dir.path().join("store-d"), addrs[3]);
+    pump(&mut [&mut buyer], WAIT, "buyer on D", |c| {
+        c.order("R4").is_some_and(|o| o.ord_status == b'2')
+            && c.order("R5").is_some_and(|o| o.ord_status == b'0')
+    });
+    pump(&mut [&mut seller], WAIT, "seller on D", |c| {
+        (3..=4).all(|i| {
+            c.order(&format!("S{i}"))
+                .is_some_and(|o| o.ord_status == b'2')
+        })
+    });
+    check_all_delivered(&engine, &mut [(&mut buyer, 1), (&mut seller, 2)]);
+    assert_eq!((buyer.reconnect_count(), seller.reconnect_count()), (2, 2));
+    drop(gw);
+    drop(rt);
 }
