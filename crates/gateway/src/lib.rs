@@ -549,11 +549,11 @@ fn rebuild(
                 });
             }
             Some(_) => {
-                // Not redeliverable any more: counts as dropped.
+                // Too old to be kept for redelivery.
                 if let Some(sid) = router::session_of(f.template_id, f.payload) {
                     if let Some((_, collected, _)) = collect.as_mut() {
                         if let Some(c) = collected.get_mut(&sid) {
-                            c.redelivery.reports_dropped = true;
+                            c.drop_report(f.sequence);
                         }
                     }
                 }
@@ -607,8 +607,9 @@ fn start_replicated(
             ha.routed_floor = Some(c.last_routed);
             ha.redelivery = Some(c.redelivery);
         } else if takeover {
-            // A session no checkpoint names (added since): nothing of it was ever sent by
-            // another node; everything of it in the outbound journal is redelivered on request.
+            // A session no checkpoint names (configured since): no node served it with
+            // replicated sessions, so nothing is kept to redeliver; its checkpoints claim
+            // nothing routed until its first ResendRequest here.
             ha.routed_floor = Some(0);
             ha.redelivery = Some(replicated::Redelivery::default());
         }

@@ -54,8 +54,9 @@ pub(crate) struct Redelivery {
     pub checkpoints: VecDeque<(u64, u64)>,
     /// The newest reports up to the router's start position.
     pub reports: VecDeque<Rendered>,
-    /// Older reports were dropped (more than `redelivery_reports_max`).
-    pub reports_dropped: bool,
+    /// The newest outbound sequence of a report not kept (more than
+    /// `redelivery_reports_max`); 0 when none was dropped.
+    pub dropped_through: u64,
 }
 
 /// A session's replication state (in `SlotInner`).
@@ -105,14 +106,21 @@ impl Collected {
     pub fn keep_report(&mut self, config: &ReplicatedSessions, r: Rendered) {
         let reports = &mut self.redelivery.reports;
         if config.redelivery_reports_max == 0 {
-            self.redelivery.reports_dropped = true;
+            self.drop_report(r.outbound_seq);
             return;
         }
         if reports.len() == config.redelivery_reports_max {
-            reports.pop_front();
-            self.redelivery.reports_dropped = true;
+            if let Some(old) = reports.pop_front() {
+                self.drop_report(old.outbound_seq);
+            }
         }
-        reports.push_back(r);
+        self.redelivery.reports.push_back(r);
+    }
+
+    /// A report of the session at `outbound_seq` will not be redelivered.
+    pub fn drop_report(&mut self, outbound_seq: u64) {
+        let d = &mut self.redelivery.dropped_through;
+        *d = (*d).max(outbound_seq);
     }
 }
 
@@ -238,7 +246,7 @@ pub(crate) fn redeliver(
         return true;
     };
     let from = delivered_up_to(&r.checkpoints, begin);
-    if r.reports_dropped && r.reports.front().is_some_and(|f| f.outbound_seq > from + 1) {
+    if r.dropped_through > from {
         shared
             .stats
             .redelivery_truncated
@@ -308,6 +316,6 @@ mod tests {
             .map(|r| r.outbound_seq)
             .collect();
         assert_eq!(seqs, [2, 3]);
-        assert!(c.redelivery.reports_dropped);
+        assert_eq!(c.redelivery.dropped_through, 1);
     }
 }

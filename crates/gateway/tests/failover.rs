@@ -26,6 +26,9 @@
 //! came back (its checkpoints must not claim reports it never sent), C serves the clients, then
 //! dies with another fill unread, and D serves them.
 //!
+//! One shows the redelivery bound: with room for one report, the newest is redelivered and the
+//! truncation is counted.
+//!
 //! A further test shows cancel on disconnect across a failover: a session logged on to the node
 //! that dies has its open orders cancelled by the node that takes over.
 //!
@@ -575,4 +578,59 @@ fn sessions_survive_a_node_that_died_before_they_returned_and_a_second_failover(
     assert_eq!((buyer.reconnect_count(), seller.reconnect_count()), (2, 2));
     drop(gw);
     drop(rt);
+}
+
+#[test]
+fn redelivery_keeps_the_newest_reports_and_counts_what_it_could_not_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let addrs = vec![free_port(), free_port()];
+    let replicated = gateway::ReplicatedSessions {
+        checkpoint_interval_ms: 3_600_000,
+        redelivery_reports_max: 1,
+        ..gateway::ReplicatedSessions::default()
+    };
+    let start = |i: usize| {
+        let mut config = gateway_config(&dir.path().join(format!("store-{i}")));
+        config.tcp_listen = Some(addrs[i]);
+        config.replicated_sessions = Some(replicated);
+        let rt = runtime();
+        let gw = rt
+            .block_on(gateway::Gateway::start(
+                config,
+                &engine.inbound,
+                &engine.outbound,
+            ))
+            .unwrap();
+        (rt, gw)
+    };
+    let (rt, gw) = start(0);
+    let mut c = ResilientConfig::new(addrs.clone(), "CLIENT1", "EXCH");
+    c.connect_timeout = Duration::from_millis(300);
+    let mut client = ResilientClient::new(c);
+    client.connect(Instant::now() + WAIT).unwrap();
+    for i in 1..=3 {
+        client.send_order(&order(&format!("K{i}"), b'1', 10, "90.00"));
+    }
+    pump(&mut [&mut client], WAIT, "acks", |c| {
+        c.acknowledged().len() == 3
+    });
+    client.send_order(&order("LAST", b'1', 10, "90.00"));
+    let accepted = || {
+        engine
+            .outbound_frames()
+            .iter()
+            .filter(|(t, _)| *t == sbe_order_entry::order_accepted_codec::SBE_TEMPLATE_ID)
+            .count()
+    };
+    wait_until(WAIT, "LAST accepted", || accepted() == 4);
+    crash(rt, gw, &mut [&mut client]);
+    let (_rt, gw) = start(1);
+    pump(&mut [&mut client], WAIT, "LAST acknowledged", |c| {
+        c.order("LAST").is_some()
+    });
+    let stats = gw.stats();
+    assert_eq!(stats.reports_redelivered.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.redelivery_truncated.load(Ordering::Relaxed), 1);
+    assert_eq!(client.stats.duplicates_unflagged, 0);
 }
