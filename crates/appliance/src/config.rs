@@ -590,7 +590,11 @@ impl Config {
     }
 
     pub fn inbound_journal(&self) -> journal::JournalConfig {
-        self.journal_config("inbound")
+        let mut c = self.journal_config("inbound");
+        // Every event its own time (market-data packets close on a change of event time; a
+        // cluster replica stamps a whole batch with the leader's one clock reading).
+        c.strictly_increasing_timestamps = true;
+        c
     }
 
     pub fn outbound_journal(&self) -> journal::JournalConfig {

@@ -98,6 +98,12 @@ pub struct JournalConfig {
     /// `<index>.seg.tmp`) on a helper thread, so a roll only writes a header
     /// and renames. Costs one spare segment of space.
     pub preallocate_next: bool,
+    /// Stamp frames strictly increasing (`max(clock, previous + 1)`) instead of
+    /// non-decreasing (`max(clock, previous)`): every frame then has its own
+    /// time. For an inbound journal, where a frame is an event and consumers
+    /// tell events apart by time; an outbound journal stamps all the results of
+    /// one event with that event's time.
+    pub strictly_increasing_timestamps: bool,
 }
 
 impl JournalConfig {
@@ -130,6 +136,7 @@ impl JournalConfig {
             retention: RetentionPolicy::KeepAll,
             reader_wait: WaitStrategy::default(),
             preallocate_next: true,
+            strictly_increasing_timestamps: false,
         }
     }
 

@@ -166,7 +166,8 @@ struct Writer<C> {
     index_dirty: bool,
     frames_since_flush: u32,
     last_flush: Instant,
-    /// Timestamps are stamped non-decreasing: max(clock, previous).
+    /// Timestamps are stamped non-decreasing: max(clock, previous), or strictly
+    /// increasing (max(clock, previous + 1)) when configured.
     last_ts: u64,
     helper: Option<SegmentHelper>,
 }
@@ -368,7 +369,8 @@ where
         let off = seg.tail;
         assert!(off + need <= seg.map.len(), "frame must fit after roll");
         let seq = self.written + 1;
-        let ts = self.clock.now_ns().max(self.last_ts);
+        let floor = self.last_ts + u64::from(self.cfg.strictly_increasing_timestamps);
+        let ts = self.clock.now_ns().max(floor);
         self.last_ts = ts;
 
         let mut hdr = [0u8; FRAME_HEADER_LEN];

@@ -629,6 +629,19 @@ fn timestamps_are_non_decreasing_even_if_the_clock_steps_back() {
     let mut r = j.reader(1).unwrap();
     let ts: Vec<u64> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.timestamp_ns)).collect();
     assert_eq!(ts, vec![5_000, 5_000, 5_000, 9_000]);
+    // Strictly increasing when configured.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.strictly_increasing_timestamps = true;
+    clock.set(100);
+    let (j, mut s) = Journal::open_with_clock(c, clock.clone()).unwrap();
+    for _ in 0..3 {
+        clock.set(100);
+        s.append(0, b"x").unwrap();
+    }
+    let mut r = j.reader(1).unwrap();
+    let ts: Vec<u64> = std::iter::from_fn(|| r.poll().unwrap().map(|f| f.timestamp_ns)).collect();
+    assert_eq!(ts, vec![100, 101, 102]);
 }
 
 #[test]
@@ -636,7 +649,13 @@ fn a_taken_handoff_feeds_its_taker_and_external_clock_stamps_replicated_frames()
     let leader_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(crate::ExternalClock::new(0));
-    let (leader, mut ls) = Journal::open_with_clock(cfg(leader_dir.path()), clock.clone()).unwrap();
+    let strict = |d: &Path| {
+        let mut c = cfg(d);
+        c.strictly_increasing_timestamps = true;
+        c
+    };
+    let (leader, mut ls) =
+        Journal::open_with_clock(strict(leader_dir.path()), clock.clone()).unwrap();
     let mut rx = ls.take_handoff().expect("first take");
     assert!(ls.take_handoff().is_none());
     let p = leader.publisher().unwrap();
@@ -650,7 +669,7 @@ fn a_taken_handoff_feeds_its_taker_and_external_clock_stamps_replicated_frames()
     while let Some(()) = rx.try_recv(|t, b| got.push((t, b.to_vec()))) {}
     assert_eq!(got, vec![(3, b"one".to_vec()), (4, b"two".to_vec())]);
     let (replica, mut rs) =
-        Journal::open_with_clock(cfg(replica_dir.path()), clock.clone()).unwrap();
+        Journal::open_with_clock(strict(replica_dir.path()), clock.clone()).unwrap();
     for s in [&mut ls, &mut rs] {
         clock.set(1_000);
         s.append_batch(got.iter().map(|(t, b)| (*t, &b[..])))
@@ -675,6 +694,6 @@ fn a_taken_handoff_feeds_its_taker_and_external_clock_stamps_replicated_frames()
     assert_eq!(frames(&leader), frames(&replica));
     assert_eq!(
         frames(&leader).iter().map(|f| f.1).collect::<Vec<_>>(),
-        vec![1_000, 1_000, 1_000]
+        vec![1_000, 1_001, 1_002]
     );
 }
