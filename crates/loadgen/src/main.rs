@@ -122,6 +122,13 @@ struct RunArgs {
     /// FIX dictionary for the QuickFIX acceptor.
     #[arg(long)]
     dictionary: Option<PathBuf>,
+    /// Run the appliance as a cluster of this many nodes (Raft-replicated inbound journal);
+    /// 0 = one plain appliance.
+    #[arg(long, default_value_t = 0)]
+    cluster: usize,
+    /// cluster.log_fsync of the cluster's nodes.
+    #[arg(long)]
+    cluster_fsync: bool,
     /// Write histograms (.hgrm) and summary.csv here.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -301,6 +308,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         tls: None,
                     };
                     let mut _process: Option<target::Process>;
+                    let mut _followers: Vec<target::Process> = Vec::new();
                     if t == Target::Quickfix {
                         let (p, addr) = target::start_quickfix(&dir, a.sessions, &dictionary)?;
                         _process = Some(p);
@@ -321,6 +329,8 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             idle: a.idle.clone(),
                             store_sync: a.store_sync,
                             body_bytes_max: a.fix_body_bytes_max,
+                            cluster: a.cluster,
+                            cluster_fsync: a.cluster_fsync,
                         };
                         let md = target::market_data_address(step as u32);
                         let ap =
@@ -332,6 +342,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             cfg.tls = Some(loadgen::transport::client_config(&ap.tls_cert)?);
                         }
                         cfg.market_data = Some(ap.market_data);
+                        _followers = ap.others;
                         _process = Some(ap.process);
                     }
                     let mut o = run::run(plan.clone(), &cfg)?;

@@ -35,6 +35,8 @@ impl Drop for Process {
 
 pub struct Appliance {
     pub process: Process,
+    /// A cluster's followers.
+    pub others: Vec<Process>,
     pub fix_tcp: SocketAddr,
     pub fix_tls: Option<SocketAddr>,
     /// The certificate the appliance generated for its TLS listener.
@@ -57,6 +59,27 @@ pub struct ApplianceOptions {
     /// that gets more than a buffer ahead of the gateway is disconnected. A large value keeps
     /// that from happening in benchmarks; see BENCHMARKS.md.
     pub body_bytes_max: usize,
+    /// 0: one plain appliance. N >= 1: a cluster of N appliance processes (Raft-replicated
+    /// inbound journal, `cluster.log_fsync` = `cluster_fsync`); the load goes to the leader.
+    pub cluster: usize,
+    pub cluster_fsync: bool,
+}
+
+/// Fixed listen ports of one cluster node (a follower's FIX acceptor is not listening until it
+/// is promoted, so ports cannot be learnt from its output).
+#[derive(Clone, Copy, Debug)]
+pub struct NodePorts {
+    pub fix_tcp: u16,
+    pub fix_tls: u16,
+    pub retransmit: u16,
+    pub http: u16,
+    pub raft: u16,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Session CompIDs `LG1..LGn`.
@@ -78,14 +101,32 @@ pub fn appliance_config(
     opts: &ApplianceOptions,
     md: (Ipv4Addr, u16),
 ) -> String {
+    appliance_config_with(instruments, sessions, opts, md, None)
+}
+
+fn appliance_config_with(
+    instruments: &[Instrument],
+    sessions: usize,
+    opts: &ApplianceOptions,
+    md: (Ipv4Addr, u16),
+    node: Option<NodePorts>,
+) -> String {
     let (group, port) = md;
+    let (fix_tcp, fix_tls, retransmit) = match node {
+        Some(n) => (
+            format!("127.0.0.1:{}", n.fix_tcp),
+            format!("127.0.0.1:{}", n.fix_tls),
+            n.retransmit,
+        ),
+        None => ("127.0.0.1:0".into(), "127.0.0.1:0".into(), port + 4),
+    };
     let mut s = format!(
         "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n\
 [market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
-[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nstore_sync = {}\nbody_bytes_max = {}\n",
+[fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\nbody_bytes_max = {}\n",
         opts.durability,
         opts.idle,
-        port + 4,
+        retransmit,
         opts.store_sync,
         opts.body_bytes_max
     );
@@ -120,7 +161,109 @@ reference_price = {}\nband_bps = 5000\nquantity_max = 1000000\n",
     s
 }
 
-/// Starts `appliance serve` in `dir` and waits for its listening lines.
+/// Starts `opts.cluster` appliance processes as one cluster in `dir/node<i>` and waits until
+/// one of them (the leader) accepts FIX connections.
+fn start_cluster(
+    dir: &Path,
+    instruments: &[Instrument],
+    sessions: usize,
+    opts: &ApplianceOptions,
+    md: (Ipv4Addr, u16),
+) -> anyhow::Result<Appliance> {
+    let n = opts.cluster;
+    let ports: Vec<NodePorts> = (0..n)
+        .map(|_| {
+            Ok(NodePorts {
+                fix_tcp: free_port()?,
+                fix_tls: free_port()?,
+                retransmit: free_port()?,
+                http: free_port()?,
+                raft: free_port()?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut processes = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let nd = dir.join(format!("node{}", i + 1));
+        std::fs::create_dir_all(&nd)?;
+        let mut cfg = appliance_config_with(instruments, sessions, opts, md, Some(*p));
+        cfg.push_str(&format!(
+            "\n[http]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nenabled = true\nnode_id = {}\nlog_fsync = {}\n",
+            p.http,
+            i + 1,
+            opts.cluster_fsync
+        ));
+        for (j, q) in ports.iter().enumerate() {
+            cfg.push_str(&format!(
+                "[[cluster.peers]]\nid = {}\nraft = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\nfix = \"127.0.0.1:{}\"\n",
+                j + 1,
+                q.raft,
+                q.http,
+                q.fix_tcp
+            ));
+        }
+        let config = nd.join("appliance.toml");
+        std::fs::write(&config, cfg)?;
+        let mut child = Command::new(&opts.binary)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(nd.join("data"))
+            .env(
+                "RUST_LOG",
+                std::env::var("LOADGEN_APPLIANCE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", opts.binary.display()))?;
+        let out = child.stdout.take().context("appliance stdout")?;
+        std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+        processes.push(Process { child, stdin: None });
+    }
+    // Only the serving leader's FIX acceptor listens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let leader = loop {
+        let found = ports.iter().position(|p| {
+            std::net::TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], p.fix_tcp)),
+                std::time::Duration::from_millis(100),
+            )
+            .is_ok()
+        });
+        if let Some(i) = found {
+            break i;
+        }
+        for p in &mut processes {
+            if let Some(st) = p.exited() {
+                bail!("a cluster node exited at start: {st}");
+            }
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no cluster node became the leader"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let process = processes.remove(leader);
+    let p = ports[leader];
+    Ok(Appliance {
+        process,
+        others: processes,
+        fix_tcp: SocketAddr::from(([127, 0, 0, 1], p.fix_tcp)),
+        fix_tls: Some(SocketAddr::from(([127, 0, 0, 1], p.fix_tls))),
+        tls_cert: dir
+            .join(format!("node{}", leader + 1))
+            .join("data")
+            .join("tls")
+            .join("cert.pem"),
+        market_data: md,
+    })
+}
+
+/// Starts `appliance serve` in `dir` (or a cluster, see [`ApplianceOptions::cluster`]) and
+/// waits for its listening lines.
 pub fn start_appliance(
     dir: &Path,
     instruments: &[Instrument],
@@ -128,6 +271,9 @@ pub fn start_appliance(
     opts: &ApplianceOptions,
     md: (Ipv4Addr, u16),
 ) -> anyhow::Result<Appliance> {
+    if opts.cluster > 0 {
+        return start_cluster(dir, instruments, sessions, opts, md);
+    }
     std::fs::create_dir_all(dir)?;
     let config = dir.join("appliance.toml");
     std::fs::write(&config, appliance_config(instruments, sessions, opts, md))?;
@@ -168,6 +314,7 @@ pub fn start_appliance(
     std::thread::spawn(move || for _ in lines {});
     Ok(Appliance {
         process,
+        others: Vec::new(),
         fix_tcp,
         fix_tls,
         tls_cert: dir.join("data").join("tls").join("cert.pem"),
