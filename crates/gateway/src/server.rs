@@ -338,6 +338,15 @@ impl Connection<'_> {
             }
             Outcome::Disconnect(r) => {
                 c.close = Some(r);
+                if msg.msg_type() == b"5" {
+                    crate::replicated::checkpoint(
+                        shared,
+                        sid,
+                        inner,
+                        sbe_order_entry::SessionCheckpointReason::Logout,
+                        true,
+                    );
+                }
                 true
             }
             Outcome::Application => {

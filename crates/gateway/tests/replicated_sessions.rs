@@ -202,6 +202,15 @@ async fn a_small_window_moves_ahead_of_every_message_sent() {
         gw.stats().seq_reservation_exhausted.load(Ordering::Relaxed),
         0
     );
+    // A Logout is checkpointed as such.
+    a.send("5", "").await;
+    let got = a.until_closed().await;
+    assert_eq!(got.last().map(Msg::msg_type), Some("5"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !reservations(&engine).iter().any(|(_, why)| why == "Logout") {
+        assert!(std::time::Instant::now() < deadline, "no Logout checkpoint");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
