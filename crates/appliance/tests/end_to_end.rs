@@ -782,4 +782,18 @@ fn the_shipped_example_configuration_is_valid() {
         c.instruments.len(),
         appliance::config::Config::embedded().instruments.len()
     );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/cluster-node1.example.toml"
+    );
+    let c = appliance::config::Config::from_file(Path::new(path)).unwrap();
+    assert!(c.cluster.enabled);
+    assert_eq!(c.cluster.peers.len(), 3);
+    // A cluster refuses FIX sequence resets (sessions resume on the next leader).
+    let bad = std::fs::read_to_string(path).unwrap()
+        + "\n[[fix.sessions]]\nsession_id = 1\ntarget_comp_id = \"C1\"\naccount = 1\npassword = \"\"\n\
+           cancel_on_disconnect = true\nreset_on_logon = true\nrate_per_second = 10\nrate_burst = 10\n\
+           rate_action = \"reject\"\n";
+    let e = appliance::config::Config::from_toml(&bad, "test").unwrap_err();
+    assert!(e.to_string().contains("reset_on_logon"), "{e}");
 }

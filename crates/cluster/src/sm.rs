@@ -322,7 +322,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let _ = std::fs::remove_file(&path);
                 upto
             }
-            SnapshotData::Local { upto, .. } => upto,
+            SnapshotData::Local { journal, upto } => {
+                // Another node's journal in this process (tests): copy what this one lacks.
+                let from = inner.sequencer.written_seq() + 1;
+                if from <= upto {
+                    let mut r = journal.reader(from).map_err(sm_err)?;
+                    let mut next = from;
+                    while next <= upto {
+                        let Some(f) = r.poll().map_err(sm_err)? else {
+                            return Err(sm_err("the snapshot's journal ends before its sequence"));
+                        };
+                        let (seq, ts, t) = (f.sequence, f.timestamp_ns, f.template_id);
+                        StateMachine::append_frames(
+                            &mut inner,
+                            &clock,
+                            ts,
+                            seq,
+                            std::iter::once((t, f.payload)),
+                        )?;
+                        next += 1;
+                    }
+                }
+                upto
+            }
         };
         inner.sequencer.flush().map_err(sm_err)?;
         if inner.sequencer.written_seq() < upto {

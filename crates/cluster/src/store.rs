@@ -11,7 +11,10 @@
 //!
 //! Durability: with `fsync` every append is `fdatasync`ed before openraft is told it is
 //! flushed (a majority then holds the entry on disk); without it the entry is in the page
-//! cache when acknowledged, which survives the process being killed but not the machine.
+//! cache when acknowledged, which survives the process being killed but not the machine. The
+//! `fdatasync` runs on a flusher thread, not on Raft's task (heartbeats and votes go on while a
+//! slow disk syncs), and one `fdatasync` completes every append written before it (group
+//! commit): the appends' callbacks are completed in order after it.
 
 use crate::{Entry, NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -163,8 +166,32 @@ pub struct LogStore {
     vote: SlotFile,
     committed: SlotFile,
     purged: SlotFile,
-    fsync: bool,
+    /// Appends waiting for the flusher thread's next `fdatasync` (with `fsync`).
+    flusher: Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>,
     buf: Vec<u8>,
+}
+
+/// Completes queued append callbacks after one `fdatasync` for all of them.
+fn start_flusher(file: File) -> std::io::Result<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+    std::thread::Builder::new()
+        .name("raft-log-flush".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let r = file.sync_data();
+                for cb in batch {
+                    cb.log_io_completed(match &r {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                    });
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 const RECORD_HEADER: usize = 8;
@@ -219,6 +246,7 @@ impl LogStore {
         if let Some(p) = last_purged {
             map = map.split_off(&(p.index + 1));
         }
+        let file_for_flusher = file.try_clone()?;
         Ok(LogStore {
             dir: dir.to_path_buf(),
             file,
@@ -228,7 +256,11 @@ impl LogStore {
             vote: SlotFile::open(&dir.join("vote"))?,
             committed: SlotFile::open(&dir.join("committed"))?,
             purged,
-            fsync,
+            flusher: if fsync {
+                Some(start_flusher(file_for_flusher)?)
+            } else {
+                None
+            },
             buf: Vec::with_capacity(64 * 1024),
         })
     }
@@ -266,6 +298,11 @@ impl LogStore {
             .read(true)
             .write(true)
             .open(self.dir.join("log"))?;
+        if self.flusher.is_some() {
+            // The old flusher finishes what it holds (on the old file, whose data the new one
+            // already holds durably) and stops; the new one syncs the new file.
+            self.flusher = Some(start_flusher(self.file.try_clone()?)?);
+        }
         let mut e = self.entries.write().expect("log entries lock");
         for (off, _) in e.map.values_mut() {
             *off -= dead;
@@ -358,13 +395,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
             added.push((at, entry));
         }
-        let r = self.file.write_all_at(&self.buf, self.end).and_then(|()| {
-            if self.fsync {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let r = self.file.write_all_at(&self.buf, self.end);
         if let Err(e) = r {
             // Nothing of this append counts; the file is cut back on the next open.
             let e2 = std::io::Error::new(e.kind(), e.to_string());
@@ -378,7 +409,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 e.map.insert(entry.log_id.index, (at, entry));
             }
         }
-        callback.log_io_completed(Ok(()));
+        match &self.flusher {
+            Some(f) => {
+                if let Err(e) = f.send(callback) {
+                    e.0.log_io_completed(Err(std::io::Error::other("the log flusher stopped")));
+                }
+            }
+            None => callback.log_io_completed(Ok(())),
+        }
         Ok(())
     }
 

@@ -157,10 +157,10 @@ impl JournalConfig {
         if !(1..=INDEX_ENTRIES_LIMIT).contains(&self.index_entries_max) || self.index_stride == 0 {
             return bad("index_entries_max must be in 1..=2^20, index_stride > 0".into());
         }
-        let data = self.segment_size as usize - data_offset(self.index_entries_max);
         if (self.segment_size as usize) <= data_offset(self.index_entries_max) {
             return bad("sparse index does not fit in the segment".into());
         }
+        let data = self.segment_size as usize - data_offset(self.index_entries_max);
         let frame_max = FRAME_HEADER_LEN + self.payload_len_max as usize;
         if self.payload_len_max == 0
             || self.payload_len_max as usize > crate::handoff::SLOT_PAYLOAD_MAX

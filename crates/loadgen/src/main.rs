@@ -389,6 +389,11 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                     &row.latency,
                 )?;
             }
+            // A step's acceptor is gone once its row exists: free its journals (hundreds of MB
+            // per step) unless the work directory was asked for.
+            if a.work_dir.is_none() {
+                let _ = std::fs::remove_dir_all(tmp.join(format!("{label}-{step}")));
+            }
             println!(
                 "  {label:9} rate {:>8}: throughput {:>9.0}/s  latency p50/p99/p99.9/max µs {}{}",
                 rate_label(rate),
@@ -412,6 +417,9 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
         );
     }
     summarize(&rows, a.out_dir.as_deref())?;
+    if a.work_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     Ok(violations)
 }
 

@@ -133,8 +133,10 @@ fn appliance_config_with(
     for (i, c) in comp_ids(sessions).iter().enumerate() {
         s.push_str(&format!(
             "\n[[fix.sessions]]\nsession_id = {id}\ntarget_comp_id = \"{c}\"\naccount = {id}\n\
-password = \"\"\ncancel_on_disconnect = true\nreset_on_logon = true\nrate_per_second = 1000000\nrate_burst = 1000000\nrate_action = \"reject\"\n",
-            id = i + 1
+password = \"\"\ncancel_on_disconnect = true\nreset_on_logon = {reset}\nrate_per_second = 1000000\nrate_burst = 1000000\nrate_action = \"reject\"\n",
+            id = i + 1,
+            // A cluster resumes sessions from replicated sequence numbers (no resets).
+            reset = node.is_none()
         ));
     }
     for (i, ins) in instruments.iter().enumerate() {
