@@ -493,6 +493,15 @@ impl Config {
         if !ids.contains(&c.node_id) {
             return err("cluster.node_id", "must be the id of one of cluster.peers");
         }
+        if self.fix.enabled {
+            if let Some(i) = self.fix.sessions.iter().position(|s| s.reset_on_logon) {
+                return err(
+                    format!("fix.sessions[{i}].reset_on_logon"),
+                    "must be false in a cluster: sessions resume on the next leader from the \
+                     replicated sequence numbers",
+                );
+            }
+        }
         if c.peers.len() % 2 == 0 {
             return err(
                 "cluster.peers",

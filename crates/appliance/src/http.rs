@@ -106,6 +106,31 @@ fn gateway_counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> 
             "FIX orders refused because the sequencer was full",
             l(&s.publish_back_pressure),
         ),
+        (
+            "appliance_fix_poss_dup_ignored_total",
+            "PossDupFlag=Y orders whose ClOrdID was already journaled (ignored)",
+            l(&s.poss_dup_ignored),
+        ),
+        (
+            "appliance_fix_checkpoints_published_total",
+            "Replicated session checkpoints published (cluster mode)",
+            l(&s.checkpoints_published),
+        ),
+        (
+            "appliance_fix_reports_redelivered_total",
+            "ExecutionReports sent again with PossResend=Y after a takeover",
+            l(&s.reports_redelivered),
+        ),
+        (
+            "appliance_fix_redelivery_truncated_total",
+            "Reports too old to redeliver after a takeover",
+            l(&s.redelivery_truncated),
+        ),
+        (
+            "appliance_fix_seq_reservation_exhausted_total",
+            "Sessions logged out at the end of their MsgSeqNum reservation",
+            l(&s.seq_reservation_exhausted),
+        ),
     ]
 }
 

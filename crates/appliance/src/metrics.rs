@@ -17,6 +17,9 @@ pub struct Metrics {
     pub md_packets: AtomicU64,
     pub md_retransmit_requests: AtomicU64,
     pub md_packets_resent: AtomicU64,
+    /// Engine events whose market data was split across packets by timing (should stay 0:
+    /// packet numbering would then differ between cluster nodes).
+    pub md_events_split: AtomicU64,
     pub orders_accepted: AtomicU64,
     pub orders_rejected: AtomicU64,
     pub fills: AtomicU64,
@@ -134,6 +137,30 @@ impl Metrics {
             "counter",
             self.fills.load(Ordering::Relaxed),
         );
+        for (name, help, v) in [
+            (
+                "appliance_md_packets_total",
+                "Market-data packets sent (every channel and feed)",
+                &self.md_packets,
+            ),
+            (
+                "appliance_md_retransmit_requests_total",
+                "Market-data retransmission requests received",
+                &self.md_retransmit_requests,
+            ),
+            (
+                "appliance_md_packets_resent_total",
+                "Market-data packets sent again on request",
+                &self.md_packets_resent,
+            ),
+            (
+                "appliance_md_events_split_total",
+                "Engine events whose market data timing split across packets (should be 0)",
+                &self.md_events_split,
+            ),
+        ] {
+            g(&mut s, name, help, "counter", v.load(Ordering::Relaxed));
+        }
         let _ = writeln!(s, "# HELP appliance_rejects_total Engine rejects by reason\n# TYPE appliance_rejects_total counter");
         for (i, c) in self.rejects_by_reason.iter().enumerate() {
             let v = c.load(Ordering::Relaxed);

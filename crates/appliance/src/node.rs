@@ -32,6 +32,8 @@ pub struct Node {
     followers: Vec<JoinHandle<anyhow::Result<()>>>,
     demo: Vec<JoinHandle<anyhow::Result<()>>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Cluster mode: Raft's own runtime.
+    raft_runtime: Option<tokio::runtime::Runtime>,
     http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
     pub fix_tcp_addr: Option<SocketAddr>,
@@ -211,9 +213,17 @@ impl Node {
                 }
             })
         };
+        let mut raft_runtime = None;
         let (seq_thread, match_thread, cluster) = match writer {
             InboundWriter::Cluster(sequencer, clock) => {
-                let (cl, mut proposer) = runtime
+                // Raft has a runtime of its own: heartbeats and votes never queue behind FIX
+                // and HTTP tasks.
+                let rrt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("raft")
+                    .enable_all()
+                    .build()?;
+                let (cl, mut proposer) = rrt
                     .block_on(cluster::Cluster::start(
                         config.cluster_config(),
                         inbound.clone(),
@@ -221,6 +231,7 @@ impl Node {
                         clock,
                     ))
                     .context("starting the cluster node")?;
+                raft_runtime = Some(rrt);
                 let s = stop_seq.clone();
                 let seq_thread = spawn_on("proposer", seq_cpu, &failed, move || {
                     proposer.run(&s, &mut IdleStrategy::new(seq_idle));
@@ -339,6 +350,8 @@ impl Node {
                     let net = p.net_stats();
                     let rt = p.retransmit_stats();
                     m.md_packets.store(net.packets_sent, Ordering::Relaxed);
+                    m.md_events_split
+                        .store(p.core().stats().events_split, Ordering::Relaxed);
                     m.md_retransmit_requests
                         .store(rt.requests, Ordering::Relaxed);
                     m.md_packets_resent
@@ -523,6 +536,7 @@ impl Node {
             followers,
             demo,
             runtime: Some(runtime),
+            raft_runtime,
             http: Some(server),
             gateway: gateway_slot,
             fix_tcp_addr,
@@ -588,9 +602,10 @@ impl Node {
             }
             // Followers stop; what the proposer still holds is not committed and not lost to
             // a FIX client (it resends it to the next leader).
-            if let Some(cl) = self.cluster.take() {
+            if let (Some(cl), Some(rrt)) = (self.cluster.take(), self.raft_runtime.take()) {
                 cl.set_serving(false);
-                rt.block_on(cl.shutdown());
+                rrt.block_on(cl.shutdown());
+                rrt.shutdown_timeout(std::time::Duration::from_secs(2));
             }
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         }

@@ -558,6 +558,14 @@ fn http_orders_fills_database_and_multicast_agree() {
         "{metrics}"
     );
     assert!(metrics.contains("appliance_fills_total 6"), "{metrics}");
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+    };
+    assert!(counter("appliance_md_packets_total ") > 0, "{metrics}");
+    assert_eq!(counter("appliance_md_events_split_total "), 0, "{metrics}");
     // The day's executions and candles as Parquet, read back with an independent reader.
     let today = {
         let days = std::time::SystemTime::now()

@@ -101,6 +101,10 @@ pub struct ClusterConfig {
     pub keep_logs: u64,
     /// Inbound events per Raft entry at most.
     pub batch_frames_max: usize,
+    /// Proposed entries not yet committed at most: while that many are in flight the proposer
+    /// waits and the events gather in the hand-off, so the next entry carries them all (batch
+    /// size adapts to the commit latency: one event per entry when idle, many under load).
+    pub inflight_entries_max: usize,
     /// A serving leader that has had no acknowledgement from a majority for this long steps
     /// down.
     pub fence_ms: u64,
@@ -120,6 +124,7 @@ impl ClusterConfig {
             snapshot_every: 50_000,
             keep_logs: 5_000,
             batch_frames_max: 512,
+            inflight_entries_max: 4,
             fence_ms: 1000,
         }
     }
@@ -190,6 +195,8 @@ pub struct Proposer {
     rx: journal::handoff::Receiver,
     tx: tokio::sync::mpsc::UnboundedSender<Batch>,
     serving: Arc<AtomicBool>,
+    inflight: Arc<std::sync::atomic::AtomicUsize>,
+    inflight_max: usize,
     batch_max: usize,
     buf: Vec<u8>,
 }
@@ -204,7 +211,9 @@ impl Proposer {
     /// Proposes what the hand-off holds (while this node is the serving leader). Returns the
     /// number of events proposed.
     pub fn do_work(&mut self) -> usize {
-        if !self.serving.load(Ordering::Acquire) {
+        if !self.serving.load(Ordering::Acquire)
+            || self.inflight.load(Ordering::Acquire) >= self.inflight_max
+        {
             return 0;
         }
         let mut n = 0;
@@ -218,6 +227,7 @@ impl Proposer {
         if n > 0 {
             let frames = bytes::Bytes::copy_from_slice(&self.buf);
             self.buf.clear();
+            self.inflight.fetch_add(1, Ordering::AcqRel);
             // The receiver lives as long as the cluster; a send error means it is shutting
             // down and nothing can be proposed any more.
             let _ = self.tx.send(Batch {
@@ -308,20 +318,23 @@ impl Cluster {
         }
         let (tx, mut brx) = tokio::sync::mpsc::unbounded_channel::<Batch>();
         let refused = Arc::new(AtomicU64::new(0));
+        let inflight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let forwarder = {
-            let (raft, refused) = (raft.clone(), refused.clone());
+            let (raft, refused, inflight) = (raft.clone(), refused.clone(), inflight.clone());
             tokio::spawn(async move {
                 while let Some(b) = brx.recv().await {
                     match raft.client_write_ff(b).await {
                         Ok(done) => {
-                            let refused = refused.clone();
+                            let (refused, inflight) = (refused.clone(), inflight.clone());
                             tokio::spawn(async move {
                                 if !matches!(done.await, Ok(Ok(_))) {
                                     refused.fetch_add(1, Ordering::Relaxed);
                                 }
+                                inflight.fetch_sub(1, Ordering::AcqRel);
                             });
                         }
                         Err(e) => {
+                            inflight.fetch_sub(1, Ordering::AcqRel);
                             tracing::error!(error = %e, "raft stopped; proposals end");
                             return;
                         }
@@ -334,6 +347,8 @@ impl Cluster {
             rx,
             tx,
             serving: serving.clone(),
+            inflight,
+            inflight_max: config.inflight_entries_max.max(1),
             batch_max: config.batch_frames_max.max(1),
             buf: Vec::with_capacity(64 * 1024),
         };
