@@ -1084,8 +1084,22 @@ async fn cluster_status(State(state): State<Shared>) -> Response {
         return ApiError::status(StatusCode::NOT_FOUND, "not in cluster mode").into_response();
     };
     let st = c.status();
+    // The newest engine snapshots' digests: equal on every node at the same sequence.
+    let snapshots: Vec<Value> =
+        matching_agent::snapshot_digests(&state.config.snapshot_policy().dir)
+            .into_iter()
+            .take(8)
+            .map(|d| {
+                json!({
+                    "inbound_seq": d.inbound_seq,
+                    "outbound_seq": d.outbound_seq,
+                    "crc32": format!("{:08x}", d.crc32),
+                })
+            })
+            .collect();
     let body = json!({
         "status": st,
+        "engine_snapshots": snapshots,
         "leader_http": peer_http(&state, st.leader),
         "peers": state.config.cluster.peers,
         "inbound_seq": state.inbound.committed_seq(),

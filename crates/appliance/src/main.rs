@@ -196,6 +196,9 @@ fn main() -> anyhow::Result<()> {
                 "node", "id", "role", "leader", "term", "log", "applied", "journal", "serving"
             );
             let mut leaders = 0;
+            // inbound seq -> (digest, nodes) of the engine snapshots reported.
+            let mut digests: std::collections::BTreeMap<u64, Vec<(String, String)>> =
+                Default::default();
             for t in &targets {
                 let r = client
                     .get(format!("http://{t}/v1/cluster"))
@@ -206,6 +209,16 @@ fn main() -> anyhow::Result<()> {
                         if json {
                             println!("{v}");
                             continue;
+                        }
+                        for d in v["engine_snapshots"].as_array().into_iter().flatten() {
+                            if let (Some(seq), Some(crc)) =
+                                (d["inbound_seq"].as_u64(), d["crc32"].as_str())
+                            {
+                                digests
+                                    .entry(seq)
+                                    .or_default()
+                                    .push((t.clone(), crc.to_string()));
+                            }
                         }
                         let st = &v["status"];
                         let num = |k: &str| st[k].as_u64().map_or("-".into(), |n| n.to_string());
@@ -230,6 +243,19 @@ fn main() -> anyhow::Result<()> {
             }
             if !json && leaders != 1 {
                 eprintln!("warning: {leaders} serving leaders among the nodes asked");
+            }
+            // The newest engine snapshot several nodes hold: their digests must agree.
+            if let Some((seq, nodes)) = digests.iter().rev().find(|(_, n)| n.len() > 1) {
+                let first = &nodes[0].1;
+                if nodes.iter().all(|(_, c)| c == first) {
+                    println!(
+                        "engine snapshots at inbound sequence {seq}: digest {first} on {} nodes",
+                        nodes.len()
+                    );
+                } else {
+                    println!("engine snapshots at inbound sequence {seq} DIFFER: {nodes:?}");
+                    std::process::exit(1);
+                }
             }
             Ok(())
         }

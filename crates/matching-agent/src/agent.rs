@@ -46,7 +46,8 @@ pub struct AgentConfig {
 #[derive(Debug, Clone)]
 pub struct SnapshotPolicy {
     pub dir: PathBuf,
-    /// Inbound events between two snapshots.
+    /// Inbound events between two snapshots: one is taken at every inbound sequence that is a
+    /// multiple of this (the same positions on every replica of a journal).
     pub every_events: u64,
     /// Snapshot files kept (the newest ones).
     pub keep_max: usize,
@@ -160,6 +161,41 @@ pub fn latest_snapshot(
     })
 }
 
+/// Where a snapshot was taken and the checksum that ends its file: nodes of a cluster that
+/// processed the same journal have the same digest at the same inbound sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotDigest {
+    pub inbound_seq: u64,
+    pub outbound_seq: u64,
+    pub crc32: u32,
+}
+
+/// The digests of the snapshots in `dir`, newest first (read from each file's header and
+/// trailer; the files are not validated whole).
+pub fn snapshot_digests(dir: &Path) -> Vec<SnapshotDigest> {
+    use std::io::{Read, Seek, SeekFrom};
+    list_snapshots(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let mut f = std::fs::File::open(p).ok()?;
+            let mut h = [0_u8; 32];
+            f.read_exact(&mut h).ok()?;
+            if &h[..8] != SNAPSHOT_MAGIC {
+                return None;
+            }
+            f.seek(SeekFrom::End(-4)).ok()?;
+            let mut c = [0_u8; 4];
+            f.read_exact(&mut c).ok()?;
+            let u = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+            Some(SnapshotDigest {
+                inbound_seq: u(8),
+                outbound_seq: u(16),
+                crc32: u32::from_le_bytes(c),
+            })
+        })
+        .collect()
+}
+
 /// (inbound seq, outbound seq, engine) of a snapshot file, if it is whole and valid.
 fn read_snapshot(path: &Path) -> Option<(u64, u64, Engine)> {
     let bytes = std::fs::read(path).ok()?;
@@ -238,8 +274,12 @@ impl MatchingAgent {
         let Some(policy) = &self.snapshots else {
             return Ok(());
         };
+        // At multiples of `every_events` only: the same positions whatever the batching, so
+        // replicas of one journal (a cluster) write the same snapshot files, comparable by
+        // their digests.
         if self.verify.is_some()
-            || self.processed_seq < self.last_snapshot_seq + policy.every_events
+            || self.processed_seq % policy.every_events.max(1) != 0
+            || self.processed_seq <= self.last_snapshot_seq
         {
             return Ok(());
         }
@@ -304,6 +344,14 @@ impl MatchingAgent {
             self.emit(sequence)?;
             self.processed_seq = sequence;
             n += 1;
+            if self
+                .snapshots
+                .as_ref()
+                .is_some_and(|p| sequence % p.every_events.max(1) == 0)
+            {
+                // A snapshot position ends the batch (see maybe_snapshot).
+                break;
+            }
         }
         if n > 0 {
             self.maybe_snapshot()?;

@@ -28,5 +28,6 @@ pub mod inbound;
 pub mod outbound;
 
 pub use agent::{
-    latest_snapshot, AgentConfig, AgentError, EventClock, MatchingAgent, SnapshotPolicy,
+    latest_snapshot, snapshot_digests, AgentConfig, AgentError, EventClock, MatchingAgent,
+    SnapshotDigest, SnapshotPolicy,
 };

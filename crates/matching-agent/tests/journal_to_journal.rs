@@ -368,3 +368,50 @@ fn snapshots_bound_the_replay_and_change_nothing() {
     let agent = MatchingAgent::open(other, &inbound).unwrap();
     assert_eq!(agent.restored_from(), None);
 }
+
+#[test]
+fn snapshots_fall_on_the_same_sequences_and_bytes_whatever_the_batching() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = workload();
+    let inbound = write_inbound(&tmp.path().join("in"), &all_commands(&w));
+    let total = inbound.written_seq();
+    let run = |batch_max: usize| {
+        let dir = tmp.path().join(format!("b{batch_max}"));
+        let mut c = AgentConfig::new(w.engine_config.clone(), small_journal(&dir.join("out")));
+        c.batch_max = batch_max;
+        c.snapshots = Some(matching_agent::SnapshotPolicy {
+            dir: dir.join("snapshots"),
+            every_events: 700,
+            keep_max: 1_000,
+        });
+        let mut agent = MatchingAgent::open(c, &inbound).unwrap();
+        run_to(&mut agent, total);
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("snapshots"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        let digests = matching_agent::snapshot_digests(&dir.join("snapshots"));
+        (files, digests)
+    };
+    let (one, d_one) = run(1);
+    let (odd, d_odd) = run(97);
+    let (big, _) = run(256);
+    assert_eq!(
+        one.len() as u64,
+        total / 700,
+        "a snapshot at every multiple of 700"
+    );
+    assert!(
+        one == odd && one == big,
+        "snapshot files differ with the batch size"
+    );
+    assert_eq!(d_one, d_odd);
+    assert!(d_one.iter().all(|d| d.inbound_seq % 700 == 0));
+}
