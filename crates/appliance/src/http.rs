@@ -1219,6 +1219,12 @@ async fn metrics(State(state): State<Shared>) -> Response {
                 "counter",
                 c.refused.load(Ordering::Relaxed),
             ),
+            (
+                "appliance_cluster_discarded_events_total",
+                "Events found in the hand-off while not serving, dropped unproposed",
+                "counter",
+                c.discarded.load(Ordering::Relaxed),
+            ),
         ] {
             let _ = writeln!(
                 text,

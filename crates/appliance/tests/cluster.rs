@@ -369,24 +369,34 @@ fn check_identical(cl: &Cluster) -> Vec<(u64, u64, u16, Vec<u8>)> {
         .iter()
         .map(|n| frames(&n.data.join("outbound")))
         .collect();
-    for i in 1..N {
-        assert_eq!(
-            inbound[i].len(),
-            inbound[0].len(),
-            "inbound length of node {}",
-            i + 1
-        );
+    // Nodes are stopped one after the other, and a leader still commits its last events
+    // (FIX logouts) with the nodes left: a node stopped earlier may lack a tail. What every
+    // node holds is the same bytes, and the longest journal is the cluster's.
+    let longest =
+        |v: &Vec<Vec<(u64, u64, u16, Vec<u8>)>>| (0..N).max_by_key(|&i| v[i].len()).expect("nodes");
+    let (li, lo) = (longest(&inbound), longest(&outbound));
+    for i in 0..N {
+        let n = inbound[i].len();
         assert!(
-            inbound[i] == inbound[0],
+            inbound[i][..] == inbound[li][..n],
             "inbound journal of node {} differs",
             i + 1
         );
+        let n = outbound[i].len();
         assert!(
-            outbound[i] == outbound[0],
+            outbound[i][..] == outbound[lo][..n],
             "outbound journal of node {} differs",
             i + 1
         );
+        assert!(
+            inbound[li].len() - inbound[i].len() < 64,
+            "node {} is far behind: {} of {}",
+            i + 1,
+            inbound[i].len(),
+            inbound[li].len()
+        );
     }
+    let inbound = vec![inbound[li].clone()];
     let orders = new_orders(&inbound[0]);
     let ids: HashSet<u64> = orders.iter().map(|o| o.0).collect();
     assert_eq!(

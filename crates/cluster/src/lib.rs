@@ -187,6 +187,8 @@ pub struct Cluster {
     forwarder: tokio::task::JoinHandle<()>,
     /// Batches the leader proposed that were refused (leadership lost before commit).
     pub refused: Arc<AtomicU64>,
+    /// Events found in the hand-off while not serving, dropped unproposed.
+    pub discarded: Arc<AtomicU64>,
 }
 
 /// Drains the journal's hand-off on the leader and proposes batches (an agent: call
@@ -197,6 +199,7 @@ pub struct Proposer {
     serving: Arc<AtomicBool>,
     inflight: Arc<std::sync::atomic::AtomicUsize>,
     inflight_max: usize,
+    discarded: Arc<AtomicU64>,
     batch_max: usize,
     buf: Vec<u8>,
 }
@@ -211,9 +214,20 @@ impl Proposer {
     /// Proposes what the hand-off holds (while this node is the serving leader). Returns the
     /// number of events proposed.
     pub fn do_work(&mut self) -> usize {
-        if !self.serving.load(Ordering::Acquire)
-            || self.inflight.load(Ordering::Acquire) >= self.inflight_max
-        {
+        if !self.serving.load(Ordering::Acquire) {
+            // Published while this node was not (or no longer) serving: never acknowledged,
+            // and must not be proposed if it serves again later (a FIX client resends such an
+            // order to the leader it reconnects to). Dropped.
+            let mut n = 0;
+            while self.rx.try_recv(|_, _| ()).is_some() {
+                n += 1;
+            }
+            if n > 0 {
+                self.discarded.fetch_add(n, Ordering::Relaxed);
+            }
+            return 0;
+        }
+        if self.inflight.load(Ordering::Acquire) >= self.inflight_max {
             return 0;
         }
         let mut n = 0;
@@ -343,12 +357,14 @@ impl Cluster {
             })
         };
         let serving = Arc::new(AtomicBool::new(false));
+        let discarded = Arc::new(AtomicU64::new(0));
         let proposer = Proposer {
             rx,
             tx,
             serving: serving.clone(),
             inflight,
             inflight_max: config.inflight_entries_max.max(1),
+            discarded: discarded.clone(),
             batch_max: config.batch_frames_max.max(1),
             buf: Vec::with_capacity(64 * 1024),
         };
@@ -362,6 +378,7 @@ impl Cluster {
                 server,
                 forwarder,
                 refused,
+                discarded,
             },
             proposer,
         ))

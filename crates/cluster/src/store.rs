@@ -145,13 +145,19 @@ pub struct LogReader {
     entries: Arc<RwLock<Entries>>,
 }
 
+impl Entries {
+    fn range(this: &RwLock<Entries>, range: impl RangeBounds<u64>) -> Vec<Entry> {
+        let e = this.read().expect("log entries lock");
+        e.map.range(range).map(|(_, (_, x))| x.clone()).collect()
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        let e = self.entries.read().expect("log entries lock");
-        Ok(e.map.range(range).map(|(_, (_, x))| x.clone()).collect())
+        Ok(Entries::range(&self.entries, range))
     }
 }
 
@@ -265,16 +271,6 @@ impl LogStore {
         })
     }
 
-    /// Index of the last entry held (or purged).
-    pub fn last_index(&self) -> Option<u64> {
-        let e = self.entries.read().expect("log entries lock");
-        e.map
-            .keys()
-            .next_back()
-            .copied()
-            .or(self.last_purged.map(|p| p.index))
-    }
-
     /// Rewrites the file without the purged records, when they are most of it.
     fn compact(&mut self) -> std::io::Result<()> {
         let first = {
@@ -317,8 +313,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        let e = self.entries.read().expect("log entries lock");
-        Ok(e.map.range(range).map(|(_, (_, x))| x.clone()).collect())
+        Ok(Entries::range(&self.entries, range))
     }
 }
 

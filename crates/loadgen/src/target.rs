@@ -163,6 +163,33 @@ reference_price = {}\nband_bps = 5000\nquantity_max = 1000000\n",
     s
 }
 
+/// `appliance serve --config <config> --data-dir <data> <extra>`, its stdout piped.
+fn spawn_serve(
+    opts: &ApplianceOptions,
+    config: &Path,
+    data: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Child, std::process::ChildStdout)> {
+    let mut child = Command::new(&opts.binary)
+        .arg("serve")
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env(
+            "RUST_LOG",
+            std::env::var("LOADGEN_APPLIANCE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", opts.binary.display()))?;
+    let out = child.stdout.take().context("appliance stdout")?;
+    Ok((child, out))
+}
+
 /// Starts `opts.cluster` appliance processes as one cluster in `dir/node<i>` and waits until
 /// one of them (the leader) accepts FIX connections.
 fn start_cluster(
@@ -206,21 +233,7 @@ fn start_cluster(
         }
         let config = nd.join("appliance.toml");
         std::fs::write(&config, cfg)?;
-        let mut child = Command::new(&opts.binary)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(nd.join("data"))
-            .env(
-                "RUST_LOG",
-                std::env::var("LOADGEN_APPLIANCE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", opts.binary.display()))?;
-        let out = child.stdout.take().context("appliance stdout")?;
+        let (child, out) = spawn_serve(opts, &config, &nd.join("data"), &[])?;
         std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
         processes.push(Process { child, stdin: None });
     }
@@ -279,21 +292,12 @@ pub fn start_appliance(
     std::fs::create_dir_all(dir)?;
     let config = dir.join("appliance.toml");
     std::fs::write(&config, appliance_config(instruments, sessions, opts, md))?;
-    let mut child = Command::new(&opts.binary)
-        .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env(
-            "RUST_LOG",
-            std::env::var("LOADGEN_APPLIANCE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", opts.binary.display()))?;
-    let out = child.stdout.take().context("appliance stdout")?;
+    let (child, out) = spawn_serve(
+        opts,
+        &config,
+        &dir.join("data"),
+        &["--http-listen", "127.0.0.1:0"],
+    )?;
     let process = Process { child, stdin: None };
     let mut lines = BufReader::new(out).lines();
     let (mut fix_tcp, mut fix_tls) = (None, None);
