@@ -322,7 +322,10 @@ fn order(c: &reqwest::blocking::Client, base: &str, key: &str, qty: u64, r: u64)
     resp.json().ok()
 }
 
-/// Frames of a journal directory: (sequence, timestamp, template, payload).
+/// One journal frame: (sequence, timestamp, template, payload).
+type Frame = (u64, u64, u16, Vec<u8>);
+
+/// Frames of a journal directory.
 fn frames(dir: &Path) -> Vec<(u64, u64, u16, Vec<u8>)> {
     let j = journal::Journal::open_read_only(dir).unwrap();
     let mut r = j.reader(1).unwrap();
@@ -372,8 +375,7 @@ fn check_identical(cl: &Cluster) -> Vec<(u64, u64, u16, Vec<u8>)> {
     // Nodes are stopped one after the other, and a leader still commits its last events
     // (FIX logouts) with the nodes left: a node stopped earlier may lack a tail. What every
     // node holds is the same bytes, and the longest journal is the cluster's.
-    let longest =
-        |v: &Vec<Vec<(u64, u64, u16, Vec<u8>)>>| (0..N).max_by_key(|&i| v[i].len()).expect("nodes");
+    let longest = |v: &[Vec<Frame>]| (0..N).max_by_key(|&i| v[i].len()).expect("nodes");
     let (li, lo) = (longest(&inbound), longest(&outbound));
     for i in 0..N {
         let n = inbound[i].len();
