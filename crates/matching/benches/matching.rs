@@ -10,7 +10,8 @@
 //! Environment: `MATCHING_BENCH_COMMANDS` (stream length, default 2,000,000),
 //! `MATCHING_BENCH_ONLY=single|multi100`, `MATCHING_BENCH_QUICK` (skip the open-loop runs),
 //! `MATCHING_BENCH_NULLSINK` (also time a sink that only `black_box`es each output),
-//! `MATCHING_BENCH_DEBUG` (print the first command where the two engines' trades differ).
+//! `MATCHING_BENCH_DEBUG` (print the first command where the two engines' trades differ),
+//! `MATCHING_BENCH_TAIL` (break the slowest 1% of our service times down by class of command).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -288,6 +289,9 @@ fn run_ours(
     let mut service = hist();
     let mut rejects = 0;
     let mut out: Vec<Output> = Vec::with_capacity(4096);
+    let tail = std::env::var("MATCHING_BENCH_TAIL").is_ok();
+    let mut tail_rec: Vec<(u64, TailClass)> =
+        Vec::with_capacity(if tail { commands.len() } else { 0 });
     for c in commands {
         out.clear();
         let a = Instant::now();
@@ -301,6 +305,9 @@ fn run_ours(
             _ => 2,
         };
         by_kind[k].record(ns).unwrap();
+        if tail {
+            tail_rec.push((ns, tail_class(c, &out)));
+        }
         rejects += out
             .iter()
             .filter(|o| {
@@ -312,6 +319,9 @@ fn run_ours(
             .count() as u64;
     }
     let faults1 = faults();
+    if tail {
+        print_tail(&service, &tail_rec);
+    }
     println!(
         "  - page faults during our timed service-time run: {} minor, {} major",
         faults1.0 - faults0.0,
@@ -323,6 +333,94 @@ fn run_ours(
         service,
         trades,
         rejects,
+    }
+}
+
+/// What a command did, for `MATCHING_BENCH_TAIL`: its kind, whether it removed or created a
+/// price level or traded, and how popular its instrument is (the workload's Zipf ranks are the
+/// instrument ids: 0-9 take ~56% of the flow, 10-29 ~20%, 30-99 ~24%).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TailClass {
+    kind: &'static str,
+    level_removed: bool,
+    level_created: bool,
+    traded: bool,
+    ranks: &'static str,
+}
+
+fn tail_class(c: &Command, out: &[Output]) -> TailClass {
+    let (kind, mut instrument) = match c.kind {
+        CommandKind::NewOrder { instrument_id, .. } => ("new", Some(instrument_id)),
+        CommandKind::Cancel { .. } => ("cancel", None),
+        _ => ("move", None),
+    };
+    let (mut level_removed, mut level_created, mut traded) = (false, false, false);
+    for o in out {
+        match o.event {
+            Event::OrderDeleted {
+                instrument_id,
+                level_order_count,
+                ..
+            } => {
+                level_removed |= level_order_count == 0;
+                instrument = instrument.or(Some(instrument_id));
+            }
+            Event::OrderAdded {
+                instrument_id,
+                level_order_count,
+                ..
+            } => {
+                level_created |= level_order_count == 1;
+                instrument = instrument.or(Some(instrument_id));
+            }
+            Event::OrderModified { instrument_id, .. } => {
+                instrument = instrument.or(Some(instrument_id));
+            }
+            Event::Trade { .. } => traded = true,
+            _ => {}
+        }
+    }
+    let ranks = match instrument {
+        Some(0..=9) => "0-9",
+        Some(10..=29) => "10-29",
+        _ => "30+",
+    };
+    TailClass {
+        kind,
+        level_removed,
+        level_created,
+        traded,
+        ranks,
+    }
+}
+
+/// Which classes of command make up the slowest 1% (`MATCHING_BENCH_TAIL`).
+fn print_tail(service: &Histogram<u64>, records: &[(u64, TailClass)]) {
+    let p99 = service.value_at_quantile(0.99);
+    let mut classes = std::collections::BTreeMap::<TailClass, (u64, u64, u64)>::new();
+    for &(ns, class) in records {
+        let e = classes.entry(class).or_default();
+        e.0 += 1;
+        e.1 += u64::from(ns >= p99);
+        e.2 += ns;
+    }
+    let all = records.len().max(1) as f64;
+    let slow = records.iter().filter(|r| r.0 >= p99).count().max(1) as f64;
+    let mut rows: Vec<_> = classes.into_iter().collect();
+    rows.sort_by_key(|(_, (_, slow, _))| std::cmp::Reverse(*slow));
+    println!("  - commands at or above p99 ({p99} ns) by class (kind, level removed/created, traded, instrument ranks): share of commands, share of the slow, mean");
+    for (c, (count, slow_count, sum)) in rows.iter().take(12) {
+        println!(
+            "    - {} rm={} cr={} tr={} ranks {}: {:.2}% of commands, {:.1}% of the slow, mean {} ns",
+            c.kind,
+            u8::from(c.level_removed),
+            u8::from(c.level_created),
+            u8::from(c.traded),
+            c.ranks,
+            100.0 * *count as f64 / all,
+            100.0 * *slow_count as f64 / slow,
+            sum / count
+        );
     }
 }
 

@@ -1,11 +1,20 @@
 //! The engine: books, order manager, risk and funds in one deterministic state machine.
 //!
-//! Layout (docs/matching.md has the costs):
-//! - orders live in a slab (`orders`, free list `order_free`) and are linked into FIFO queues
-//!   by `u32` slot indices;
+//! Layout (docs/matching.md has the costs; the three changes of the multi-instrument round
+//! below are described here and in BENCHMARKS.md until that document catches up):
+//! - orders live in a slab (`orders`) and are linked into FIFO queues by `u32` slot indices;
+//!   freed slots go back to their instrument's free list (`order_free_heads`), so a busy
+//!   instrument's orders stay together in the slab;
 //! - engine order ids are sequential; `id_table[id & mask]` holds the slot of a live order;
-//! - levels live in a second slab (`levels`); each side of a book is a `Vec<LevelKey>` sorted so
-//!   that the best level is the last element (key = price for bids, -price for asks).
+//! - levels live in a second slab (`levels`, per-instrument free lists likewise); each side of a
+//!   book is a `VecDeque<LevelKey>` (a ring buffer preallocated to `levels_per_side_max`) sorted
+//!   so that the best level is the last element (key = price for bids, -price for asks).
+//!   Inserting or removing a level shifts the shorter side of the ring, not every better level:
+//!   deep in a book (where the bench's moves of old orders land) that is a few entries instead
+//!   of nearly the whole side;
+//! - positions are instrument-major (`instrument * accounts_max + account`).
+
+use std::collections::VecDeque;
 
 use crate::config::{Band, EngineConfig, ProductConfig};
 use crate::types::*;
@@ -172,6 +181,23 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Where `key` is (`Ok`) or would go (`Err`) in a side's sorted keys: exactly what
+/// `binary_search_by_key` returns (the keys are unique), but the best end is checked first.
+/// The best level is where trades empty levels and where new best prices are added; bisection
+/// would reach it only after probing the middle of the array, one dependent cache miss per
+/// probe on a book the cache has lost (the quiet instruments of a skewed flow), which made the
+/// trades there the slowest commands of the 100-instrument bench.
+#[inline(always)]
+fn search_side(book: &VecDeque<LevelKey>, key: i64) -> Result<usize, usize> {
+    let n = book.len();
+    match book.back() {
+        None => Err(0),
+        Some(best) if key == best.key => Ok(n - 1),
+        Some(best) if key > best.key => Err(n),
+        Some(_) => book.binary_search_by_key(&key, |k| k.key),
+    }
+}
+
 #[inline]
 fn crosses(taker_side: Side, limit: i64, level_price: i64) -> bool {
     match taker_side {
@@ -185,21 +211,35 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) products: Vec<Product>,
     pub(crate) accounts: Vec<Account>,
-    /// `accounts_max * instruments_max`, index `account * instruments_max + instrument`.
+    /// `instruments_max * accounts_max`, index `instrument * accounts_max + account`
+    /// (instrument-major: the positions of one instrument are contiguous, so the few busy
+    /// instruments of a skewed flow keep theirs in a few cached pages; account-major spread
+    /// every access over the whole matrix, one TLB miss and one cache miss each).
     pub(crate) positions: Vec<Position>,
     pub(crate) orders: Table<Order>,
+    /// Slots never used yet or handed back by no instrument, taken from the end.
     pub(crate) order_free: Vec<u32>,
+    /// Per instrument, the head of an intrusive list (through `Order::next`) of the slots its
+    /// orders freed. An instrument reuses its own slots first, so the orders of a busy
+    /// instrument stay in a compact, cached part of the slab instead of spreading over all of
+    /// it (a global free list hands a slot freed by one instrument to the next order of any).
+    pub(crate) order_free_heads: Vec<u32>,
+    /// Free slots in `order_free` and all the per-instrument lists together.
+    pub(crate) order_free_count: u32,
     pub(crate) id_table: Table<u32>,
     pub(crate) id_mask: u64,
     pub(crate) levels: Table<Level>,
     pub(crate) level_free: Vec<u32>,
+    /// Per instrument, an intrusive list (through `Level::head`) of the levels it freed; as
+    /// for `order_free_heads`.
+    pub(crate) level_free_heads: Vec<u32>,
     /// Direct-mapped price -> level cache per book side, `level_cache_slots` entries each,
     /// indexed by `price & mask`. A hint only: a hit is verified against the level, a miss
     /// falls back to the binary search. It never influences outputs.
     pub(crate) level_cache: Table<u32>,
     pub(crate) level_cache_mask: u64,
     /// `books[instrument][side]`.
-    pub(crate) books: Vec<[Vec<LevelKey>; 2]>,
+    pub(crate) books: Vec<[VecDeque<LevelKey>; 2]>,
     pub(crate) next_order_id: u64,
     pub(crate) next_exec_id: u64,
     pub(crate) next_trade_id: u64,
@@ -270,7 +310,7 @@ impl Engine {
             } else {
                 0
             };
-            books.push([Vec::with_capacity(cap), Vec::with_capacity(cap)]);
+            books.push([VecDeque::with_capacity(cap), VecDeque::with_capacity(cap)]);
         }
         let level_cache_slots = (levels_per_side_max * 2)
             .next_power_of_two()
@@ -283,6 +323,8 @@ impl Engine {
             positions: vec![Position::default(); accounts_max * instruments_max],
             orders: Table(vec![Order::EMPTY; orders_max]),
             order_free: (0..orders_max as u32).rev().collect(),
+            order_free_heads: vec![NIL; instruments_max],
+            order_free_count: orders_max as u32,
             id_table: Table(vec![NIL; config.order_id_window as usize]),
             id_mask: u64::from(config.order_id_window) - 1,
             levels: Table(vec![
@@ -297,6 +339,7 @@ impl Engine {
                 levels_max
             ]),
             level_free: (0..levels_max as u32).rev().collect(),
+            level_free_heads: vec![NIL; instruments_max],
             level_cache: Table(vec![NIL; instruments_max * 2 * level_cache_slots]),
             level_cache_mask: level_cache_slots as u64 - 1,
             books,
@@ -343,8 +386,13 @@ impl Engine {
         touch(&mut self.level_free, NIL);
         touch(&mut self.level_cache, NIL);
         for book in &mut self.books {
-            touch(&mut book[0], key);
-            touch(&mut book[1], key);
+            for side in book {
+                // Fill to capacity and empty again: writes every page of the ring buffer.
+                for _ in side.len()..side.capacity() {
+                    side.push_back(std::hint::black_box(key));
+                }
+                side.clear();
+            }
         }
     }
 
@@ -577,7 +625,7 @@ impl Engine {
                 ..
             } if instrument_id < self.config.instruments_max => {
                 let instrument = instrument_id as usize;
-                if let Some(top) = self.books[instrument][side.opposite() as usize].last() {
+                if let Some(top) = self.books[instrument][side.opposite() as usize].back() {
                     prefetch(&self.levels[top.level as usize]);
                 }
                 prefetch(&self.level_cache[self.cache_index(instrument_id, side, price)]);
@@ -676,8 +724,8 @@ impl Engine {
     }
 
     #[inline]
-    fn pos_index(&self, account: u32, instrument: u32) -> usize {
-        account as usize * self.config.instruments_max as usize + instrument as usize
+    pub(crate) fn pos_index(&self, account: u32, instrument: u32) -> usize {
+        instrument as usize * self.config.accounts_max as usize + account as usize
     }
 
     /// The band `[low, high]` around the reference price, or `None` without a reference.
@@ -723,7 +771,7 @@ impl Engine {
         Some(i128::from(price) * i128::from(quantity))
     }
 
-    fn side_book(&self, instrument: u32, side: Side) -> &Vec<LevelKey> {
+    fn side_book(&self, instrument: u32, side: Side) -> &VecDeque<LevelKey> {
         &self.books[instrument as usize][side as usize]
     }
 
@@ -733,9 +781,7 @@ impl Engine {
 
     fn level_exists(&self, instrument: u32, side: Side, price: i64) -> bool {
         let key = key_of(side, price);
-        self.side_book(instrument, side)
-            .binary_search_by_key(&key, |k| k.key)
-            .is_ok()
+        search_side(self.side_book(instrument, side), key).is_ok()
     }
 
     /// Would a new level be needed at `price` on a side that has no room left?
@@ -811,10 +857,17 @@ impl Engine {
                 }
             }
             Side::Sell => {
-                let pos = &self.positions[self.pos_index(account, instrument)];
                 let extra = open_quantity.saturating_sub(already_reserved_position);
-                if i128::from(extra) > i128::from(pos.available) {
-                    return Err(RejectReason::InsufficientPosition);
+                // An order that needs no more position than it already reserves passes without
+                // reading it (a position is never negative). That is every move that keeps its
+                // quantity: the position cell is often the one cache miss to main memory such
+                // a command would otherwise take (perf: the slowest load in `process`).
+                if extra > 0 {
+                    let pos = &self.positions[self.pos_index(account, instrument)];
+                    debug_assert!(pos.available >= 0);
+                    if i128::from(extra) > i128::from(pos.available) {
+                        return Err(RejectReason::InsufficientPosition);
+                    }
                 }
             }
         }
@@ -858,11 +911,14 @@ impl Engine {
             }
             Side::Sell => {
                 let delta = new.leaves as i64 - old.leaves as i64;
-                let i = self.pos_index(old.account, old.instrument);
-                let p = &mut self.positions[i];
-                p.available -= delta;
-                p.reserved += delta;
-                debug_assert!(p.available >= 0 && p.reserved >= 0);
+                // As in `check_risk`: an unchanged open quantity leaves the position untouched.
+                if delta != 0 {
+                    let i = self.pos_index(old.account, old.instrument);
+                    let p = &mut self.positions[i];
+                    p.available -= delta;
+                    p.reserved += delta;
+                    debug_assert!(p.available >= 0 && p.reserved >= 0);
+                }
             }
         }
     }
@@ -911,7 +967,7 @@ impl Engine {
             0,
         )?;
         if o.order_type == OrderType::Limit && o.tif.may_rest() {
-            if self.order_free.is_empty() {
+            if self.order_free_count == 0 {
                 return Err(RejectReason::OrderCapacity);
             }
             if self.level_capacity_exceeded(o.instrument, o.side, o.price) {
@@ -1075,7 +1131,7 @@ impl Engine {
         let opposite = side.opposite() as usize;
         let instrument = t.order.instrument as usize;
         while t.order.leaves > 0 {
-            let Some(top) = self.books[instrument][opposite].last() else {
+            let Some(top) = self.books[instrument][opposite].back() else {
                 break;
             };
             let level_index = top.level;
@@ -1085,6 +1141,11 @@ impl Engine {
             }
             let maker_slot = self.levels[level_index as usize].head;
             let maker = self.orders[maker_slot as usize];
+            if maker.next != NIL {
+                // The next maker if this one fills: its record is otherwise only read after this
+                // fill's stores to the level (a cache miss per fill on a quiet book).
+                prefetch(&self.orders[maker.next as usize]);
+            }
             if t.order.stp != StpMode::None && maker.account == t.order.account {
                 match t.order.stp {
                     StpMode::CancelResting => {
@@ -1247,10 +1308,7 @@ impl Engine {
 
     /// Links an order at the back of its level; returns the level's new quantity and count.
     pub(crate) fn link_back(&mut self, o: &Order) -> (u64, u32) {
-        let slot = self
-            .order_free
-            .pop()
-            .expect("order capacity checked before");
+        let slot = self.take_order_slot(o.instrument);
         let state = self.attach(slot, o);
         let entry = &mut self.id_table[(o.id & self.id_mask) as usize];
         assert!(*entry == NIL, "order id {} collides in the id table", o.id);
@@ -1277,7 +1335,7 @@ impl Engine {
         let level_index = match if hit {
             Ok(usize::MAX)
         } else {
-            book.binary_search_by_key(&key, |k| k.key)
+            search_side(book, key)
         } {
             Ok(usize::MAX) => cached,
             Ok(i) => {
@@ -1286,10 +1344,12 @@ impl Engine {
             }
             Err(i) => {
                 assert!(book.len() < self.config.levels_per_side_max as usize);
-                let li = self
-                    .level_free
-                    .pop()
-                    .expect("levels never outnumber orders");
+                let li = Self::take_level(
+                    &self.levels,
+                    &mut self.level_free,
+                    &mut self.level_free_heads,
+                    instrument,
+                );
                 self.levels[li as usize] = Level {
                     price: o.price,
                     quantity: 0,
@@ -1322,13 +1382,86 @@ impl Engine {
         state
     }
 
+    /// A free order slot for an order of `instrument`: one it freed before, else a never-used
+    /// one, else (all slots have been used once) one freed by another instrument, found by a
+    /// scan over at most `instruments_max` list heads (only when the engine is nearly full).
+    #[inline(always)]
+    fn take_order_slot(&mut self, instrument: u32) -> u32 {
+        assert!(self.order_free_count > 0, "order capacity checked before");
+        self.order_free_count -= 1;
+        let own = self.order_free_heads[instrument as usize];
+        let owner = if own != NIL {
+            instrument as usize
+        } else if let Some(slot) = self.order_free.pop() {
+            return slot;
+        } else {
+            self.order_free_heads
+                .iter()
+                .position(|&h| h != NIL)
+                .expect("a free slot is on some instrument's list")
+        };
+        let slot = self.order_free_heads[owner];
+        self.order_free_heads[owner] = self.orders[slot as usize].next;
+        slot
+    }
+
+    /// Hands a slot (whose order is no longer linked or in the id table) back to the free
+    /// list of its order's instrument.
+    #[inline(always)]
+    fn free_order_slot(&mut self, slot: u32) {
+        let instrument = self.orders[slot as usize].instrument as usize;
+        let stored = &mut self.orders[slot as usize];
+        stored.id = 0;
+        stored.level = NIL;
+        stored.prev = NIL;
+        stored.next = self.order_free_heads[instrument];
+        self.order_free_heads[instrument] = slot;
+        self.order_free_count += 1;
+        debug_assert!(self.order_free_count as usize <= self.orders.len());
+    }
+
+    /// A free level for a book of `instrument`, preferring the levels it freed (as for order
+    /// slots). Levels never outnumber orders, so one is always free.
+    /// (An associated function so that `attach` can call it while it borrows a book.)
+    #[inline(always)]
+    fn take_level(
+        levels: &Table<Level>,
+        level_free: &mut Vec<u32>,
+        level_free_heads: &mut [u32],
+        instrument: usize,
+    ) -> u32 {
+        let own = level_free_heads[instrument];
+        let owner = if own != NIL {
+            instrument
+        } else if let Some(level) = level_free.pop() {
+            return level;
+        } else {
+            level_free_heads
+                .iter()
+                .position(|&h| h != NIL)
+                .expect("levels never outnumber orders")
+        };
+        let level = level_free_heads[owner];
+        level_free_heads[owner] = levels[level as usize].head;
+        level
+    }
+
+    /// Hands an emptied level (count and quantity 0, out of its book) back to its instrument.
+    #[inline(always)]
+    fn free_level(&mut self, level: u32, instrument: usize) {
+        let l = &mut self.levels[level as usize];
+        debug_assert!(l.count == 0 && l.quantity == 0);
+        l.tail = NIL;
+        l.head = self.level_free_heads[instrument];
+        self.level_free_heads[instrument] = level;
+    }
+
     /// Takes an order out of its level and frees its slot; the level's quantity must already
     /// exclude the order's open quantity. Removes the level when it empties.
     fn unlink(&mut self, slot: u32) {
         let id = self.detach(slot);
         self.id_table[(id & self.id_mask) as usize] = NIL;
-        self.orders[slot as usize].id = 0;
-        self.order_free.push(slot);
+        self.free_order_slot(slot);
     }
 
     /// The first half of [`Engine::unlink`]: takes the order out of its level's FIFO (removing
@@ -1354,11 +1487,9 @@ impl Engine {
             debug_assert!(level.quantity == 0);
             let key = key_of(side, price);
             let book = &mut self.books[instrument as usize][side as usize];
-            let i = book
-                .binary_search_by_key(&key, |k| k.key)
-                .expect("level of a live order is in its book");
+            let i = search_side(book, key).expect("level of a live order is in its book");
             book.remove(i);
-            self.level_free.push(level_index);
+            self.free_level(level_index, instrument as usize);
         }
         id
     }
@@ -1468,7 +1599,8 @@ impl Engine {
             if o.account != account_id {
                 return Err(RejectReason::NotOwner);
             }
-            let p = &self.products[o.instrument as usize];
+            let (instrument, side) = (o.instrument, o.side);
+            let p = &self.products[instrument as usize];
             if p.status == TradingStatus::Halted {
                 return Err(RejectReason::InstrumentHalted);
             }
@@ -1476,12 +1608,12 @@ impl Engine {
             if new_quantity <= o.cum {
                 return Err(RejectReason::QuantityBelowFilled);
             }
-            Self::check_price(&p.config, self.band(o.instrument), new_price)?;
+            Self::check_price(&p.config, self.band(instrument), new_price)?;
             let new_leaves = new_quantity - o.cum;
             self.check_risk(
                 o.account,
-                o.instrument,
-                o.side,
+                instrument,
+                side,
                 new_price,
                 new_quantity,
                 new_leaves,
@@ -1489,7 +1621,7 @@ impl Engine {
                 o.leaves,
             )?;
             let keeps_priority = new_price == o.price && new_leaves <= o.leaves;
-            if !keeps_priority && self.level_capacity_exceeded(o.instrument, o.side, new_price) {
+            if !keeps_priority && self.level_capacity_exceeded(instrument, side, new_price) {
                 return Err(RejectReason::LevelCapacity);
             }
             Ok((slot, new_leaves, keeps_priority))
@@ -1550,8 +1682,18 @@ impl Engine {
             return;
         }
         let instrument = o.instrument as usize;
-        let crossing = match self.books[instrument][o.side.opposite() as usize].last() {
-            Some(top) => crosses(o.side, new_price, self.levels[top.level as usize].price),
+        // The opposite best price is read from its key (price or -price), not from its level:
+        // one dependent cache miss less on a quiet book.
+        let opposite = o.side.opposite();
+        let crossing = match self.books[instrument][opposite as usize].back() {
+            Some(top) => {
+                // key_of is its own inverse: the key of a price gives the price back.
+                debug_assert_eq!(
+                    key_of(opposite, top.key),
+                    self.levels[top.level as usize].price
+                );
+                crosses(o.side, new_price, key_of(opposite, top.key))
+            }
             None => false,
         };
         if !crossing
@@ -1662,32 +1804,31 @@ impl Engine {
         let book = &mut self.books[instrument][old.side as usize];
         let old_key = key_of(old.side, old.price);
         let new_key = key_of(old.side, new.price);
-        let i = book
-            .binary_search_by_key(&old_key, |k| k.key)
-            .expect("level of a live order is in its book");
+        let i = search_side(book, old_key).expect("level of a live order is in its book");
+        // Where the new key would go in the book as it is (old key included); keys are unique.
+        let Err(at) = search_side(book, new_key) else {
+            return false;
+        };
+        let moved = book[i].level;
         if new_key > old_key {
-            // Better price: the level moves up past the levels with keys in (old, new).
-            let jumped = match book[i + 1..].binary_search_by_key(&new_key, |k| k.key) {
-                Ok(_) => return false,
-                Err(n) => n,
-            };
-            let moved = book[i];
-            book.copy_within(i + 1..=i + jumped, i);
-            book[i + jumped] = LevelKey {
+            // Better price: the level moves up past the levels with keys in (old, new), which
+            // are at i + 1 .. at.
+            for j in i..at - 1 {
+                book[j] = book[j + 1];
+            }
+            book[at - 1] = LevelKey {
                 key: new_key,
-                level: moved.level,
+                level: moved,
             };
         } else if new_key < old_key {
-            // Worse price: the level moves down past the levels with keys in (new, old).
-            let to = match book[..i].binary_search_by_key(&new_key, |k| k.key) {
-                Ok(_) => return false,
-                Err(to) => to,
-            };
-            let moved = book[i];
-            book.copy_within(to..i, to + 1);
-            book[to] = LevelKey {
+            // Worse price: the level moves down past the levels with keys in (new, old), which
+            // are at at .. i.
+            for j in (at..i).rev() {
+                book[j + 1] = book[j];
+            }
+            book[at] = LevelKey {
                 key: new_key,
-                level: moved.level,
+                level: moved,
             };
         }
         let level = &mut self.levels[level_index as usize];
@@ -1908,7 +2049,7 @@ impl Engine {
 
     /// Best price of a side in O(1).
     pub fn best(&self, instrument_id: u32, side: Side) -> Option<(i64, u64)> {
-        let k = self.side_book(instrument_id, side).last()?;
+        let k = self.side_book(instrument_id, side).back()?;
         let l = &self.levels[k.level as usize];
         Some((l.price, l.quantity))
     }
@@ -1971,7 +2112,7 @@ impl Engine {
 
     /// Number of resting orders.
     pub fn resting_orders(&self) -> usize {
-        self.orders.len() - self.order_free.len()
+        self.orders.len() - self.order_free_count as usize
     }
 
     /// Bytes of the preallocated tables (orders, id table, levels, books, accounts, positions).
@@ -1982,6 +2123,7 @@ impl Engine {
             + self.id_table.capacity() * 4
             + self.levels.capacity() * size_of::<Level>()
             + self.level_free.capacity() * 4
+            + (self.order_free_heads.capacity() + self.level_free_heads.capacity()) * 4
             + self.level_cache.capacity() * 4
             + self
                 .books
@@ -2012,8 +2154,8 @@ impl Engine {
                 if keys.len() > self.config.levels_per_side_max as usize {
                     return Err(format!("instrument {ii}: too many levels"));
                 }
-                for w in keys.windows(2) {
-                    if w[0].key >= w[1].key {
+                for (low, high) in keys.iter().zip(keys.iter().skip(1)) {
+                    if low.key >= high.key {
                         return Err(format!("instrument {ii}: levels out of order"));
                     }
                 }
@@ -2043,7 +2185,8 @@ impl Engine {
                                     i128::from(o.price) * i128::from(o.leaves)
                             }
                             Side::Sell => {
-                                pos_reserved[o.account as usize * n_ins + ii] += o.leaves as i64
+                                pos_reserved[self.pos_index(o.account, ii as u32)] +=
+                                    o.leaves as i64
                             }
                         }
                         q += o.leaves;
@@ -2057,7 +2200,7 @@ impl Engine {
                     live += c as usize;
                 }
             }
-            if let (Some(b), Some(a)) = (book[0].last(), book[1].last()) {
+            if let (Some(b), Some(a)) = (book[0].back(), book[1].back()) {
                 if self.levels[b.level as usize].price >= self.levels[a.level as usize].price {
                     return Err(format!("instrument {ii}: crossed book"));
                 }
@@ -2096,7 +2239,7 @@ impl Engine {
             if p.reserved != pos_reserved[i] {
                 return Err(format!("position {i}: reserved mismatch"));
             }
-            totals[i % n_ins] += i128::from(p.available) + i128::from(p.reserved);
+            totals[i / n_acc] += i128::from(p.available) + i128::from(p.reserved);
         }
         if totals != self.position_totals {
             return Err("positions not conserved".into());
@@ -2204,6 +2347,25 @@ mod tests {
         assert!(crosses(Side::Sell, 100, 100));
         assert!(crosses(Side::Sell, 100, 101));
         assert!(!crosses(Side::Sell, 100, 99));
+    }
+
+    #[test]
+    fn search_side_agrees_with_bisection() {
+        for n in 0..40i64 {
+            let book: VecDeque<LevelKey> = (0..n)
+                .map(|i| LevelKey {
+                    key: i * 3 - 20,
+                    level: i as u32,
+                })
+                .collect();
+            for key in -25..(n * 3) {
+                assert_eq!(
+                    search_side(&book, key),
+                    book.binary_search_by_key(&key, |k| k.key),
+                    "{n} keys, key {key}"
+                );
+            }
+        }
     }
 
     #[test]

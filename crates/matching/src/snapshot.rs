@@ -142,12 +142,16 @@ impl Engine {
             .filter(|p| p.available != 0 || p.reserved != 0)
             .count();
         w.u32(nonzero as u32);
-        for (i, p) in self.positions.iter().enumerate() {
-            if p.available != 0 || p.reserved != 0 {
-                w.u32((i / n_ins) as u32);
-                w.u32((i % n_ins) as u32);
-                w.i64(p.available);
-                w.i64(p.reserved);
+        // Account-major in the snapshot (the format predates the instrument-major table).
+        for account in 0..c.accounts_max {
+            for instrument in 0..n_ins as u32 {
+                let p = &self.positions[self.pos_index(account, instrument)];
+                if p.available != 0 || p.reserved != 0 {
+                    w.u32(account);
+                    w.u32(instrument);
+                    w.i64(p.available);
+                    w.i64(p.reserved);
+                }
             }
         }
         w.u32(self.resting_orders() as u32);
@@ -259,7 +263,7 @@ impl Engine {
             if account >= e.config.accounts_max || instrument >= e.config.instruments_max {
                 return Err(bad("position out of range"));
             }
-            let i = account as usize * e.config.instruments_max as usize + instrument as usize;
+            let i = e.pos_index(account, instrument);
             e.positions[i].available = r.i64()?;
             e.positions[i].reserved = r.i64()?;
         }
