@@ -13,6 +13,12 @@
 //!   clients keep sending it orders: it acknowledges none of them, stops serving within the
 //!   fence time, the majority elects a leader that serves, and after the partition heals the
 //!   old leader catches up to identical journals, none of which contains the cut-off orders.
+//! - `a_partitioned_leader_acknowledges_no_fix_order`: the same for a FIX session connected to
+//!   the cut-off leader: nothing sent after the cut is acknowledged while it is connected there;
+//!   once the old leader steps down (logging the session out) the client moves to the new one,
+//!   whose ResendRequest gets those orders, which are then acknowledged, each journaled once.
+//! - `fix_sessions_and_market_data_survive_a_leader_kill`: two reconnecting FIX clients and a
+//!   multicast consumer across a leader SIGKILL.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -900,4 +906,86 @@ fn failover_time_distribution() {
             pct(v, 1.0)
         );
     }
+}
+
+#[test]
+fn a_partitioned_leader_acknowledges_no_fix_order() {
+    use loadgen::resilient::{NewOrder, ResilientClient, ResilientConfig};
+    let fix: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let fx = fix.clone();
+    let mut cl = Cluster::start(move |i| {
+        format!(
+            "[market_data]\nenabled = false\n\
+             [fix]\nenabled = true\ntcp_listen = \"127.0.0.1:{}\"\ntls_listen = \"\"\n",
+            fx[i]
+        )
+    });
+    let c = client();
+    let old = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
+    // The client tries the old leader first, then the others.
+    let addr =
+        |i: usize| -> std::net::SocketAddr { format!("127.0.0.1:{}", fix[i]).parse().unwrap() };
+    let mut addrs = vec![addr(old)];
+    addrs.extend((0..N).filter(|&i| i != old).map(addr));
+    let mut cfg = ResilientConfig::new(addrs, "CLIENT1", "EXCH");
+    cfg.heartbeat_secs = 1;
+    let mut rc = ResilientClient::new(cfg);
+    rc.connect(Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    let order = |id: String, k: u64| NewOrder {
+        cl_ord_id: id,
+        symbol: "ACME".into(),
+        side: b'1',
+        quantity: 1 + k % 3,
+        price: format!("99.{:02}", k % 50),
+        time_in_force: b'1',
+    };
+    // Enough events before the cut for an engine snapshot (every 50) on every node.
+    for k in 0..60 {
+        rc.send_order(&order(format!("PRE-{k}"), k));
+    }
+    let pre: Vec<String> = (0..60).map(|k| format!("PRE-{k}")).collect();
+    rc.run_until(Instant::now() + Duration::from_secs(20), |rc| {
+        let a = rc.acknowledged();
+        pre.iter().all(|id| a.contains(id))
+    })
+    .unwrap();
+    cl.isolate(old, true);
+    let post: Vec<String> = (0..10).map(|k| format!("POST-{k}")).collect();
+    for (k, id) in post.iter().enumerate() {
+        rc.send_order(&order(id.clone(), k as u64));
+    }
+    // While the client is still on the old leader, no order sent after the cut is acknowledged.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut left_old = false;
+    loop {
+        let before = rc.connected_to();
+        rc.poll(Duration::from_millis(20));
+        let after = rc.connected_to();
+        let acked = rc.acknowledged();
+        if before == Some(addr(old)) && after == Some(addr(old)) {
+            assert!(
+                post.iter().all(|id| !acked.contains(id)),
+                "the partitioned leader acknowledged an order sent after the cut"
+            );
+        } else if after.is_some() && after != Some(addr(old)) {
+            left_old = true;
+        }
+        if left_old && post.iter().all(|id| acked.contains(id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "orders sent after the cut not acknowledged by the new leader: {:?} {:?}",
+            rc.stats,
+            rc.notes
+        );
+    }
+    assert_eq!(rc.stats.seq_too_low, 0, "{:?}", rc.notes);
+    assert_eq!(rc.stats.duplicates_unflagged, 0);
+    cl.isolate(old, false);
+    cl.converge(&c);
+    cl.stop_all();
+    let inbound = check_identical(&cl);
+    assert_eq!(new_orders(&inbound).len(), 70, "each order journaled once");
 }
