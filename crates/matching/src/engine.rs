@@ -874,26 +874,35 @@ impl Engine {
         Ok(open_notional)
     }
 
+    /// Moves `n` of an account's cash from available to reserved (negative: back).
+    #[inline(always)]
+    fn shift_cash(&mut self, account: u32, n: i128) {
+        let a = &mut self.accounts[account as usize];
+        a.cash_available -= n;
+        a.cash_reserved += n;
+        debug_assert!(a.cash_available >= 0 && a.cash_reserved >= 0);
+    }
+
+    /// Moves `q` of a position from available to reserved (negative: back).
+    #[inline(always)]
+    fn shift_position(&mut self, account: u32, instrument: u32, q: i64) {
+        let i = self.pos_index(account, instrument);
+        let p = &mut self.positions[i];
+        p.available -= q;
+        p.reserved += q;
+        debug_assert!(p.available >= 0 && p.reserved >= 0);
+    }
+
     /// Moves funds between available and reserved for an order's open quantity.
     /// `sign = 1` reserves, `-1` releases.
     #[inline(always)]
     fn reserve(&mut self, o: &Order, open: u64, sign: i64) {
         match o.side {
-            Side::Buy => {
-                let n = i128::from(o.reserve_price) * i128::from(open) * i128::from(sign);
-                let a = &mut self.accounts[o.account as usize];
-                a.cash_available -= n;
-                a.cash_reserved += n;
-                debug_assert!(a.cash_available >= 0 && a.cash_reserved >= 0);
-            }
-            Side::Sell => {
-                let q = open as i64 * sign;
-                let i = self.pos_index(o.account, o.instrument);
-                let p = &mut self.positions[i];
-                p.available -= q;
-                p.reserved += q;
-                debug_assert!(p.available >= 0 && p.reserved >= 0);
-            }
+            Side::Buy => self.shift_cash(
+                o.account,
+                i128::from(o.reserve_price) * i128::from(open) * i128::from(sign),
+            ),
+            Side::Sell => self.shift_position(o.account, o.instrument, open as i64 * sign),
         }
     }
 
@@ -901,23 +910,16 @@ impl Engine {
     #[inline(always)]
     fn rereserve(&mut self, old: &Order, new: &Order) {
         match old.side {
-            Side::Buy => {
-                let delta = i128::from(new.reserve_price) * i128::from(new.leaves)
-                    - i128::from(old.reserve_price) * i128::from(old.leaves);
-                let a = &mut self.accounts[old.account as usize];
-                a.cash_available -= delta;
-                a.cash_reserved += delta;
-                debug_assert!(a.cash_available >= 0 && a.cash_reserved >= 0);
-            }
+            Side::Buy => self.shift_cash(
+                old.account,
+                i128::from(new.reserve_price) * i128::from(new.leaves)
+                    - i128::from(old.reserve_price) * i128::from(old.leaves),
+            ),
             Side::Sell => {
                 let delta = new.leaves as i64 - old.leaves as i64;
                 // As in `check_risk`: an unchanged open quantity leaves the position untouched.
                 if delta != 0 {
-                    let i = self.pos_index(old.account, old.instrument);
-                    let p = &mut self.positions[i];
-                    p.available -= delta;
-                    p.reserved += delta;
-                    debug_assert!(p.available >= 0 && p.reserved >= 0);
+                    self.shift_position(old.account, old.instrument, delta);
                 }
             }
         }
