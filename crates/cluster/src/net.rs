@@ -132,7 +132,12 @@ async fn serve_conn(
             Request::Vote(r) => Response::Vote(raft.vote(r).await),
             Request::SnapshotBegin { vote, meta, upto } => {
                 let written = journal.written_seq();
-                let path = dir.join(format!("snapshot.incoming.{}", std::process::id()));
+                // One file per transfer: a retried transfer on a new connection must not write
+                // into the file of one still draining.
+                static TRANSFERS: std::sync::atomic::AtomicU64 =
+                    std::sync::atomic::AtomicU64::new(0);
+                let n = TRANSFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = dir.join(format!("snapshot.incoming.{n}"));
                 let file = std::fs::File::create(&path)?;
                 incoming = Some((vote, meta, written + 1, upto, file, path));
                 Response::SnapshotBegin {

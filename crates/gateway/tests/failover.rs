@@ -43,6 +43,22 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// A gateway on the engine's journals, on a runtime of its own (so it can be crashed alone).
+fn start_gateway(
+    engine: &Engine,
+    config: gateway::GatewayConfig,
+) -> (tokio::runtime::Runtime, gateway::Gateway) {
+    let rt = runtime();
+    let gw = rt
+        .block_on(gateway::Gateway::start(
+            config,
+            &engine.inbound,
+            &engine.outbound,
+        ))
+        .unwrap();
+    (rt, gw)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -138,14 +154,7 @@ fn scenario(checkpoint_interval_ms: u64) {
     let addr_b = free_port();
     let mut config_a = gateway_config(&dir.path().join("store-a"));
     config_a.replicated_sessions = Some(replicated);
-    let rt_a = runtime();
-    let gw_a = rt_a
-        .block_on(gateway::Gateway::start(
-            config_a,
-            &engine.inbound,
-            &engine.outbound,
-        ))
-        .unwrap();
+    let (rt_a, gw_a) = start_gateway(&engine, config_a);
     let addrs = vec![gw_a.tcp_addr.unwrap(), addr_b];
     let client = |name: &str| {
         let mut c = ResilientConfig::new(addrs.clone(), name, "EXCH");
@@ -239,14 +248,7 @@ fn scenario(checkpoint_interval_ms: u64) {
     let mut config_b = gateway_config(&dir.path().join("store-b"));
     config_b.tcp_listen = Some(addr_b);
     config_b.replicated_sessions = Some(replicated);
-    let rt_b = runtime();
-    let gw_b = rt_b
-        .block_on(gateway::Gateway::start(
-            config_b,
-            &engine.inbound,
-            &engine.outbound,
-        ))
-        .unwrap();
+    let (rt_b, gw_b) = start_gateway(&engine, config_b);
     assert!(
         engine.inbound.committed_seq() >= inbound_at_crash + 2,
         "B published its start checkpoints"
@@ -397,14 +399,7 @@ fn cancel_on_disconnect_applies_to_a_session_of_the_failed_node() {
     let addr_b = free_port();
     let mut config_a = gateway_config(&dir.path().join("store-a"));
     cod(&mut config_a);
-    let rt_a = runtime();
-    let gw_a = rt_a
-        .block_on(gateway::Gateway::start(
-            config_a,
-            &engine.inbound,
-            &engine.outbound,
-        ))
-        .unwrap();
+    let (rt_a, gw_a) = start_gateway(&engine, config_a);
     let mut c = ResilientConfig::new(vec![gw_a.tcp_addr.unwrap(), addr_b], "CLIENT1", "EXCH");
     c.connect_timeout = Duration::from_millis(500);
     let mut client = ResilientClient::new(c);
@@ -420,14 +415,7 @@ fn cancel_on_disconnect_applies_to_a_session_of_the_failed_node() {
     let mut config_b = gateway_config(&dir.path().join("store-b"));
     config_b.tcp_listen = Some(addr_b);
     cod(&mut config_b);
-    let rt_b = runtime();
-    let gw_b = rt_b
-        .block_on(gateway::Gateway::start(
-            config_b,
-            &engine.inbound,
-            &engine.outbound,
-        ))
-        .unwrap();
+    let (_rt_b, gw_b) = start_gateway(&engine, config_b);
     pump(&mut [&mut client], WAIT, "cancelled", |c| {
         c.order("OPEN1").is_some_and(|o| o.ord_status == b'4')
     });
@@ -453,15 +441,7 @@ fn start_on(
         checkpoint_interval_ms: 50,
         ..gateway::ReplicatedSessions::default()
     });
-    let rt = runtime();
-    let gw = rt
-        .block_on(gateway::Gateway::start(
-            config,
-            &engine.inbound,
-            &engine.outbound,
-        ))
-        .unwrap();
-    (rt, gw)
+    start_gateway(engine, config)
 }
 
 fn crash(rt: tokio::runtime::Runtime, gw: gateway::Gateway, clients: &mut [&mut ResilientClient]) {
@@ -597,15 +577,7 @@ fn redelivery_keeps_the_newest_reports_and_counts_what_it_could_not_keep() {
         let mut config = gateway_config(&dir.path().join(format!("store-{i}")));
         config.tcp_listen = Some(addrs[i]);
         config.replicated_sessions = Some(replicated);
-        let rt = runtime();
-        let gw = rt
-            .block_on(gateway::Gateway::start(
-                config,
-                &engine.inbound,
-                &engine.outbound,
-            ))
-            .unwrap();
-        (rt, gw)
+        start_gateway(&engine, config)
     };
     let (rt, gw) = start(0);
     let mut c = ResilientConfig::new(addrs.clone(), "CLIENT1", "EXCH");

@@ -1257,6 +1257,32 @@ impl Engine {
         }
     }
 
+    /// A replace's `Replaced`, then the book's `OrderDeleted` of the order at its old price
+    /// (taken out of its old level already).
+    #[inline(always)]
+    fn emit_replaced_and_deleted<S: Sink + ?Sized>(
+        &self,
+        sink: &mut S,
+        replaced: Event,
+        o: &Order,
+        order_id: u64,
+        old: &Order,
+    ) {
+        let (level_quantity, level_order_count) = self.level_state(old.level);
+        self.emit(sink, replaced);
+        self.emit(
+            sink,
+            Event::OrderDeleted {
+                instrument_id: o.instrument,
+                order_id,
+                side: o.side,
+                price: old.price,
+                level_quantity,
+                level_order_count,
+            },
+        );
+    }
+
     /// Level quantity and count after a change; a freed level reads as empty.
     fn level_state(&self, level_index: u32) -> (u64, u32) {
         let l = &self.levels[level_index as usize];
@@ -1735,19 +1761,7 @@ impl Engine {
             // slot, the id entry and (when it empties) the old level and take the same ones
             // straight back, so the state is the same; the slot and id entry simply stay.
             self.detach(slot);
-            let (level_quantity, level_order_count) = self.level_state(old.level);
-            self.emit(sink, replaced);
-            self.emit(
-                sink,
-                Event::OrderDeleted {
-                    instrument_id: o.instrument,
-                    order_id,
-                    side: o.side,
-                    price: old.price,
-                    level_quantity,
-                    level_order_count,
-                },
-            );
+            self.emit_replaced_and_deleted(sink, replaced, &o, order_id, &old);
             let (level_quantity, level_order_count) = self.attach(slot, &o);
             self.emit(
                 sink,
@@ -1764,19 +1778,7 @@ impl Engine {
             return;
         }
         self.unlink(slot);
-        let (level_quantity, level_order_count) = self.level_state(old.level);
-        self.emit(sink, replaced);
-        self.emit(
-            sink,
-            Event::OrderDeleted {
-                instrument_id: o.instrument,
-                order_id,
-                side: o.side,
-                price: old.price,
-                level_quantity,
-                level_order_count,
-            },
-        );
+        self.emit_replaced_and_deleted(sink, replaced, &o, order_id, &old);
         o.prev = NIL;
         o.next = NIL;
         o.level = NIL;
