@@ -32,6 +32,14 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_appliance");
 const N: usize = 3;
+
+/// The tests of this file run one at a time: each starts three appliances, and several clusters
+/// at once on a 2-core CI machine stretch Raft timings past what a failover test measures.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 const NO_FIX_NO_MD: &str = "[market_data]\nenabled = false\n[fix]\nenabled = false\n";
 
 /// A TCP relay that can be cut and healed.
@@ -457,6 +465,7 @@ fn xorshift(x: &mut u64) -> u64 {
 
 #[test]
 fn kill9_the_leader_under_load() {
+    let _serial = serial();
     let mut cl = Cluster::start(|_| NO_FIX_NO_MD.to_string());
     let c = client();
     let mut leader = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
@@ -593,6 +602,7 @@ fn kill9_the_leader_under_load() {
 
 #[test]
 fn a_partitioned_leader_acknowledges_nothing() {
+    let _serial = serial();
     let mut cl = Cluster::start(|_| NO_FIX_NO_MD.to_string());
     let c = client();
     let old = cl.serving(&c, &[0, 1, 2], Duration::from_secs(30));
@@ -686,6 +696,7 @@ fn md_ports() -> (std::net::Ipv4Addr, u16) {
 
 #[test]
 fn fix_sessions_and_market_data_survive_a_leader_kill() {
+    let _serial = serial();
     use loadgen::resilient::{NewOrder, ResilientClient, ResilientConfig};
     use md_consumer::{Consumer, ConsumerConfig};
     use md_core::{FeedGroups, Side};
@@ -859,6 +870,7 @@ fn fix_sessions_and_market_data_survive_a_leader_kill() {
 #[test]
 #[ignore = "a measurement: run by hand"]
 fn failover_time_distribution() {
+    let _serial = serial();
     let rounds: usize = std::env::var("FAILOVER_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -910,6 +922,7 @@ fn failover_time_distribution() {
 
 #[test]
 fn a_partitioned_leader_acknowledges_no_fix_order() {
+    let _serial = serial();
     use loadgen::resilient::{NewOrder, ResilientClient, ResilientConfig};
     let fix: Vec<u16> = (0..N).map(|_| free_port()).collect();
     let fx = fix.clone();
