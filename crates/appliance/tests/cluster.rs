@@ -261,6 +261,33 @@ impl Cluster {
             .ok()
     }
 
+    /// Waits until node `i` answers and its engine has applied at least what `leader` had
+    /// sequenced when asked: a restarted node has rejoined and caught up. (Killing the leader
+    /// before that would be a second failure in a three-node cluster: no majority is left
+    /// until the restarted node is back.)
+    fn caught_up(&self, c: &reqwest::blocking::Client, i: usize, leader: usize, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        let target = loop {
+            if let Some(v) = self.status(c, leader) {
+                break v["inbound_seq"].as_u64().unwrap();
+            }
+            assert!(Instant::now() < until, "leader {leader} does not answer");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        loop {
+            if let Some(v) = self.status(c, i) {
+                if v["matching_seq"].as_u64().unwrap() >= target {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < until,
+                "node {i} did not catch up to inbound sequence {target}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The serving leader among `among`, waiting up to `timeout`.
     fn serving(&self, c: &reqwest::blocking::Client, among: &[usize], timeout: Duration) -> usize {
         let until = Instant::now() + timeout;
@@ -536,6 +563,7 @@ fn kill9_the_leader_under_load() {
             std::fs::remove_dir_all(&cl.nodes[leader].data).unwrap();
         }
         cl.launch(leader);
+        cl.caught_up(&c, leader, new_leader, Duration::from_secs(60));
         leader = new_leader;
     }
     stop.store(true, Ordering::Relaxed);
