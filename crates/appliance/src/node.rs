@@ -196,12 +196,17 @@ impl Node {
             .thread_name("io")
             .enable_all()
             .build()?;
+        // The agents on the order path (sequencer, matching, the gateway's router, market data)
+        // are woken from their back-off park by the producer they wait on (doorbells). The
+        // replica and the reporters are not: they sleep out their back-off, so a commit does
+        // not wake four threads at once to compete with the router for the two cores.
         let spawn_matching = |agent: MatchingAgent| {
             let s = stop_match.clone();
             let m = metrics.clone();
+            let bell = inbound.doorbell();
             spawn_on("matching", match_cpu, &failed, move || {
                 let mut agent = agent;
-                let mut idle = IdleStrategy::new(match_idle);
+                let mut idle = IdleStrategy::new(match_idle).waiting_on(&bell);
                 loop {
                     let n = agent.do_work()?;
                     m.matching_seq
@@ -233,8 +238,10 @@ impl Node {
                     .context("starting the cluster node")?;
                 raft_runtime = Some(rrt);
                 let s = stop_seq.clone();
+                // Also woken when an entry is applied (room for another in flight).
+                let bell = inbound.doorbell();
                 let seq_thread = spawn_on("proposer", seq_cpu, &failed, move || {
-                    proposer.run(&s, &mut IdleStrategy::new(seq_idle));
+                    proposer.run(&s, &mut IdleStrategy::new(seq_idle).waiting_on(&bell));
                     Ok(())
                 })?;
                 (seq_thread, Some(spawn_matching(agent)?), Some(Arc::new(cl)))
@@ -246,9 +253,13 @@ impl Node {
                 // agent processes what was just committed, without a thread hop between them.
                 // Drained in order on stop (the stop flags are set one after the other).
                 let (s_seq, s_match, m) = (stop_seq.clone(), stop_match.clone(), metrics.clone());
+                let bell = sequencer.handoff_doorbell();
                 let t = spawn_on("sequencer+matching", seq_cpu, &failed, move || {
                     let mut agent = agent;
                     let mut idle = IdleStrategy::new(seq_idle);
+                    if let Some(bell) = bell {
+                        idle.wait_on(&bell);
+                    }
                     loop {
                         let n = sequencer.do_work()? + agent.do_work()?;
                         m.matching_seq
@@ -329,7 +340,7 @@ impl Node {
             }
             let single = cluster.is_none();
             followers.push(spawn_on("market-data", md_cpu, &failed, move || {
-                let mut idle = IdleStrategy::new(md_idle);
+                let mut idle = IdleStrategy::new(md_idle).waiting_on(&p.doorbell());
                 let mut next_try = std::time::Instant::now();
                 loop {
                     let on = active.load(Ordering::Acquire);

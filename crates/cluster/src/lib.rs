@@ -252,8 +252,10 @@ impl Proposer {
         n
     }
 
-    /// Runs the duty cycle until `stop`.
+    /// Runs the duty cycle until `stop`. The idler is woken by the hand-off's producers when it
+    /// parks.
     pub fn run(&mut self, stop: &AtomicBool, idle: &mut IdleStrategy) {
+        idle.wait_on(&self.rx.doorbell());
         while !stop.load(Ordering::Acquire) {
             let n = self.do_work();
             idle.idle(n);

@@ -4,6 +4,12 @@
 //! same run as the floor. Closed loop: one order outstanding at a time; HDR histograms in ns.
 //!
 //! cargo bench -p fix-bench --bench roundtrip [-- ITERATIONS]
+//!
+//! `ROUNDTRIP_IDLE=backoff` runs the engine thread and the router with the appliance's default
+//! idle strategy (spin, yield, then park with back-off) instead of spinning, and
+//! `ROUNDTRIP_BELLS=0` takes their doorbells away (they then sleep out each park);
+//! `ROUNDTRIP_GAP_US=N` pauses N µs between orders, so the agents are parked when an order
+//! arrives, as at moderate rates. The floor is unchanged (busy-polling).
 
 use fix_codec::{check_frame, time, Frame};
 use hdrhistogram::Histogram;
@@ -119,11 +125,53 @@ fn main() {
     let outbound_journal = agent.outbound_journal().clone();
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
+    let backoff = std::env::var("ROUNDTRIP_IDLE").as_deref() == Ok("backoff");
+    let bells = std::env::var("ROUNDTRIP_BELLS").as_deref() != Ok("0");
+    let gap = Duration::from_micros(
+        std::env::var("ROUNDTRIP_GAP_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
+    println!(
+        "agents idle: {}, doorbells: {}, gap between orders: {gap:?}",
+        if backoff { "backoff" } else { "spin" },
+        backoff && bells
+    );
+    // ROUNDTRIP_YIELDS=N: yields before the first park (experiments with the back-off shape).
+    let yields = std::env::var("ROUNDTRIP_YIELDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    let with_yields = move |w: journal::WaitStrategy| match (w, yields) {
+        (
+            journal::WaitStrategy::Backoff {
+                spins_max,
+                park_min,
+                park_max,
+                ..
+            },
+            Some(y),
+        ) => journal::WaitStrategy::Backoff {
+            spins_max,
+            yields_max: y,
+            park_min,
+            park_max,
+        },
+        _ => w,
+    };
+    let handoff_bell = sequencer.handoff_doorbell().unwrap();
     let engine_thread = std::thread::spawn(move || {
+        let mut idle = journal::IdleStrategy::new(if backoff {
+            with_yields(journal::WaitStrategy::default())
+        } else {
+            journal::WaitStrategy::BusySpin
+        });
+        if bells {
+            idle.wait_on(&handoff_bell);
+        }
         while !s.load(Ordering::Relaxed) {
-            if sequencer.do_work().unwrap() + agent.do_work().unwrap() == 0 {
-                std::hint::spin_loop();
-            }
+            let n = sequencer.do_work().unwrap() + agent.do_work().unwrap();
+            idle.idle(n);
         }
     });
 
@@ -140,7 +188,12 @@ fn main() {
         dir.path().join("store"),
     );
     c.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
-    c.router_wait = journal::WaitStrategy::SpinThenYield { spins_max: 1_000 };
+    c.router_wait = if backoff {
+        with_yields(c.router_wait)
+    } else {
+        journal::WaitStrategy::SpinThenYield { spins_max: 1_000 }
+    };
+    c.router_doorbell = bells;
     c.sessions = vec![gateway::SessionEntry {
         session_id: 1,
         account_id: 1,
@@ -199,6 +252,9 @@ fn main() {
         // IOC buys below the (empty) offer: an ack, then the IOC remainder cancel.
         let nos = fix_bench::new_order_single(i as u64 + 2, &format!("O{i}"), &ts(), b"3");
         nos_len = nos.len();
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let t0 = Instant::now();
         s.write_all(&nos).unwrap();
         let n = read_message(&mut s, &mut rbuf, &mut tmp);

@@ -130,6 +130,9 @@ pub struct GatewayConfig {
     /// How the router thread waits for engine results: back off to sleeping (the default,
     /// kind to small machines) or spin and yield (lowest latency, costs a core).
     pub router_wait: journal::WaitStrategy,
+    /// Whether the matching agent's commits wake the router from its back-off park (the
+    /// outbound journal's doorbell; default true). Off, a parked router sleeps out its park.
+    pub router_doorbell: bool,
     /// FIX session state derived from the replicated journal; None (the default) for one
     /// node, where the local stores are the truth.
     pub replicated_sessions: Option<ReplicatedSessions>,
@@ -165,6 +168,7 @@ impl GatewayConfig {
                 park_min: std::time::Duration::from_micros(50),
                 park_max: std::time::Duration::from_millis(1),
             },
+            router_doorbell: true,
             replicated_sessions: None,
         }
     }

@@ -244,7 +244,10 @@ impl Gateway {
         let s = Arc::clone(&shared);
         let router = std::thread::Builder::new()
             .name("gateway-router".into())
-            .spawn(move || router::run(s, reader, committed))?;
+            .spawn({
+                let bell = shared.config.router_doorbell.then(|| outbound.doorbell());
+                move || router::run(s, reader, committed, bell)
+            })?;
         Ok(Gateway {
             shared,
             tcp_addr,

@@ -606,8 +606,17 @@ impl Committed {
 }
 
 /// The router thread's loop.
-pub(crate) fn run(shared: Arc<Shared>, mut reader: Reader, mut committed: Option<Committed>) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    mut reader: Reader,
+    mut committed: Option<Committed>,
+    bell: Option<Arc<journal::Doorbell>>,
+) {
     let mut idle = IdleStrategy::new(shared.config.router_wait);
+    if let Some(bell) = bell {
+        // Woken by the matching agent's commits when parked.
+        idle.wait_on(&bell);
+    }
     let mut last_saved = reader.next_sequence().saturating_sub(1);
     let checkpoint_every = shared
         .config

@@ -13,6 +13,7 @@
 //! with a `Release` store. No allocation per message, no locks. When the ring is
 //! full `try_publish` returns [`PublishError::Full`] immediately (back-pressure).
 
+use crate::doorbell::Doorbell;
 use crate::error::PublishError;
 use crate::sync::{Arc, AtomicU64, Ordering, UnsafeCell};
 use crossbeam_utils::CachePadded;
@@ -38,6 +39,8 @@ struct Ring {
     mask: u64,
     payload_len_max: usize,
     slots: Box<[CachePadded<Slot>]>,
+    /// Rung after every publication.
+    bell: std::sync::Arc<Doorbell>,
 }
 
 // SAFETY: access to `Slot::data` is serialised by the stamp protocol: a producer
@@ -74,6 +77,7 @@ pub fn bounded(slots: usize, payload_len_max: usize) -> (Publisher, Receiver) {
         mask: (slots - 1) as u64,
         payload_len_max,
         slots: slots_vec.into_boxed_slice(),
+        bell: Default::default(),
     });
     (
         Publisher { ring: ring.clone() },
@@ -135,6 +139,7 @@ impl Publisher {
                             d.bytes[..payload.len()].copy_from_slice(payload);
                         });
                         slot.stamp.store(pos + 1, Ordering::Release);
+                        ring.bell.ring();
                         return Ok(());
                     }
                     Err(actual) => pos = actual,
@@ -168,6 +173,12 @@ impl std::fmt::Debug for Receiver {
 }
 
 impl Receiver {
+    /// The bell every [`Publisher::try_publish`] rings: pass it to
+    /// [`crate::IdleStrategy::wait_on`] on the consuming thread.
+    pub fn doorbell(&self) -> std::sync::Arc<Doorbell> {
+        self.ring.bell.clone()
+    }
+
     /// Look at the oldest pending message without consuming it. The closure
     /// gets `(template_id, payload)`; its result is returned. The message
     /// stays queued until [`Receiver::release`] is called, so a failed append

@@ -2,6 +2,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CommitPolicy, JournalConfig};
+use crate::doorbell::Doorbell;
 use crate::error::{CommitError, OpenError, ReaderError};
 use crate::format::*;
 use crate::handoff::{self, Publisher};
@@ -70,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) reclaim_floor: AtomicU64,
     publisher: Option<Publisher>,
     pub(crate) reader_wait: WaitStrategy,
+    /// Rung after every publication of the committed position.
+    bell: std::sync::Arc<Doorbell>,
     _lock: Option<File>,
 }
 
@@ -103,6 +106,7 @@ impl Shared {
         if self.commit_policy == CommitPolicy::FollowWritten {
             self.committed.publish(seq);
             self.control.max_committed(seq);
+            self.bell.ring();
         }
     }
 
@@ -119,6 +123,7 @@ impl Shared {
         }
         let now = self.committed.publish_max(seq);
         self.control.max_committed(seq);
+        self.bell.ring();
         Ok(now)
     }
 
@@ -596,6 +601,7 @@ impl Journal {
             reclaim_floor: AtomicU64::new(first_segment),
             publisher: Some(publisher),
             reader_wait: config.reader_wait,
+            bell: Default::default(),
             _lock: Some(lock),
         });
         let seq = Sequencer::new(
@@ -631,6 +637,7 @@ impl Journal {
             reclaim_floor: AtomicU64::new(0),
             publisher: None,
             reader_wait: WaitStrategy::default(),
+            bell: Default::default(),
             _lock: None,
         });
         Ok(Journal { shared })
@@ -656,6 +663,12 @@ impl Journal {
         verify_checksums: bool,
     ) -> Result<Reader, ReaderError> {
         Reader::new(self.shared.clone(), from_seq.max(1), wait, verify_checksums)
+    }
+
+    /// The bell rung whenever the committed position moves: pass it to
+    /// [`crate::IdleStrategy::wait_on`] on a thread that reads this journal.
+    pub fn doorbell(&self) -> std::sync::Arc<Doorbell> {
+        self.shared.bell.clone()
     }
 
     /// Highest sequence visible to readers.

@@ -31,7 +31,10 @@
 //!   CRC-32, sequence contiguity), zeroes a torn tail and continues from the
 //!   next sequence.
 //! * **Waiting**: [`WaitStrategy`] (`BusySpin`, `SpinThenYield`, default
-//!   `Backoff`) and a reusable [`IdleStrategy::idle`]`(work_count)`.
+//!   `Backoff`) and a reusable [`IdleStrategy::idle`]`(work_count)`. Every
+//!   journal and hand-off has a [`Doorbell`] that its producer rings after
+//!   publishing; an idler registered with [`IdleStrategy::wait_on`] is woken
+//!   from its back-off park at once instead of sleeping it out.
 //!
 //! ```
 //! use journal::{Journal, JournalConfig};
@@ -61,6 +64,7 @@
 
 mod clock;
 mod config;
+mod doorbell;
 mod error;
 mod format;
 pub mod handoff;
@@ -75,6 +79,7 @@ pub use config::{
     CommitPolicy, Durability, JournalConfig, RetentionPolicy, INDEX_ENTRIES_LIMIT,
     READERS_MAX_LIMIT, SEGMENTS_MAX_LIMIT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
 };
+pub use doorbell::{Doorbell, Registration, DOORBELL_WAITERS_MAX};
 pub use error::{AppendError, CommitError, OpenError, PublishError, ReadError, ReaderError};
 pub use format::{
     frame_checksum, segment_file_name, segment_path, SegmentHeader, CONTROL_FILE, FLAG_PADDING,

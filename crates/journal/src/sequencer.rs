@@ -295,7 +295,11 @@ impl<C: Clock> Sequencer<C> {
     /// (a reader holding the oldest segment at `segments_max`) is waited out
     /// like idleness — unless `stop` is set, then it is returned. Other
     /// errors are returned at once.
+    /// The idler is woken by the hand-off's producers when it parks.
     pub fn run(&mut self, stop: &AtomicBool, idle: &mut IdleStrategy) -> Result<(), AppendError> {
+        if let Some(bell) = self.handoff_doorbell() {
+            idle.wait_on(&bell);
+        }
         loop {
             let n = match self.do_work() {
                 Ok(n) => n,
@@ -307,6 +311,12 @@ impl<C: Clock> Sequencer<C> {
             }
             idle.idle(n);
         }
+    }
+
+    /// The bell the hand-off's producers ring (`None` once the hand-off was
+    /// taken): pass it to [`IdleStrategy::wait_on`] on the sequencer's thread.
+    pub fn handoff_doorbell(&self) -> Option<std::sync::Arc<crate::Doorbell>> {
+        self.rx.as_ref().map(|r| r.doorbell())
     }
 
     /// Takes the consuming end of the hand-off away from the sequencer, for a

@@ -47,6 +47,8 @@ pub struct PublisherAgent {
     config: PublisherConfig,
     core: MdCore,
     reader: Reader,
+    /// The outbound journal's bell (rung on each commit of the matching agent).
+    bell: std::sync::Arc<journal::Doorbell>,
     net: Network,
     /// Present while active.
     retransmit: Option<RetransmitServer>,
@@ -104,6 +106,7 @@ impl PublisherAgent {
             config,
             core,
             reader,
+            bell: journal.doorbell(),
             net,
             retransmit: None,
             retransmit_closed: RetransmitStats::default(),
@@ -215,6 +218,11 @@ impl PublisherAgent {
     /// Per TCP subscriber, how many updates it was sent first (see [`Network::tcp_first_counts`]).
     pub fn tcp_first_counts(&self) -> Vec<u64> {
         self.net.tcp_first_counts()
+    }
+
+    /// The outbound journal's bell: for an idler on the thread that drives [`Self::do_work`].
+    pub fn doorbell(&self) -> std::sync::Arc<journal::Doorbell> {
+        self.bell.clone()
     }
 
     /// The next journal sequence the agent will read.
@@ -332,7 +340,7 @@ impl PublisherAgent {
     /// Runs the duty cycle until `stop`, idling with the configured strategy (`config.idle`)
     /// when there is nothing to do.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PublisherError> {
-        let mut idle = IdleStrategy::new(self.config.idle);
+        let mut idle = IdleStrategy::new(self.config.idle).waiting_on(&self.bell);
         while !stop.load(Ordering::Acquire) {
             let n = self.do_work()?;
             idle.idle(n);
