@@ -47,6 +47,7 @@ pub fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
                 f.timestamp_ns,
                 f.template_id,
                 f.payload.to_vec(),
+                f.end_of_batch,
             )
         });
         let Some(fa) = fa else { break };
@@ -57,6 +58,7 @@ pub fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
                 f.timestamp_ns,
                 f.template_id,
                 f.payload.to_vec(),
+                f.end_of_batch,
             )
         });
         if Some(&fa) == fb.as_ref() {

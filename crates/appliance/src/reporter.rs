@@ -343,6 +343,10 @@ fn apply(
     symbol: &dyn Fn(u32) -> String,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
+    if template_id == journal::TEMPLATE_BATCH_END {
+        // An empty end-of-batch marker (market-data packet boundary): no result.
+        return Ok(());
+    }
     let h = sbe::MessageHeaderDecoder::default().wrap(ReadBuf::new(payload), 0)?;
     let ts = ts as i64;
     match template_id {

@@ -329,7 +329,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 chunk.extend_from_slice(&f.sequence.to_le_bytes());
                 chunk.extend_from_slice(&f.timestamp_ns.to_le_bytes());
                 chunk.extend_from_slice(&f.template_id.to_le_bytes());
-                chunk.extend_from_slice(&(f.payload.len() as u32).to_le_bytes());
+                // Bit 31 of the length: the frame's end-of-batch mark (the market-data packets
+                // close there, so a node installing the snapshot must keep it).
+                let len = f.payload.len() as u32 | (u32::from(f.end_of_batch) << 31);
+                chunk.extend_from_slice(&len.to_le_bytes());
                 chunk.extend_from_slice(f.payload);
                 next += 1;
                 if chunk.len() >= CHUNK || next > upto {

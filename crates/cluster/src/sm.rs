@@ -175,6 +175,33 @@ impl StateMachine {
         }
         Ok(end)
     }
+
+    /// Appends frame `seq` of a snapshot (unless the journal holds it) with the end-of-batch
+    /// mark it had in the sender's journal, so the journals stay identical, marks included.
+    #[allow(clippy::result_large_err, clippy::too_many_arguments)] // openraft's error type
+    fn append_snapshot_frame(
+        inner: &mut Inner,
+        clock: &ExternalClock,
+        ts: u64,
+        seq: u64,
+        template: u16,
+        payload: &[u8],
+        end_of_batch: bool,
+    ) -> Result<(), StorageError<NodeId>> {
+        if seq <= inner.sequencer.written_seq() {
+            return Ok(());
+        }
+        clock.set(ts);
+        let s = inner
+            .sequencer
+            .write_batch(std::iter::once((template, payload)))
+            .map_err(sm_err)?;
+        inner.sequencer.publish(end_of_batch).map_err(sm_err)?;
+        if s != seq {
+            return Err(sm_err(format!("snapshot frame {seq} was appended as {s}")));
+        }
+        Ok(())
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -286,15 +313,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let upto = match *snapshot {
             SnapshotData::Received { path, from, upto } => {
                 let bytes = std::fs::read(&path).map_err(sm_err)?;
-                // Records: [seq u64][ts u64][template u16][len u32][payload].
+                // Records: [seq u64][ts u64][template u16][len u32][payload]; bit 31 of len is
+                // the frame's end-of-batch mark.
                 let mut at = 0;
                 let mut next = from;
                 while at + 22 <= bytes.len() {
                     let seq = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
                     let ts = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8"));
                     let t = u16::from_le_bytes([bytes[at + 16], bytes[at + 17]]);
-                    let n =
-                        u32::from_le_bytes(bytes[at + 18..at + 22].try_into().expect("4")) as usize;
+                    let raw = u32::from_le_bytes(bytes[at + 18..at + 22].try_into().expect("4"));
+                    let (n, end) = ((raw & !(1 << 31)) as usize, raw >> 31 == 1);
                     let Some(p) = bytes.get(at + 22..at + 22 + n) else {
                         return Err(sm_err("snapshot file truncated"));
                     };
@@ -303,13 +331,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             "snapshot frame {seq} where {next} was expected"
                         )));
                     }
-                    StateMachine::append_frames(
-                        &mut inner,
-                        &clock,
-                        ts,
-                        seq,
-                        std::iter::once((t, p)),
-                    )?;
+                    StateMachine::append_snapshot_frame(&mut inner, &clock, ts, seq, t, p, end)?;
                     next += 1;
                     at += 22 + n;
                 }
@@ -333,12 +355,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             return Err(sm_err("the snapshot's journal ends before its sequence"));
                         };
                         let (seq, ts, t) = (f.sequence, f.timestamp_ns, f.template_id);
-                        StateMachine::append_frames(
+                        StateMachine::append_snapshot_frame(
                             &mut inner,
                             &clock,
                             ts,
                             seq,
-                            std::iter::once((t, f.payload)),
+                            t,
+                            f.payload,
+                            f.end_of_batch,
                         )?;
                         next += 1;
                     }

@@ -285,6 +285,9 @@ fn scenario(checkpoint_interval_ms: u64) {
         let mut r = engine.outbound.reader(1).unwrap();
         let mut v = Vec::new();
         while let Some(f) = r.poll().unwrap() {
+            if f.template_id == journal::TEMPLATE_BATCH_END {
+                continue;
+            }
             let report = matches!(f.template_id, 20..=24);
             let json = sbe_order_entry::message_to_json(f.payload).unwrap();
             if report && json_u64(&json, "sessionId") == Some(session) {
@@ -348,6 +351,9 @@ fn scenario(checkpoint_interval_ms: u64) {
         let mut r = engine.outbound.reader(outbound_at_crash + 1).unwrap();
         let mut v = Vec::new();
         while let Some(f) = r.poll().unwrap() {
+            if f.template_id == journal::TEMPLATE_BATCH_END {
+                continue;
+            }
             let json = sbe_order_entry::message_to_json(f.payload).unwrap();
             if f.template_id == sbe_order_entry::order_filled_codec::SBE_TEMPLATE_ID {
                 assert!(json_u64(&json, "inboundSeq").unwrap() <= inbound_at_crash);
@@ -459,6 +465,9 @@ fn check_all_delivered(engine: &Engine, clients: &mut [(&mut ResilientClient, u6
         let mut expected = Vec::new();
         let mut r = engine.outbound.reader(1).unwrap();
         while let Some(f) = r.poll().unwrap() {
+            if f.template_id == journal::TEMPLATE_BATCH_END {
+                continue;
+            }
             let json = sbe_order_entry::message_to_json(f.payload).unwrap();
             if matches!(f.template_id, 20..=24) && json_u64(&json, "sessionId") == Some(*session) {
                 expected.push(f.sequence.to_string());

@@ -21,6 +21,16 @@ pub const CONTROL_LEN: usize = 4096;
 pub const PAGE: usize = 4096;
 /// Frame flag: padding to the end of the segment, not a message.
 pub const FLAG_PADDING: u16 = 0x0001;
+/// Frame flag: the last frame of a batch the writer published at once (the sequencer's drain of
+/// its hand-off, one [`crate::Sequencer::append_batch`], or what a writer marked with
+/// [`crate::Sequencer::publish`]). Part of the journal, so readers that group frames by it
+/// (the market-data publisher's packets) group them the same way on every replay and replica.
+pub const FLAG_END_OF_BATCH: u16 = 0x0002;
+/// Template id of a frame that carries no message (empty payload) and exists to hold
+/// [`FLAG_END_OF_BATCH`] where a batch's last event produced nothing else to mark (the
+/// matching agent writes one when the last inbound event of a batch has no outputs). Readers
+/// skip it like any template they do not handle.
+pub const TEMPLATE_BATCH_END: u16 = 0;
 /// Control file name inside the journal directory.
 pub const CONTROL_FILE: &str = "journal.ctl";
 

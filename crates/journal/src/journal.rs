@@ -399,7 +399,7 @@ fn scan_segment(map: &[u8], h: &SegmentHeader) -> Scan {
                     && frame_checksum(&map[off..off + FRAME_HEADER_LEN], &[]) == fh.checksum;
                 break 'frame if ok { (size, true) } else { (off, false) };
             }
-            if fh.flags != 0 || fh.sequence != seq {
+            if fh.flags & !FLAG_END_OF_BATCH != 0 || fh.sequence != seq {
                 break 'frame (off, false);
             }
             let payload = &map[off + FRAME_HEADER_LEN..off + len];

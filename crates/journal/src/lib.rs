@@ -82,8 +82,9 @@ pub use config::{
 pub use doorbell::{Doorbell, Registration, DOORBELL_WAITERS_MAX};
 pub use error::{AppendError, CommitError, OpenError, PublishError, ReadError, ReaderError};
 pub use format::{
-    frame_checksum, segment_file_name, segment_path, SegmentHeader, CONTROL_FILE, FLAG_PADDING,
-    FORMAT_VERSION, FRAME_ALIGN, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    frame_checksum, segment_file_name, segment_path, SegmentHeader, CONTROL_FILE,
+    FLAG_END_OF_BATCH, FLAG_PADDING, FORMAT_VERSION, FRAME_ALIGN, FRAME_HEADER_LEN,
+    SEGMENT_HEADER_LEN, TEMPLATE_BATCH_END,
 };
 pub use handoff::Publisher;
 pub use idle::{IdleStrategy, WaitStrategy};

@@ -21,6 +21,8 @@ pub struct FrameView<'a> {
     pub template_id: u16,
     /// Payload bytes (opaque SBE message).
     pub payload: &'a [u8],
+    /// The frame ends a batch ([`crate::FLAG_END_OF_BATCH`]).
+    pub end_of_batch: bool,
 }
 
 struct ReadSegment {
@@ -303,6 +305,7 @@ impl Reader {
             sequence: fh.sequence,
             timestamp_ns: fh.timestamp_ns,
             template_id: fh.template_id,
+            end_of_batch: fh.flags & FLAG_END_OF_BATCH != 0,
             payload: self
                 .seg
                 .bytes(off + FRAME_HEADER_LEN, len - FRAME_HEADER_LEN),

@@ -170,6 +170,10 @@ struct Writer<C> {
     /// increasing (max(clock, previous + 1)) when configured.
     last_ts: u64,
     helper: Option<SegmentHelper>,
+    /// Offset in the active segment of the last frame written, and how many frames were
+    /// written since the last publication (the batch to mark).
+    last_frame: usize,
+    unpublished: u32,
 }
 
 impl<C: Clock> std::fmt::Debug for Sequencer<C> {
@@ -213,6 +217,8 @@ impl<C: Clock> Sequencer<C> {
                 frames_since_flush: 0,
                 last_flush: Instant::now(),
                 last_ts: 0,
+                last_frame: 0,
+                unpublished: 0,
                 helper,
             },
         }
@@ -251,7 +257,7 @@ impl<C: Clock> Sequencer<C> {
             }
         }
         if n > 0 {
-            self.w.finish_batch()?;
+            self.w.finish_batch(true)?;
         } else {
             self.w.idle_flush()?;
         }
@@ -265,7 +271,7 @@ impl<C: Clock> Sequencer<C> {
     /// hand-off) and publish it. Returns its sequence number.
     pub fn append(&mut self, template_id: u16, payload: &[u8]) -> Result<u64, AppendError> {
         let seq = self.w.write_frame(template_id, payload)?;
-        self.w.finish_batch()?;
+        self.w.finish_batch(true)?;
         Ok(seq)
     }
 
@@ -286,8 +292,29 @@ impl<C: Clock> Sequencer<C> {
                 }
             }
         }
-        self.w.finish_batch()?;
+        self.w.finish_batch(true)?;
         res
+    }
+
+    /// Append several frames without publishing them: they become visible with the next
+    /// [`Sequencer::publish`] (or any other publishing call). Returns the last sequence.
+    /// Stops at the first error; the frames written before it stay written.
+    pub fn write_batch<'a>(
+        &mut self,
+        frames: impl IntoIterator<Item = (u16, &'a [u8])>,
+    ) -> Result<u64, AppendError> {
+        let mut last = self.w.written;
+        for (t, p) in frames {
+            last = self.w.write_frame(t, p)?;
+        }
+        Ok(last)
+    }
+
+    /// Publishes everything written (flushing first as the durability mode asks). With
+    /// `end_of_batch`, the last frame written since the previous publication is marked
+    /// [`crate::FLAG_END_OF_BATCH`] (nothing is marked if no frame was written since).
+    pub fn publish(&mut self, end_of_batch: bool) -> Result<(), AppendError> {
+        self.w.finish_batch(end_of_batch)
     }
 
     /// Run the duty cycle until `stop` is set, idling with `idle` when there
@@ -418,12 +445,18 @@ where
         seg.tail = off + need;
         self.written = seq;
         self.frames_since_flush += 1;
+        self.last_frame = off;
+        self.unpublished += 1;
         Ok(seq)
     }
 
     /// Flush per durability, then publish written (and committed unless the
     /// commit policy is Manual).
-    fn finish_batch(&mut self) -> Result<(), AppendError> {
+    fn finish_batch(&mut self, end_of_batch: bool) -> Result<(), AppendError> {
+        if end_of_batch && self.unpublished > 0 {
+            self.mark_end_of_batch();
+        }
+        self.unpublished = 0;
         match self.cfg.durability {
             Durability::Memory => {}
             Durability::Sync => self.flush_sync()?,
@@ -440,6 +473,21 @@ where
         }
         self.shared.publish_written(self.written);
         Ok(())
+    }
+
+    /// Sets [`FLAG_END_OF_BATCH`] on the last frame written (not yet published: no reader
+    /// looks at it) and rewrites its checksum, which covers the flags.
+    fn mark_end_of_batch(&mut self) {
+        let off = self.last_frame;
+        let map = &mut self.active.map;
+        let len = get_u32(&map[off..off + FRAME_HEADER_LEN], FH_LEN) as usize;
+        let mut hdr = [0u8; FRAME_HEADER_LEN];
+        hdr.copy_from_slice(&map[off..off + FRAME_HEADER_LEN]);
+        let flags = get_u16(&hdr, FH_FLAGS) | FLAG_END_OF_BATCH;
+        put_u16(&mut hdr, FH_FLAGS, flags);
+        let crc = frame_checksum(&hdr, &map[off + FRAME_HEADER_LEN..off + len]);
+        put_u16(map, off + FH_FLAGS, flags);
+        put_u32(map, off + FH_CRC, crc);
     }
 
     fn idle_flush(&mut self) -> Result<(), AppendError> {

@@ -703,3 +703,49 @@ fn a_taken_handoff_feeds_its_taker_and_external_clock_stamps_replicated_frames()
         vec![1_000, 1_001, 1_002]
     );
 }
+
+#[test]
+fn end_of_batch_marks_the_last_frame_of_each_publication_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = |j: &Journal| -> Vec<bool> {
+        // Checksums verified: the mark is covered by the rewritten checksum.
+        let mut r = j.reader_with(1, WaitStrategy::BusySpin, true).unwrap();
+        let mut v = Vec::new();
+        while let Some(f) = r.poll().unwrap() {
+            v.push(f.end_of_batch);
+        }
+        v
+    };
+    {
+        let (j, mut seq) = Journal::open(cfg(dir.path())).unwrap();
+        seq.append_batch([(1, &b"a"[..]), (1, b"b"), (1, b"c")])
+            .unwrap();
+        seq.append(1, b"d").unwrap();
+        // Written, published unmarked, then more written and published marked.
+        seq.write_batch([(1, &b"e"[..]), (1, b"f")]).unwrap();
+        assert_eq!(j.committed_seq(), 4, "write_batch does not publish");
+        seq.publish(false).unwrap();
+        seq.write_batch([(1, &b"g"[..])]).unwrap();
+        seq.publish(true).unwrap();
+        // Nothing written since: nothing to mark.
+        seq.publish(true).unwrap();
+        // The hand-off's drain is one batch.
+        let p = j.publisher().unwrap();
+        for x in [b"h", b"i"] {
+            p.try_publish(2, x).unwrap();
+        }
+        assert_eq!(seq.do_work().unwrap(), 2);
+        assert_eq!(
+            marks(&j),
+            [false, false, true, true, false, false, true, false, true]
+        );
+    }
+    // Recovery accepts the flag and keeps every frame.
+    let (j, mut seq) = Journal::open(cfg(dir.path())).unwrap();
+    assert_eq!(j.written_seq(), 9);
+    seq.append(1, b"j").unwrap();
+    assert_eq!(
+        marks(&j),
+        [false, false, true, true, false, false, true, false, true, true]
+    );
+}

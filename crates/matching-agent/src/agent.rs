@@ -323,14 +323,26 @@ impl MatchingAgent {
     }
 
     /// One duty cycle: processes up to `batch_max` committed inbound events; returns how many.
+    ///
+    /// The outputs of one inbound batch (the frames up to one marked end-of-batch) are
+    /// published together, and the last output frame of the batch's last event is marked
+    /// end-of-batch in the outbound journal too (the market-data publisher closes its packets
+    /// there); when that event has no outputs, an empty [`journal::TEMPLATE_BATCH_END`] frame
+    /// carries the mark. The marks depend on the inbound journal only, not on where a duty
+    /// cycle stops (one that stops inside an inbound batch publishes what it wrote unmarked).
     pub fn do_work(&mut self) -> Result<usize, AgentError> {
         let mut n = 0;
+        let mut unpublished = false;
         while n < self.batch_max {
             let Some(frame) = self.inbound.poll()? else {
                 break;
             };
-            let (sequence, timestamp_ns, template_id) =
-                (frame.sequence, frame.timestamp_ns, frame.template_id);
+            let (sequence, timestamp_ns, template_id, end_of_batch) = (
+                frame.sequence,
+                frame.timestamp_ns,
+                frame.template_id,
+                frame.end_of_batch,
+            );
             let decoded = inbound::decode(sequence, timestamp_ns, template_id, frame.payload);
             self.clock.set(timestamp_ns);
             Self::encode_results(
@@ -341,9 +353,21 @@ impl MatchingAgent {
                 sequence,
                 decoded,
             )?;
-            self.emit(sequence)?;
+            if end_of_batch && self.spans.is_empty() {
+                // Something must carry the end-of-batch mark: an empty marker frame (a pure
+                // function of the inbound event, like every output, so replays and replicas
+                // write it too).
+                self.spans
+                    .push((journal::TEMPLATE_BATCH_END, self.scratch.len(), 0));
+            }
+            unpublished |= self.emit(sequence)?;
             self.processed_seq = sequence;
             n += 1;
+            if end_of_batch {
+                // Marks the batch's last output frame, whichever event wrote it.
+                self.outbound.publish(true)?;
+                unpublished = false;
+            }
             if self
                 .snapshots
                 .as_ref()
@@ -352,6 +376,9 @@ impl MatchingAgent {
                 // A snapshot position ends the batch (see maybe_snapshot).
                 break;
             }
+        }
+        if unpublished {
+            self.outbound.publish(false)?;
         }
         if n > 0 {
             self.maybe_snapshot()?;
@@ -432,9 +459,10 @@ impl MatchingAgent {
         Ok(())
     }
 
-    /// Verifies the encoded events against the recording while it lasts, then appends the rest
-    /// as one batch (one commit).
-    fn emit(&mut self, inbound_seq: u64) -> Result<(), AgentError> {
+    /// Verifies the encoded events against the recording while it lasts, then writes the rest
+    /// (published by [`MatchingAgent::do_work`] at the end of the inbound batch). Returns
+    /// whether it wrote anything.
+    fn emit(&mut self, inbound_seq: u64) -> Result<bool, AgentError> {
         let mut first_new = 0;
         if let Some(verify) = self.verify.as_mut() {
             for (i, &(t, start, len)) in self.spans.iter().enumerate() {
@@ -468,13 +496,14 @@ impl MatchingAgent {
         }
         if first_new < self.spans.len() {
             let scratch = &self.scratch;
-            self.outbound.append_batch(
+            self.outbound.write_batch(
                 self.spans[first_new..]
                     .iter()
                     .map(|&(t, start, len)| (t, &scratch[start..start + len])),
             )?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The engine (for queries and snapshots; never mutate it from outside).

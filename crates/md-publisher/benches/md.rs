@@ -112,7 +112,13 @@ fn throughput(commands: u64) {
         let mut n = 0_u64;
         while let Some(f) = r.poll().unwrap() {
             core.set_time(f.timestamp_ns);
-            core.on_frame(f.timestamp_ns, f.template_id, f.payload, sink);
+            core.on_frame(
+                f.timestamp_ns,
+                f.template_id,
+                f.payload,
+                f.end_of_batch,
+                sink,
+            );
             n += 1;
         }
         core.flush(sink);

@@ -253,19 +253,15 @@ impl PublisherAgent {
             && !self.ended
             && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval;
         let mut work = 0;
-        let mut dry = false;
         while work < self.config.batch_max {
             let Some(f) = self.reader.poll()? else {
-                dry = true;
                 break;
             };
             if journal_time {
                 self.core.set_time(f.timestamp_ns);
             }
-            if snapshot_due && self.core.starts_event(f.timestamp_ns) {
-                // Between two engine events (the frame would close the open packets itself):
-                // the snapshot then reflects exactly the packets sent.
-                self.core.flush(&mut self.net);
+            if snapshot_due && self.core.at_event_boundary() {
+                // No packet open: the snapshot reflects exactly the packets sent.
                 self.last_snapshot = now;
                 if self.config.sending_time == SendingTime::Wall {
                     self.core.set_time(wall_ns());
@@ -273,15 +269,17 @@ impl PublisherAgent {
                 self.core.snapshot_next(&mut self.net);
                 snapshot_due = false;
             }
-            self.core
-                .on_frame(f.timestamp_ns, f.template_id, f.payload, &mut self.net);
+            self.core.on_frame(
+                f.timestamp_ns,
+                f.template_id,
+                f.payload,
+                f.end_of_batch,
+                &mut self.net,
+            );
             work += 1;
         }
-        if dry {
-            // The matching agent commits each inbound event's outputs at once, so a reader
-            // that ran dry stands between two events: close their packets now.
-            self.core.flush(&mut self.net);
-        }
+        // Packets close at the journal's ends of batch (the matching agent publishes a batch's
+        // outputs at once, so a reader that ran dry normally has no packet open); never here.
         if !active {
             return Ok(work);
         }

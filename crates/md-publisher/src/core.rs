@@ -6,13 +6,14 @@
 //!
 //! **Packet boundaries are a function of the journal.** Every packet of the incremental
 //! channels (L1, L2, L3) is closed either because the next message does not fit or at the end
-//! of an engine event, and nowhere else. An engine event is the run of outbound frames that
-//! carry one journal timestamp (the matching agent stamps every output of an inbound event with
-//! that event's timestamp, and inbound timestamps differ from one event to the next), so
-//! [`MdCore::on_frame`] closes the open packets when a frame with a new timestamp arrives, and
-//! [`MdCore::flush`] closes them when the caller knows an event has ended (the journal reader
-//! ran dry: the matching agent commits each inbound event's outputs in one batch). Such a
-//! packet carries the journal timestamp of its event as its sending time. Heartbeats do not
+//! of a batch, and nowhere else. A batch is what the sequencer published at once (its drain
+//! of the gateway's hand-off; one Raft entry in a cluster): the journal marks its last inbound
+//! frame, the matching agent marks the last output frame of the batch's events in the outbound
+//! journal ([`journal::FLAG_END_OF_BATCH`]), and [`MdCore::on_frame`] closes the open packets
+//! after a frame so marked. At low rates a batch is one order, so every order's updates leave
+//! at once; under load, the updates of a whole batch share packets (Nasdaq and CME pack their
+//! feeds the same way), which saves a system call and a receiver wake-up per order. A packet
+//! carries the journal timestamp of the last event in it as its sending time. Heartbeats do not
 //! consume sequence numbers ([`MdCore::heartbeat`]) and snapshots have their own channel, so two
 //! publishers fed the same journal send the same incremental packets, byte for byte, however
 //! their reads were batched and whatever their timers did. The time set with
@@ -58,9 +59,9 @@ pub struct CoreStats {
     pub unknown_instrument: u64,
     /// Frames with a book-event template that did not decode.
     pub undecodable: u64,
-    /// Frames that continued an engine event after [`MdCore::flush`] had closed it (a read
-    /// ran dry inside an event, or two inbound events shared a timestamp): packet boundaries
-    /// there depend on timing, and may differ from another node's. Must stay 0.
+    /// Times [`MdCore::flush`] was called inside a batch (after a frame not marked
+    /// end-of-batch): packet boundaries there depend on the caller's timing, and may differ
+    /// from another node's. Must stay 0.
     pub events_split: u64,
 }
 
@@ -167,8 +168,9 @@ pub struct MdCore {
     entries_scratch: Vec<LevelEntry>,
     /// Next instrument the snapshot cycle sends.
     snapshot_cursor: Option<u32>,
-    /// [`MdCore::flush`] closed the current event and no frame has come since.
-    event_closed: bool,
+    /// Frames of the current batch have been handled (the last frame was not marked
+    /// end-of-batch).
+    in_batch: bool,
     stats: CoreStats,
 }
 
@@ -229,7 +231,7 @@ impl MdCore {
             time_ns: 0,
             event_time_ns: 0,
             snapshot_cursor: None,
-            event_closed: false,
+            in_batch: false,
             stats: CoreStats::default(),
             config,
         }
@@ -284,29 +286,27 @@ impl MdCore {
         self.channels[channel.index()].push(&self.scratch[..len], time, sink, &mut self.stats);
     }
 
-    /// Ends the current engine event: closes the open packets of every channel. Call it only
-    /// where the journal is at an event boundary (the reader ran dry), or packet boundaries
-    /// stop being a function of the journal.
+    /// Closes the open packets of every channel. [`MdCore::on_frame`] does it at each end of
+    /// batch; call it yourself only outside the journal's stream (definitions at start), or
+    /// packet boundaries stop being a function of the journal (counted in
+    /// [`CoreStats::events_split`]).
     pub fn flush(&mut self, sink: &mut dyn PacketSink) {
+        if self.in_batch && !self.at_event_boundary() {
+            self.stats.events_split += 1;
+        }
         for c in Channel::ALL {
             let time = self.packet_time(c);
             self.channels[c.index()].flush(time, sink, &mut self.stats);
         }
-        self.event_closed = true;
         debug_assert!(self.at_event_boundary());
     }
 
-    /// True when no incremental packet is open: everything handled so far has been sent.
+    /// True when no incremental packet is open: everything handled so far has been sent (a
+    /// snapshot taken now matches the packets sent).
     pub fn at_event_boundary(&self) -> bool {
         Channel::INCREMENTAL
             .iter()
             .all(|c| self.channels[c.index()].builder.is_empty())
-    }
-
-    /// Whether a frame stamped `time_ns` starts a new engine event (and so would close the
-    /// open packets before its own messages).
-    pub fn starts_event(&self, time_ns: u64) -> bool {
-        time_ns != self.event_time_ns
     }
 
     /// Sends every instrument's definition on L1 (at start of session).
@@ -351,23 +351,19 @@ impl MdCore {
         }
     }
 
-    /// Handles one outbound-journal frame stamped `time_ns`. Frames that are not market data
-    /// are skipped.
+    /// Handles one outbound-journal frame stamped `time_ns`; `end_of_batch` is the frame's
+    /// [`journal::FLAG_END_OF_BATCH`] (the open packets are closed after it). Frames that are
+    /// not market data are skipped.
     pub fn on_frame(
         &mut self,
         time_ns: u64,
         template_id: u16,
         payload: &[u8],
+        end_of_batch: bool,
         sink: &mut dyn PacketSink,
     ) {
         self.stats.frames += 1;
-        if self.starts_event(time_ns) {
-            // The previous engine event is complete.
-            self.flush(sink);
-        } else if self.event_closed {
-            self.stats.events_split += 1;
-        }
-        self.event_closed = false;
+        self.in_batch = true;
         // Journal timestamps never decrease; max() keeps the candle clock monotonic anyway.
         self.event_time_ns = self.event_time_ns.max(time_ns);
         self.close_candles(sink);
@@ -375,6 +371,13 @@ impl MdCore {
             Ok(Some(ev)) => self.apply(ev, sink),
             Ok(None) => {}
             Err(()) => self.stats.undecodable += 1,
+        }
+        if end_of_batch {
+            for c in Channel::ALL {
+                let time = self.packet_time(c);
+                self.channels[c.index()].flush(time, sink, &mut self.stats);
+            }
+            self.in_batch = false;
         }
     }
 

@@ -33,13 +33,18 @@ fn publish(engine: &common::Engine) -> (MdCore, Packets, usize) {
     while let Some(f) = r.poll().unwrap() {
         core.set_time(f.timestamp_ns);
         n += 1;
-        // A snapshot about every 400 frames, between two engine events.
-        if n >= 400 && core.starts_event(f.timestamp_ns) {
+        // A snapshot about every 400 frames, where no packet is open.
+        if n >= 400 && core.at_event_boundary() {
             n = 0;
-            core.flush(&mut out);
             core.snapshot_next(&mut out);
         }
-        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
+        core.on_frame(
+            f.timestamp_ns,
+            f.template_id,
+            f.payload,
+            f.end_of_batch,
+            &mut out,
+        );
     }
     core.flush(&mut out);
     let tail_start = out.len();

@@ -53,8 +53,7 @@ impl Rig {
         let (template, len) = outbound::encode(&out, &Context::default(), &mut buf).unwrap();
         self.core.set_time(self.t);
         self.core
-            .on_frame(self.t, template, &buf[..len], &mut self.packets);
-        self.core.flush(&mut self.packets);
+            .on_frame(self.t, template, &buf[..len], true, &mut self.packets);
         self.t += 1_000;
     }
 

@@ -29,13 +29,18 @@ fn publish(config: &CoreConfig, engine: &common::Engine) -> (MdCore, Packets) {
     while let Some(f) = r.poll().unwrap() {
         core.set_time(f.timestamp_ns);
         n += 1;
-        // A snapshot about every 1 500 frames, between two engine events.
-        if n >= 1_500 && core.starts_event(f.timestamp_ns) {
+        // A snapshot about every 1 500 frames, where no packet is open.
+        if n >= 1_500 && core.at_event_boundary() {
             n = 0;
-            core.flush(&mut out);
             core.snapshot_next(&mut out);
         }
-        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
+        core.on_frame(
+            f.timestamp_ns,
+            f.template_id,
+            f.payload,
+            f.end_of_batch,
+            &mut out,
+        );
     }
     core.flush(&mut out);
     core.snapshot_next(&mut out);
@@ -169,12 +174,11 @@ fn publish_with_interruptions(
     core.send_definitions(&mut out);
     while let Some(f) = r.poll().unwrap() {
         core.set_time(rng.gen());
-        if core.starts_event(f.timestamp_ns) {
+        if core.at_event_boundary() {
             if rng.gen_range(0..every) == 0 {
                 core.flush(&mut out);
             }
             if rng.gen_range(0..every) == 0 {
-                core.flush(&mut out);
                 core.snapshot_next(&mut out);
             }
         } else if mid_event && rng.gen_range(0..every) == 0 {
@@ -184,7 +188,13 @@ fn publish_with_interruptions(
             let c = Channel::INCREMENTAL[rng.gen_range(0..3)];
             core.heartbeat(c, &mut out);
         }
-        core.on_frame(f.timestamp_ns, f.template_id, f.payload, &mut out);
+        core.on_frame(
+            f.timestamp_ns,
+            f.template_id,
+            f.payload,
+            f.end_of_batch,
+            &mut out,
+        );
     }
     core.flush(&mut out);
     // The core notices when an event goes on after it was closed.

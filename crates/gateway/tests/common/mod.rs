@@ -144,11 +144,14 @@ impl Engine {
         }
     }
 
-    /// Every outbound frame so far: (template, JSON).
+    /// Every outbound frame so far but the empty end-of-batch markers: (template, JSON).
     pub fn outbound_frames(&self) -> Vec<(u16, String)> {
         let mut r = self.outbound.reader(1).unwrap();
         let mut v = Vec::new();
         while let Some(f) = r.poll().unwrap() {
+            if f.template_id == journal::TEMPLATE_BATCH_END {
+                continue;
+            }
             v.push((
                 f.template_id,
                 sbe_order_entry::message_to_json(f.payload).unwrap(),

@@ -65,10 +65,26 @@ pub fn start_engine(dir: &Path, seed: u64, commands: u64, batch_max: usize) -> E
     let (inbound, mut seq) =
         Journal::open_with_clock(small_journal(&dir.join("in")), clock).unwrap();
     let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
+    // Batches of 1 to 8 events, as a sequencer under varying load publishes them: market-data
+    // packets close at the end of each batch.
+    let mut batch: Vec<(u16, Vec<u8>)> = Vec::new();
+    let mut x = seed | 1;
+    let mut size = 1;
     for c in w.preamble.iter().chain(w.commands.iter()) {
         let (t, len) = inbound::encode(&c.kind, 0, &mut buf).unwrap();
-        seq.append(t, &buf[..len]).unwrap();
+        batch.push((t, buf[..len].to_vec()));
+        if batch.len() >= size {
+            seq.append_batch(batch.iter().map(|(t, p)| (*t, &p[..])))
+                .unwrap();
+            batch.clear();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size = 1 + (x % 8) as usize;
+        }
     }
+    seq.append_batch(batch.iter().map(|(t, p)| (*t, &p[..])))
+        .unwrap();
     let mut config = AgentConfig::new(w.engine_config.clone(), small_journal(&dir.join("out")));
     config.batch_max = batch_max;
     let agent = MatchingAgent::open(config, &inbound).unwrap();
