@@ -188,8 +188,26 @@ impl Node {
         let (seq_idle, seq_cpu) = config.agent_thread(&config.threads.sequencer);
         let (match_idle, match_cpu) = config.agent_thread(&config.threads.matching);
         let (md_idle, md_cpu) = config.agent_thread(&config.threads.market_data);
+        // The replica and the reporters are off the order path: with the back-off strategy they
+        // yield only briefly before parking (no doorbell either), leaving the cores to the
+        // agents that answer orders.
+        let off_path = |w: journal::WaitStrategy| match w {
+            journal::WaitStrategy::Backoff {
+                spins_max,
+                park_min,
+                park_max,
+                ..
+            } => journal::WaitStrategy::Backoff {
+                spins_max,
+                yields_max: 10,
+                park_min,
+                park_max,
+            },
+            other => other,
+        };
         let (replica_idle, replica_cpu) = config.agent_thread(&config.threads.replica);
         let (reporter_idle, reporter_cpu) = config.agent_thread(&config.threads.reporter);
+        let (replica_idle, reporter_idle) = (off_path(replica_idle), off_path(reporter_idle));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
