@@ -12,6 +12,7 @@ use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -218,11 +219,26 @@ pub fn run_postgres(
     };
     let quiet = Metrics::default();
     loop {
+        // Idle without touching the database: a transaction starts with the first frame.
+        if !reader.has_next() {
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            idle.idle(0);
+            continue;
+        }
         let mut tx = client.transaction()?;
+        let opened = Instant::now();
         let mut n = 0;
         let mut last = 0;
-        while n < 1024 {
-            let Some(f) = reader.poll()? else { break };
+        while n < BATCH_FRAMES_MAX {
+            let Some(f) = reader.poll()? else {
+                if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            };
             apply(
                 &mut tx,
                 f.sequence,
@@ -235,22 +251,22 @@ pub fn run_postgres(
             last = f.sequence;
             n += 1;
         }
-        if n > 0 {
-            tx.exec(
-                "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[Value::Int(last as i64)],
-            )?;
-            tx.commit()?;
-        } else {
-            drop(tx);
-            if stop.load(Ordering::Acquire) {
-                return Ok(());
-            }
-        }
+        tx.exec(
+            "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[Value::Int(last as i64)],
+        )?;
+        tx.commit()?;
         idle.idle(n);
     }
 }
+
+/// Frames per reporter transaction at most.
+const BATCH_FRAMES_MAX: usize = 1024;
+/// How long a reporter transaction stays open for more frames: one commit per 5 ms at most
+/// under a steady flow (a commit costs more than a row), so the reporter, off the order path,
+/// leaves the cores to the agents that answer orders. Queries see results up to this late.
+const BATCH_TIME_MAX: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Opens (creating if needed) the reporter database.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -299,11 +315,26 @@ pub fn run(
             .unwrap_or_else(|| id.to_string())
     };
     loop {
+        // Idle without touching the database: a transaction starts with the first frame.
+        if !reader.has_next() {
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            idle.idle(0);
+            continue;
+        }
         let mut tx = conn.transaction()?;
+        let opened = Instant::now();
         let mut n = 0;
         let mut last = 0;
-        while n < 1024 {
-            let Some(f) = reader.poll()? else { break };
+        while n < BATCH_FRAMES_MAX {
+            let Some(f) = reader.poll()? else {
+                if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
+            };
             apply(
                 &mut tx,
                 f.sequence,
@@ -316,20 +347,13 @@ pub fn run(
             last = f.sequence;
             n += 1;
         }
-        if n > 0 {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![last as i64],
-            )?;
-            tx.commit()?;
-            metrics.reporter_seq.store(last, Ordering::Relaxed);
-        } else {
-            drop(tx);
-            if stop.load(Ordering::Acquire) {
-                return Ok(());
-            }
-        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![last as i64],
+        )?;
+        tx.commit()?;
+        metrics.reporter_seq.store(last, Ordering::Relaxed);
         idle.idle(n);
     }
 }

@@ -312,6 +312,13 @@ impl Reader {
         }
     }
 
+    /// Whether [`Reader::poll`] would return a frame now (a committed frame
+    /// at or after the reader's position), without reading it.
+    #[inline]
+    pub fn has_next(&self) -> bool {
+        self.shared.committed_seq() >= self.next_sequence()
+    }
+
     /// Non-blocking: the next committed frame, or `None` if the reader is
     /// caught up.
     #[inline]

@@ -100,6 +100,7 @@ pub fn open_loop(
         }));
     }
     let interval = if rate > 0.0 { 1e9 / rate } else { 0.0 };
+    crate::run::precise_sleeps();
     let t0 = origin.elapsed().as_nanos() as u64 + 1_000_000;
     let mut out = vec![Vec::with_capacity(64 * 1024); connections];
     let mut msg = vec![b'y'; req];
@@ -109,12 +110,7 @@ pub fn open_loop(
         let now = origin.elapsed().as_nanos() as u64;
         let due = |i: usize| t0 + (i as f64 * interval) as u64;
         if rate > 0.0 && due(i) > now {
-            let ahead = due(i) - now;
-            if ahead > 150_000 {
-                std::thread::sleep(Duration::from_nanos(ahead - 100_000));
-            } else {
-                std::thread::yield_now();
-            }
+            crate::run::pace(due(i) - now);
             continue;
         }
         if rate == 0.0 && i as u64 >= answered.load(Ordering::Acquire) + window {

@@ -37,6 +37,9 @@ pub enum PublisherError {
     Read(#[from] ReadError),
 }
 
+/// How often the duty cycle looks at the retransmission socket and the TCP subscribers.
+const SOCKET_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_micros(100);
+
 fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -47,6 +50,8 @@ pub struct PublisherAgent {
     config: PublisherConfig,
     core: MdCore,
     reader: Reader,
+    /// When the sockets are polled next (see [`SOCKET_POLL_INTERVAL`]).
+    next_socket_poll: Instant,
     /// The outbound journal's bell (rung on each commit of the matching agent).
     bell: std::sync::Arc<journal::Doorbell>,
     net: Network,
@@ -107,6 +112,7 @@ impl PublisherAgent {
             core,
             reader,
             bell: journal.doorbell(),
+            next_socket_poll: Instant::now(),
             net,
             retransmit: None,
             retransmit_closed: RetransmitStats::default(),
@@ -292,10 +298,16 @@ impl PublisherAgent {
         } else {
             wall_ns()
         };
-        if let Some(r) = self.retransmit.as_mut() {
-            work += r.poll(&self.net.history, now_ns);
+        // Requests and subscribers are looked at every SOCKET_POLL_INTERVAL at most: a
+        // system call or two per duty cycle was most of this thread's CPU while it spun
+        // between orders at moderate rates.
+        if now >= self.next_socket_poll {
+            self.next_socket_poll = now + SOCKET_POLL_INTERVAL;
+            if let Some(r) = self.retransmit.as_mut() {
+                work += r.poll(&self.net.history, now_ns);
+            }
+            work += self.net.poll_tcp();
         }
-        work += self.net.poll_tcp();
         if !self.ended {
             for c in Channel::ALL {
                 if now.duration_since(self.net.last_send[c.index()])
