@@ -6,7 +6,7 @@
 
 use crate::metrics::Metrics;
 use journal::{IdleStrategy, Journal};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use sbe_order_entry as sbe;
 use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
 use std::path::Path;
@@ -228,34 +228,7 @@ pub fn run_postgres(
             continue;
         }
         let mut tx = client.transaction()?;
-        let opened = Instant::now();
-        let mut n = 0;
-        let mut last = 0;
-        while n < BATCH_FRAMES_MAX {
-            let Some(f) = reader.poll()? else {
-                if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
-                    break;
-                }
-                std::thread::yield_now();
-                continue;
-            };
-            apply(
-                &mut tx,
-                f.sequence,
-                f.timestamp_ns,
-                f.template_id,
-                f.payload,
-                &symbol,
-                &quiet,
-            )?;
-            last = f.sequence;
-            n += 1;
-        }
-        tx.exec(
-            "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[Value::Int(last as i64)],
-        )?;
+        let n = fill_batch(&mut tx, &mut reader, &stop, &symbol, &quiet)?.0;
         tx.commit()?;
         idle.idle(n);
     }
@@ -267,6 +240,46 @@ const BATCH_FRAMES_MAX: usize = 1024;
 /// under a steady flow (a commit costs more than a row), so the reporter, off the order path,
 /// leaves the cores to the agents that answer orders. Queries see results up to this late.
 const BATCH_TIME_MAX: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Applies frames to `tx` until [`BATCH_FRAMES_MAX`] of them, [`BATCH_TIME_MAX`] after the
+/// first, or `stop`; then records the position reached in `meta`. Returns the frames applied
+/// and the last sequence.
+fn fill_batch(
+    tx: &mut dyn Exec,
+    reader: &mut journal::Reader,
+    stop: &AtomicBool,
+    symbol: &dyn Fn(u32) -> String,
+    metrics: &Metrics,
+) -> anyhow::Result<(usize, u64)> {
+    let opened = Instant::now();
+    let (mut n, mut last) = (0, 0);
+    while n < BATCH_FRAMES_MAX {
+        let Some(f) = reader.poll()? else {
+            if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::yield_now();
+            continue;
+        };
+        apply(
+            tx,
+            f.sequence,
+            f.timestamp_ns,
+            f.template_id,
+            f.payload,
+            symbol,
+            metrics,
+        )?;
+        last = f.sequence;
+        n += 1;
+    }
+    tx.exec(
+        "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[Value::Int(last as i64)],
+    )?;
+    Ok((n, last))
+}
 
 /// Opens (creating if needed) the reporter database.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -324,34 +337,7 @@ pub fn run(
             continue;
         }
         let mut tx = conn.transaction()?;
-        let opened = Instant::now();
-        let mut n = 0;
-        let mut last = 0;
-        while n < BATCH_FRAMES_MAX {
-            let Some(f) = reader.poll()? else {
-                if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
-                    break;
-                }
-                std::thread::yield_now();
-                continue;
-            };
-            apply(
-                &mut tx,
-                f.sequence,
-                f.timestamp_ns,
-                f.template_id,
-                f.payload,
-                &symbol,
-                &metrics,
-            )?;
-            last = f.sequence;
-            n += 1;
-        }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('outbound_seq', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![last as i64],
-        )?;
+        let (n, last) = fill_batch(&mut tx, &mut reader, &stop, &symbol, &metrics)?;
         tx.commit()?;
         metrics.reporter_seq.store(last, Ordering::Relaxed);
         idle.idle(n);
