@@ -234,6 +234,8 @@ pub fn run_postgres(
     }
 }
 
+/// How long the reporter sleeps between looks for more frames while a transaction is open.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_micros(250);
 /// Frames per reporter transaction at most.
 const BATCH_FRAMES_MAX: usize = 1024;
 /// How long a reporter transaction stays open for more frames: one commit per 5 ms at most
@@ -258,7 +260,8 @@ fn fill_batch(
             if opened.elapsed() >= BATCH_TIME_MAX || stop.load(Ordering::Acquire) {
                 break;
             }
-            std::thread::yield_now();
+            // Off the order path: wait for more without spinning.
+            std::thread::sleep(BATCH_WAIT);
             continue;
         };
         apply(
