@@ -294,11 +294,15 @@ impl MdCore {
         if self.in_batch && !self.at_event_boundary() {
             self.stats.events_split += 1;
         }
+        self.close_packets(sink);
+        debug_assert!(self.at_event_boundary());
+    }
+
+    fn close_packets(&mut self, sink: &mut dyn PacketSink) {
         for c in Channel::ALL {
             let time = self.packet_time(c);
             self.channels[c.index()].flush(time, sink, &mut self.stats);
         }
-        debug_assert!(self.at_event_boundary());
     }
 
     /// True when no incremental packet is open: everything handled so far has been sent (a
@@ -373,10 +377,7 @@ impl MdCore {
             Err(()) => self.stats.undecodable += 1,
         }
         if end_of_batch {
-            for c in Channel::ALL {
-                let time = self.packet_time(c);
-                self.channels[c.index()].flush(time, sink, &mut self.stats);
-            }
+            self.close_packets(sink);
             self.in_batch = false;
         }
     }
