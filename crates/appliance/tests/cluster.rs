@@ -108,14 +108,6 @@ impl Proxy {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Node {
     child: Option<Child>,
     config: PathBuf,
@@ -145,10 +137,10 @@ impl Cluster {
     fn start(extra: impl Fn(usize) -> String) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let raft: Vec<String> = (0..N)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .map(|_| format!("127.0.0.1:{}", loopback_ports::port()))
             .collect();
         let http: Vec<String> = (0..N)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .map(|_| format!("127.0.0.1:{}", loopback_ports::port()))
             .collect();
         let mut proxies = BTreeMap::new();
         for i in 0..N {
@@ -730,8 +722,8 @@ fn fix_sessions_and_market_data_survive_a_leader_kill() {
     use md_core::{FeedGroups, Side};
 
     let (group, port) = md_ports();
-    let fix: Vec<u16> = (0..N).map(|_| free_port()).collect();
-    let retransmit: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let fix: Vec<u16> = (0..N).map(|_| loopback_ports::port()).collect();
+    let retransmit: Vec<u16> = (0..N).map(|_| loopback_ports::port()).collect();
     let (fx, rt) = (fix.clone(), retransmit.clone());
     let mut cl = Cluster::start(move |i| {
         format!(
@@ -952,7 +944,7 @@ fn failover_time_distribution() {
 fn a_partitioned_leader_acknowledges_no_fix_order() {
     let _serial = serial();
     use loadgen::resilient::{NewOrder, ResilientClient, ResilientConfig};
-    let fix: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let fix: Vec<u16> = (0..N).map(|_| loopback_ports::port()).collect();
     let fx = fix.clone();
     let mut cl = Cluster::start(move |i| {
         format!(

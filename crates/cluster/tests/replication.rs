@@ -16,14 +16,6 @@ struct N {
     proposer: Option<std::thread::JoinHandle<()>>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(id: NodeId, peers: &BTreeMap<NodeId, String>, dir: &Path, snapshot_every: u64) -> N {
     let clock = Arc::new(ExternalClock::new(0));
     let mut jc = JournalConfig::in_dir(dir.join("inbound"));
@@ -178,7 +170,7 @@ fn payload_ids(j: &Journal) -> Vec<u32> {
 async fn replicates_fails_over_and_catches_up_a_wiped_node_by_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let peers: BTreeMap<NodeId, String> = (1..=3)
-        .map(|i| (i, format!("127.0.0.1:{}", free_port())))
+        .map(|i| (i, format!("127.0.0.1:{}", loopback_ports::port())))
         .collect();
     let dirs: Vec<PathBuf> = (1..=3).map(|i| tmp.path().join(format!("n{i}"))).collect();
     let mut nodes = Vec::new();

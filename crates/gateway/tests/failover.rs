@@ -67,11 +67,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 fn order(cl: &str, side: u8, qty: u64, price: &str) -> NewOrder {
     NewOrder {
         cl_ord_id: cl.into(),
@@ -151,7 +146,7 @@ fn scenario(checkpoint_interval_ms: u64) {
         checkpoint_interval_ms,
         ..gateway::ReplicatedSessions::default()
     };
-    let addr_b = free_port();
+    let addr_b = loopback_ports::addr();
     let mut config_a = gateway_config(&dir.path().join("store-a"));
     config_a.replicated_sessions = Some(replicated);
     let (rt_a, gw_a) = start_gateway(&engine, config_a);
@@ -402,7 +397,7 @@ fn cancel_on_disconnect_applies_to_a_session_of_the_failed_node() {
         c.replicated_sessions = Some(replicated);
         c.sessions[0].cancel_on_disconnect = true;
     };
-    let addr_b = free_port();
+    let addr_b = loopback_ports::addr();
     let mut config_a = gateway_config(&dir.path().join("store-a"));
     cod(&mut config_a);
     let (rt_a, gw_a) = start_gateway(&engine, config_a);
@@ -497,7 +492,7 @@ fn check_all_delivered(engine: &Engine, clients: &mut [(&mut ResilientClient, u6
 fn sessions_survive_a_node_that_died_before_they_returned_and_a_second_failover() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path());
-    let addrs: Vec<_> = (0..4).map(|_| free_port()).collect();
+    let addrs: Vec<_> = (0..4).map(|_| loopback_ports::addr()).collect();
     let (rt, gw) = start_on(&engine, &dir.path().join("store-a"), addrs[0]);
     let client = |name: &str| {
         let mut c = ResilientConfig::new(addrs.clone(), name, "EXCH");
@@ -576,7 +571,7 @@ fn sessions_survive_a_node_that_died_before_they_returned_and_a_second_failover(
 fn redelivery_keeps_the_newest_reports_and_counts_what_it_could_not_keep() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path());
-    let addrs = vec![free_port(), free_port()];
+    let addrs = vec![loopback_ports::addr(), loopback_ports::addr()];
     let replicated = gateway::ReplicatedSessions {
         checkpoint_interval_ms: 3_600_000,
         redelivery_reports_max: 1,

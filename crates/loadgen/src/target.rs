@@ -76,12 +76,6 @@ pub struct NodePorts {
     pub raft: u16,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Session CompIDs `LG1..LGn`.
 pub fn comp_ids(sessions: usize) -> Vec<String> {
     (1..=sessions).map(|i| format!("LG{i}")).collect()
@@ -203,11 +197,11 @@ fn start_cluster(
     let ports: Vec<NodePorts> = (0..n)
         .map(|_| {
             Ok(NodePorts {
-                fix_tcp: free_port()?,
-                fix_tls: free_port()?,
-                retransmit: free_port()?,
-                http: free_port()?,
-                raft: free_port()?,
+                fix_tcp: loopback_ports::port(),
+                fix_tls: loopback_ports::port(),
+                retransmit: loopback_ports::port(),
+                http: loopback_ports::port(),
+                raft: loopback_ports::port(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -334,10 +328,7 @@ pub fn start_quickfix(
     sessions: usize,
     dictionary: &Path,
 ) -> anyhow::Result<(Process, SocketAddr)> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let port = loopback_ports::port();
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args(["qf-acceptor", "--port", &port.to_string(), "--sessions"])
