@@ -9,7 +9,8 @@
 //! idle strategy (spin, yield, then park with back-off) instead of spinning, and
 //! `ROUNDTRIP_BELLS=0` takes their doorbells away (they then sleep out each park);
 //! `ROUNDTRIP_GAP_US=N` pauses N µs between orders, so the agents are parked when an order
-//! arrives, as at moderate rates. The floor is unchanged (busy-polling).
+//! arrives, as at moderate rates. The floor is unchanged (busy-polling). `ROUNDTRIP_DIRECT=0`
+//! has the connection's task write the reports instead of the router thread.
 
 use fix_codec::{check_frame, time, Frame};
 use hdrhistogram::Histogram;
@@ -194,6 +195,8 @@ fn main() {
         journal::WaitStrategy::SpinThenYield { spins_max: 1_000 }
     };
     c.router_doorbell = bells;
+    c.direct_write = std::env::var("ROUNDTRIP_DIRECT").as_deref() != Ok("0");
+    println!("router writes reports itself: {}", c.direct_write);
     c.sessions = vec![gateway::SessionEntry {
         session_id: 1,
         account_id: 1,

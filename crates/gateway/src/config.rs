@@ -133,6 +133,11 @@ pub struct GatewayConfig {
     /// Whether the matching agent's commits wake the router from its back-off park (the
     /// outbound journal's doorbell; default true). Off, a parked router sleeps out its park.
     pub router_doorbell: bool,
+    /// Whether the router thread writes ExecutionReports to plain TCP sockets itself, at the
+    /// end of each batch it handles (default true), instead of waking each connection's task
+    /// to write them: one thread hand-off fewer per report. The task still writes whatever
+    /// the socket does not take at once, and all TLS traffic.
+    pub direct_write: bool,
     /// FIX session state derived from the replicated journal; None (the default) for one
     /// node, where the local stores are the truth.
     pub replicated_sessions: Option<ReplicatedSessions>,
@@ -169,6 +174,7 @@ impl GatewayConfig {
                 park_max: std::time::Duration::from_millis(1),
             },
             router_doorbell: true,
+            direct_write: true,
             replicated_sessions: None,
         }
     }

@@ -173,6 +173,7 @@ impl Gateway {
                 conn: None,
                 scratch: Vec::with_capacity(4096),
                 logged_on: false,
+                flush_pending: false,
                 ha: None,
             };
             slots.push(Slot::new(e.clone(), inner));
@@ -562,7 +563,9 @@ fn rebuild(
                 }
                 router::route(shared, &f, false, false);
             }
-            None => router::route(shared, &f, false, false),
+            None => {
+                router::route(shared, &f, false, false);
+            }
         }
     }
     Ok((inbound_last, cursor))

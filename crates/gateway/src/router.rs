@@ -419,22 +419,56 @@ impl ReportArgs {
 
 /// Handles one frame: live (send) or replay. `poss_resend`: the report may have been sent
 /// before (by the node this gateway took over from).
-pub(crate) fn route(shared: &Shared, f: &FrameView<'_>, live: bool, poss_resend: bool) {
-    let Some(sid) = session_of(f.template_id, f.payload) else {
-        return;
-    };
-    let Some(slot) = shared.slot(sid) else { return };
-    route_to(shared, slot, f, live, poss_resend);
+/// Returns the session's slot index when its report waits in the connection's buffer for the
+/// router's end-of-batch write ([`flush_direct`]).
+pub(crate) fn route(
+    shared: &Shared,
+    f: &FrameView<'_>,
+    live: bool,
+    poss_resend: bool,
+) -> Option<usize> {
+    let sid = session_of(f.template_id, f.payload)?;
+    let index = shared.slot_index(sid)?;
+    route_to(shared, &shared.slots[index], f, live, poss_resend).then_some(index)
 }
 
-fn route_to(shared: &Shared, slot: &Slot, f: &FrameView<'_>, live: bool, poss_resend: bool) {
+/// Writes the reports a batch left in the buffers of directly writable connections, one
+/// system call per session and batch, and wakes the tasks of those with bytes left over.
+fn flush_direct(shared: &Shared, pending: &mut Vec<usize>) {
+    let aborted = shared.aborted.load(Ordering::Acquire);
+    for index in pending.drain(..) {
+        let slot = &shared.slots[index];
+        let mut guard = slot.lock();
+        let inner = &mut *guard;
+        inner.flush_pending = false;
+        let wake = match inner.conn.as_mut() {
+            Some(c) => c.write_direct(aborted),
+            None => false,
+        };
+        drop(guard);
+        if wake {
+            slot.notify.notify_one();
+        }
+    }
+}
+
+/// True when the report is left for [`flush_direct`] (a direct connection) and the slot is
+/// not yet in its list; false when it was handed to the connection's task, is already listed
+/// or there was nothing to send.
+fn route_to(
+    shared: &Shared,
+    slot: &Slot,
+    f: &FrameView<'_>,
+    live: bool,
+    poss_resend: bool,
+) -> bool {
     let (seq, template, payload) = (f.sequence, f.template_id, f.payload);
     let now = crate::now_ns();
     let mut guard = slot.lock();
     let inner = &mut *guard;
     if !live {
         apply(shared, &mut inner.orders, seq, template, payload, now, None);
-        return;
+        return false;
     }
     let mut scratch = std::mem::take(&mut inner.scratch);
     scratch.clear();
@@ -475,10 +509,21 @@ fn route_to(shared: &Shared, slot: &Slot, f: &FrameView<'_>, live: bool, poss_re
         }
     }
     inner.scratch = scratch;
+    // A direct connection's bytes wait for the end of the router's batch (one write for all
+    // of the session's reports in it); the others' task is woken to write them.
+    let direct = inner
+        .conn
+        .as_ref()
+        .is_some_and(|c| c.direct.is_some() && c.close.is_none() && !c.out.is_empty());
+    let first = direct && !inner.flush_pending;
+    if direct {
+        inner.flush_pending = true;
+    }
     drop(guard);
-    if connected {
+    if connected && !direct {
         slot.notify.notify_one();
     }
+    first
 }
 
 /// Replays one result into the order maps (start) and keeps the report it would have sent, as
@@ -618,6 +663,8 @@ pub(crate) fn run(
         idle.wait_on(&bell);
     }
     let mut last_saved = reader.next_sequence().saturating_sub(1);
+    // Slots with reports waiting for the end-of-batch write (each once: `flush_pending`).
+    let mut pending: Vec<usize> = Vec::with_capacity(shared.slots.len());
     let checkpoint_every = shared
         .config
         .replicated_sessions
@@ -640,7 +687,9 @@ pub(crate) fn run(
                             poss_resend = q <= c.takeover_inbound_seq;
                         }
                     }
-                    route(&shared, &f, true, poss_resend);
+                    if let Some(index) = route(&shared, &f, true, poss_resend) {
+                        pending.push(index);
+                    }
                     n += 1;
                 }
                 Ok(None) => break,
@@ -651,6 +700,7 @@ pub(crate) fn run(
                 }
             }
         }
+        flush_direct(&shared, &mut pending);
         let done = reader.next_sequence().saturating_sub(1);
         if done != last_saved {
             shared.routed_seq.store(done, Ordering::Release);

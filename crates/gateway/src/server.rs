@@ -26,8 +26,19 @@ pub(crate) async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // A second handle for the router's direct writes (same open socket, non-blocking).
+        let direct = if shared.config.direct_write {
+            use std::os::fd::AsFd as _;
+            stream
+                .as_fd()
+                .try_clone_to_owned()
+                .ok()
+                .map(std::net::TcpStream::from)
+        } else {
+            None
+        };
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move { serve(shared, stream, guard).await });
+        tokio::spawn(async move { serve(shared, stream, guard, direct).await });
     }
 }
 
@@ -53,7 +64,7 @@ pub(crate) async fn accept_tls(
         tokio::spawn(async move {
             let timeout = Duration::from_millis(shared.config.tls_handshake_timeout_ms);
             match tokio::time::timeout(timeout, tls.accept(stream)).await {
-                Ok(Ok(s)) => serve(shared, s, guard).await,
+                Ok(Ok(s)) => serve(shared, s, guard, None).await,
                 _ => {
                     shared
                         .stats
@@ -107,6 +118,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     stream: S,
     mut guard: IpGuard,
+    direct: Option<std::net::TcpStream>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let cap = shared.config.body_len_max + 64;
@@ -134,8 +146,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             id: conn_id,
             out: Vec::with_capacity(4096),
             close: None,
+            direct,
+            writing: false,
         });
     }
+    // However this task ends, the router's second handle on the socket goes with it.
+    struct DirectHandle<'a>(&'a Slot, u64);
+    impl Drop for DirectHandle<'_> {
+        fn drop(&mut self) {
+            self.0.drop_direct(self.1);
+        }
+    }
+    let _direct_handle = DirectHandle(slot, conn_id);
     let mut conn = Connection {
         shared: &shared,
         slot,
@@ -183,6 +205,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             match inner.conn.as_mut() {
                 Some(c) if c.id == conn_id => {
                     std::mem::swap(&mut c.out, &mut conn.writer_out);
+                    // The router must not write directly while these bytes are in flight.
+                    c.writing = !conn.writer_out.is_empty();
                     (c.close, next)
                 }
                 _ => (Some("replaced"), next),
@@ -193,16 +217,24 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             }
             conn.writer_out.clear();
+            let mut inner = slot.lock();
+            if let Some(c) = inner.conn.as_mut().filter(|c| c.id == conn_id) {
+                c.writing = false;
+                if !c.out.is_empty() {
+                    // Queued while this write was in flight: written on the next turn.
+                    slot.notify.notify_one();
+                }
+            }
         }
         if closing || close_reason.is_some() {
             // Anything queued meanwhile (the Logout) goes out before the close.
             let rest = {
                 let mut inner = slot.lock();
-                inner
-                    .conn
-                    .as_mut()
-                    .filter(|c| c.id == conn_id)
-                    .map(|c| std::mem::take(&mut c.out))
+                inner.conn.as_mut().filter(|c| c.id == conn_id).map(|c| {
+                    // Closing: the task writes the rest, nobody else writes again.
+                    c.writing = true;
+                    std::mem::take(&mut c.out)
+                })
             };
             if let Some(rest) = rest {
                 let _ = wr.write_all(&rest).await;
