@@ -279,6 +279,82 @@ fn search_side(book: &VecDeque<LevelKey>, key: i64) -> Result<usize, usize> {
     Err(lo)
 }
 
+/// How far from the insertion point [`insert_key`] looks for a gap to take over before it
+/// shifts the shorter side of the array instead.
+const GAP_REACH: usize = 32;
+
+/// Inserts `entry` at `i` (as [`search_side`] returned `Err(i)`) into a side with `gaps`
+/// gaps, at most `capacity` entries long: fills the nearest gap within [`GAP_REACH`] by
+/// shifting only the entries between it and `i`; without one, an ordinary insertion (the ring
+/// shifts its shorter side). A side at its capacity always has a gap (its live levels are
+/// fewer, the caller checked) and takes the nearest, however far: the array never grows.
+fn insert_key(
+    book: &mut VecDeque<LevelKey>,
+    gaps: &mut u32,
+    i: usize,
+    entry: LevelKey,
+    capacity: usize,
+) {
+    let n = book.len();
+    let full = n >= capacity;
+    if *gaps > 0 && (full || (i > 0 && i < n)) {
+        let reach = if full { n } else { GAP_REACH };
+        for d in 1..=reach {
+            // Candidates: the d-th entry at or above the insertion point, the d-th below it.
+            let above = i + d - 1;
+            if above < n && book[above].level == NIL {
+                for j in (i..above).rev() {
+                    book[j + 1] = book[j];
+                }
+                book[i] = entry;
+                *gaps -= 1;
+                return;
+            }
+            if let Some(below) = i.checked_sub(d) {
+                if book[below].level == NIL {
+                    for j in below..i - 1 {
+                        book[j] = book[j + 1];
+                    }
+                    book[i - 1] = entry;
+                    *gaps -= 1;
+                    return;
+                }
+            } else if above >= n {
+                break;
+            }
+        }
+    }
+    debug_assert!(n < capacity, "a full side has a gap");
+    book.insert(i, entry);
+}
+
+/// Removes the entry at `i` from a side: pops it at either end (and the gaps it uncovers, so
+/// the ends stay live), otherwise leaves a gap.
+fn remove_key(book: &mut VecDeque<LevelKey>, gaps: &mut u32, i: usize) {
+    if i + 1 == book.len() {
+        book.pop_back();
+    } else if i == 0 {
+        book.pop_front();
+    } else {
+        book[i].level = NIL;
+        *gaps += 1;
+        return;
+    }
+    trim_gaps(book, gaps);
+}
+
+/// Pops gaps off both ends of a side.
+fn trim_gaps(book: &mut VecDeque<LevelKey>, gaps: &mut u32) {
+    while book.back().is_some_and(|k| k.level == NIL) {
+        book.pop_back();
+        *gaps -= 1;
+    }
+    while book.front().is_some_and(|k| k.level == NIL) {
+        book.pop_front();
+        *gaps -= 1;
+    }
+}
+
 #[inline]
 fn crosses(taker_side: Side, limit: i64, level_price: i64) -> bool {
     match taker_side {
@@ -319,8 +395,14 @@ pub struct Engine {
     /// falls back to the binary search. It never influences outputs.
     pub(crate) level_cache: Table<u32>,
     pub(crate) level_cache_mask: u64,
-    /// `books[instrument][side]`.
+    /// `books[instrument][side]`: the side's level keys, ascending (best last). An entry whose
+    /// level emptied in the middle of the array stays as a *gap* (`level == NIL`, its key kept,
+    /// so the keys stay sorted) instead of shifting its neighbours; a new key inserted nearby
+    /// takes the gap's place, and a level re-created at a gap's price revives it. Both ends are
+    /// always live.
     pub(crate) books: Vec<[VecDeque<LevelKey>; 2]>,
+    /// Gaps per side of `books`.
+    pub(crate) book_gaps: Vec<[u32; 2]>,
     pub(crate) next_order_id: u64,
     pub(crate) next_exec_id: u64,
     pub(crate) next_trade_id: u64,
@@ -423,6 +505,7 @@ impl Engine {
             level_free_heads: vec![NIL; instruments_max],
             level_cache: Table(vec![NIL; instruments_max * 2 * level_cache_slots]),
             level_cache_mask: level_cache_slots as u64 - 1,
+            book_gaps: vec![[0, 0]; books.len()],
             books,
             next_order_id: 1,
             next_exec_id: 1,
@@ -473,6 +556,11 @@ impl Engine {
                     side.push_back(std::hint::black_box(key));
                 }
                 side.clear();
+            }
+        }
+        for gaps in &mut self.book_gaps {
+            for side in gaps {
+                *side = 0;
             }
         }
     }
@@ -890,14 +978,21 @@ impl Engine {
 
     fn level_exists(&self, instrument: u32, side: Side, price: i64) -> bool {
         let key = key_of(side, price);
-        search_side(self.side_book(instrument, side), key).is_ok()
+        let book = self.side_book(instrument, side);
+        matches!(search_side(book, key), Ok(i) if book[i].level != NIL)
+    }
+
+    /// Live levels of a side (gaps not counted).
+    #[inline]
+    fn live_levels(&self, instrument: u32, side: Side) -> usize {
+        self.side_book(instrument, side).len()
+            - self.book_gaps[instrument as usize][side as usize] as usize
     }
 
     /// Would a new level be needed at `price` on a side that has no room left?
     #[inline(always)]
     fn level_capacity_exceeded(&self, instrument: u32, side: Side, price: i64) -> bool {
-        let book = self.side_book(instrument, side);
-        book.len() >= self.config.levels_per_side_max as usize
+        self.live_levels(instrument, side) >= self.config.levels_per_side_max as usize
             && !self.level_exists(instrument, side, price)
     }
 
@@ -1172,7 +1267,7 @@ impl Engine {
     fn fillable(&self, o: &Order, walk_limit: i64) -> bool {
         let book = self.side_book(o.instrument, o.side.opposite());
         let mut sum: u64 = 0;
-        for k in book.iter().rev() {
+        for k in book.iter().rev().filter(|k| k.level != NIL) {
             let level = &self.levels[k.level as usize];
             if !crosses(o.side, walk_limit, level.price) {
                 return false;
@@ -1469,18 +1564,22 @@ impl Engine {
             l.book == book_id && l.price == o.price && l.count > 0
         };
         let book = &mut self.books[instrument][side];
-        let level_index = match if hit {
+        let found = if hit {
             Ok(usize::MAX)
         } else {
             search_side(book, key)
-        } {
+        };
+        let level_index = match found {
             Ok(usize::MAX) => cached,
-            Ok(i) => {
+            Ok(i) if book[i].level != NIL => {
                 self.level_cache[cache_index] = book[i].level;
                 book[i].level
             }
-            Err(i) => {
-                assert!(book.len() < self.config.levels_per_side_max as usize);
+            // A new level: in a gap left at this price, or inserted.
+            found => {
+                let gaps = &mut self.book_gaps[instrument][side];
+                let capacity = self.config.levels_per_side_max as usize;
+                assert!(book.len() - (*gaps as usize) < capacity);
                 let li = Self::take_level(
                     &self.levels,
                     &mut self.level_free,
@@ -1495,7 +1594,13 @@ impl Engine {
                     tail: NIL,
                     book: book_id,
                 };
-                book.insert(i, LevelKey { key, level: li });
+                match found {
+                    Ok(i) => {
+                        book[i].level = li;
+                        *gaps -= 1;
+                    }
+                    Err(i) => insert_key(book, gaps, i, LevelKey { key, level: li }, capacity),
+                }
                 self.level_cache[cache_index] = li;
                 li
             }
@@ -1625,7 +1730,11 @@ impl Engine {
             let key = key_of(side, price);
             let book = &mut self.books[instrument as usize][side as usize];
             let i = search_side(book, key).expect("level of a live order is in its book");
-            book.remove(i);
+            remove_key(
+                book,
+                &mut self.book_gaps[instrument as usize][side as usize],
+                i,
+            );
             self.free_level(level_index, instrument as usize);
         }
         id
@@ -1944,6 +2053,8 @@ impl Engine {
                 level: moved,
             };
         }
+        // Moving an end level inwards can bring a gap to the end.
+        trim_gaps(book, &mut self.book_gaps[instrument][old.side as usize]);
         let level = &mut self.levels[level_index as usize];
         debug_assert!(level.head == slot && level.tail == slot);
         level.price = new.price;
@@ -1969,9 +2080,18 @@ impl Engine {
         for instrument in instruments {
             for side in [Side::Buy, Side::Sell] {
                 let mut i = self.books[instrument as usize][side as usize].len();
-                while i > 0 {
+                loop {
+                    // Emptying a level pops it at the top (with the gaps under it) or leaves a
+                    // gap: the entries below keep their indices, fewer may be left.
+                    i = i.min(self.books[instrument as usize][side as usize].len());
+                    if i == 0 {
+                        break;
+                    }
                     i -= 1;
                     let level_index = self.books[instrument as usize][side as usize][i].level;
+                    if level_index == NIL {
+                        continue;
+                    }
                     let mut slot = self.levels[level_index as usize].head;
                     while slot != NIL {
                         let next = self.orders[slot as usize].next;
@@ -2153,6 +2273,7 @@ impl Engine {
         self.side_book(instrument_id, side)
             .iter()
             .rev()
+            .filter(|k| k.level != NIL)
             .map(|k| {
                 let l = &self.levels[k.level as usize];
                 (l.price, l.quantity, l.count)
@@ -2173,7 +2294,12 @@ impl Engine {
         if !self.instrument_known(instrument_id) {
             return out;
         }
-        for k in self.side_book(instrument_id, side).iter().rev() {
+        for k in self
+            .side_book(instrument_id, side)
+            .iter()
+            .rev()
+            .filter(|k| k.level != NIL)
+        {
             let mut slot = self.levels[k.level as usize].head;
             while slot != NIL {
                 let o = &self.orders[slot as usize];
@@ -2272,7 +2398,16 @@ impl Engine {
                         return Err(format!("instrument {ii}: levels out of order"));
                     }
                 }
-                for k in keys {
+                let gaps = keys.iter().filter(|k| k.level == NIL).count();
+                if gaps != self.book_gaps[ii][side as usize] as usize {
+                    return Err(format!("instrument {ii}: gap count"));
+                }
+                if keys.front().is_some_and(|k| k.level == NIL)
+                    || keys.back().is_some_and(|k| k.level == NIL)
+                {
+                    return Err(format!("instrument {ii}: a gap at an end of a side"));
+                }
+                for k in keys.iter().filter(|k| k.level != NIL) {
                     let l = &self.levels[k.level as usize];
                     if key_of(side, l.price) != k.key {
                         return Err(format!("instrument {ii}: key/price mismatch"));
@@ -2529,6 +2664,61 @@ mod tests {
                     book.binary_search_by_key(&key, |k| k.key),
                     "round {round}, {n} keys, key {key}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn gaps_keep_a_side_sorted_and_bounded() {
+        // Random inserts and removals through the book's own helpers, against a sorted set of
+        // live keys: the live keys agree, the keys stay sorted, the ends stay live, the gap
+        // count is right and the array never outgrows its capacity (no reallocation).
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for capacity in [1_usize, 2, 3, 8, 40, 200] {
+            let mut book = VecDeque::with_capacity(capacity);
+            let mut gaps = 0_u32;
+            let mut live = std::collections::BTreeSet::new();
+            for step in 0..20_000 {
+                let key = (next() % (capacity as u64 * 3)) as i64 - capacity as i64;
+                match search_side(&book, key) {
+                    Ok(i) if book[i].level != NIL => {
+                        remove_key(&mut book, &mut gaps, i);
+                        assert!(live.remove(&key));
+                    }
+                    found if live.len() < capacity => {
+                        let entry = LevelKey {
+                            key,
+                            level: step as u32,
+                        };
+                        match found {
+                            Ok(i) => {
+                                book[i] = entry;
+                                gaps -= 1;
+                            }
+                            Err(i) => insert_key(&mut book, &mut gaps, i, entry, capacity),
+                        }
+                        assert!(live.insert(key));
+                    }
+                    _ => {}
+                }
+                assert!(book.len() <= capacity, "capacity {capacity}");
+                let keys: Vec<i64> = book.iter().map(|k| k.key).collect();
+                assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted");
+                let live_keys: Vec<i64> = book
+                    .iter()
+                    .filter(|k| k.level != NIL)
+                    .map(|k| k.key)
+                    .collect();
+                assert_eq!(live_keys, live.iter().copied().collect::<Vec<_>>());
+                assert_eq!(gaps as usize, book.len() - live.len());
+                assert!(book.front().is_none_or(|k| k.level != NIL));
+                assert!(book.back().is_none_or(|k| k.level != NIL));
             }
         }
     }

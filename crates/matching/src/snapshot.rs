@@ -157,7 +157,7 @@ impl Engine {
         w.u32(self.resting_orders() as u32);
         for book in &self.books {
             for side in book {
-                for k in side.iter().rev() {
+                for k in side.iter().rev().filter(|k| k.level != NIL) {
                     let mut slot = self.levels[k.level as usize].head;
                     while slot != NIL {
                         let o = &self.orders[slot as usize];
