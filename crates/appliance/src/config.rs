@@ -77,6 +77,9 @@ pub enum IdleName {
 pub struct ThreadsConfig {
     pub idle: IdleName,
     pub sequencer_and_matching_together: bool,
+    /// Nice value (0..=19) of the threads off the order path: the replica, the reporters and
+    /// the SSE feeder. Under overload the order path's threads get the CPU first.
+    pub off_path_nice: i32,
     pub sequencer: AgentThread,
     pub matching: AgentThread,
     pub market_data: AgentThread,
@@ -125,6 +128,9 @@ pub struct FixConfig {
     pub body_bytes_max: usize,
     pub outbound_bytes_max: usize,
     pub store_sync: bool,
+    /// The gateway's router writes ExecutionReports to plain TCP sockets itself (see
+    /// `gateway::GatewayConfig::direct_write`).
+    pub direct_write: bool,
     pub sessions: Vec<FixSessionConfig>,
 }
 
@@ -322,6 +328,9 @@ impl Config {
                     journal::SEGMENT_SIZE_MAX
                 ),
             );
+        }
+        if !(0..=19).contains(&self.threads.off_path_nice) {
+            return err("threads.off_path_nice", "between 0 and 19");
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
         for (name, t) in [
@@ -706,6 +715,7 @@ impl Config {
         g.tcp_listen = f.tcp_listen.parse().ok();
         g.tls_listen = f.tls_listen.parse().ok();
         g.store_sync = f.store_sync;
+        g.direct_write = f.direct_write;
         g.body_len_max = f.body_bytes_max;
         g.logon_timeout_ms = f.logon_timeout_ms;
         g.tls_handshake_timeout_ms = f.tls_handshake_timeout_ms;
@@ -874,6 +884,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(e, "instruments[0].tick_size: must be positive");
+        let e = Config::from_toml("[threads]\noff_path_nice = 20\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "threads.off_path_nice: between 0 and 19");
         let e = Config::from_toml(
             "[[accounts]]\nid = 1\napi_key = \"long-enough\"\npositions = { NOPE = 1 }\n",
             "t.toml",

@@ -74,6 +74,17 @@ fn pin(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lowers the calling thread's priority to `nice` (Linux: a thread has its own nice value).
+/// Best effort: a failure leaves the thread at the default priority.
+fn lower_priority(nice: i32) {
+    if nice > 0 {
+        // SAFETY: setpriority only reads its arguments; `who` 0 is the calling thread.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        }
+    }
+}
+
 /// Spawns an agent thread, pinned to `cpu` when given; an error it returns marks the node
 /// failed (`/healthz` answers 503).
 fn spawn_on(
@@ -329,7 +340,9 @@ impl Node {
                 metrics.clone(),
                 stop_followers.clone(),
             );
+            let nice = config.threads.off_path_nice;
             followers.push(spawn_on("replica", replica_cpu, &failed, move || {
+                lower_priority(nice);
                 replica::run(j, r, p, m, s, IdleStrategy::new(replica_idle))
             })?);
         }
@@ -427,7 +440,9 @@ impl Node {
                 metrics.clone(),
                 stop_followers.clone(),
             );
+            let nice = config.threads.off_path_nice;
             followers.push(spawn_on("reporter", reporter_cpu, &failed, move || {
+                lower_priority(nice);
                 reporter::run(&path, j, symbols, m, s, IdleStrategy::new(reporter_idle))
             })?);
             if !config.reporter.postgres_url.is_empty() {
@@ -438,6 +453,7 @@ impl Node {
                 );
                 let symbols = symbols_pg;
                 followers.push(spawn("reporter-postgres", &failed, move || {
+                    lower_priority(nice);
                     reporter::run_postgres(&url, j, symbols, s, IdleStrategy::new(reporter_idle))
                 })?);
             }
@@ -464,7 +480,9 @@ impl Node {
         });
         {
             let (st, s) = (state.clone(), stop_input.clone());
+            let nice = config.threads.off_path_nice;
             followers.push(spawn("sse-feeder", &failed, move || {
+                lower_priority(nice);
                 http::stream_feeder(st, s)
             })?);
         }

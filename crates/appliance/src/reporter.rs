@@ -130,7 +130,10 @@ impl Exec for rusqlite::Transaction<'_> {
                 Value::Null => rusqlite::types::Value::Null,
             })
             .collect();
-        self.execute(sql, rusqlite::params_from_iter(values))?;
+        // Prepared once per connection (the reporter runs a handful of fixed statements):
+        // parsing the SQL on every row was a fifth of the appliance's CPU time under load.
+        self.prepare_cached(sql)?
+            .execute(rusqlite::params_from_iter(values))?;
         Ok(())
     }
 }
@@ -288,6 +291,7 @@ fn fill_batch(
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(SCHEMA)?;
+    conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
