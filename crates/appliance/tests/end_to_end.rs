@@ -728,8 +728,9 @@ fn the_demo_trades_within_seconds() {
     std::fs::write(
         &config,
         // The demo's clients are FIX sessions on the appliance's own acceptor (any free port);
-        // the sequencer and the matching agent share one thread here.
-        "[market_data]\nenabled = false\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"\"\n[threads]\nsequencer_and_matching_together = true\n",
+        // the sequencer and the matching agent run on threads of their own here (the
+        // default, used by every other test, is one thread for both).
+        "[market_data]\nenabled = false\n[fix]\ntcp_listen = \"127.0.0.1:0\"\ntls_listen = \"\"\n[threads]\nsequencer_and_matching_together = false\n",
     )
     .unwrap();
     let mut child = Command::new(BIN)
