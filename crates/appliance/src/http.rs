@@ -97,6 +97,11 @@ fn gateway_counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> 
             l(&s.slow_consumers),
         ),
         (
+            "appliance_fix_socket_backlogs_total",
+            "Direct ExecutionReport writes a client's socket did not take whole (slow reader)",
+            l(&s.socket_backlogs),
+        ),
+        (
             "appliance_fix_tls_handshake_failures_total",
             "Failed TLS handshakes",
             l(&s.tls_handshake_failures),

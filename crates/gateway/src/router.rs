@@ -442,7 +442,15 @@ fn flush_direct(shared: &Shared, pending: &mut Vec<usize>) {
         let inner = &mut *guard;
         inner.flush_pending = false;
         let wake = match inner.conn.as_mut() {
-            Some(c) => c.write_direct(aborted),
+            Some(c) => {
+                let wake = c.write_direct(aborted);
+                // Written in part: the socket took less than the batch's reports.
+                let tried = c.direct.is_some() && !c.writing && c.close.is_none() && !aborted;
+                if tried && !c.out.is_empty() {
+                    shared.stats.socket_backlogs.fetch_add(1, Ordering::Relaxed);
+                }
+                wake
+            }
             None => false,
         };
         drop(guard);

@@ -200,9 +200,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         // Write what is queued.
         let (close_reason, next_timer) = {
-            let mut inner = slot.lock();
+            let mut guard = slot.lock();
+            let inner = &mut *guard;
             let next = inner.session.next_timer_ns();
+            // Reports the router is about to write itself (it listed this session for the end
+            // of its batch, and wakes this task if the socket does not take them all) stay
+            // for it: one writer at a time, and fewer, larger writes.
+            let router_writes = inner.flush_pending && !closing;
             match inner.conn.as_mut() {
+                Some(c) if c.id == conn_id && router_writes && c.direct.is_some() => {
+                    (c.close, next)
+                }
                 Some(c) if c.id == conn_id => {
                     std::mem::swap(&mut c.out, &mut conn.writer_out);
                     // The router must not write directly while these bytes are in flight.

@@ -113,6 +113,9 @@ pub struct GatewayStats {
     pub garbled: AtomicU64,
     pub rate_limited: AtomicU64,
     pub slow_consumers: AtomicU64,
+    /// Direct report writes (the router's, plain TCP) the socket did not take whole: the rest
+    /// was left to the connection's task. A client reading slowly shows up here first.
+    pub socket_backlogs: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
     pub publish_back_pressure: AtomicU64,
     pub router_errors: AtomicU64,

@@ -322,3 +322,117 @@ async fn a_restarted_gateway_resumes_sessions_and_knows_the_days_orders() {
     );
     gw.shutdown();
 }
+
+/// A client that stops reading while thousands of reports are due: the router's direct
+/// writes fill its socket, the connection's task writes the rest as the client drains it, and
+/// the client still gets every report exactly once, in MsgSeqNum order, each order's ack
+/// before its cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_stay_in_order_when_a_client_socket_backs_up() {
+    use std::io::{Read, Write};
+    // About 7 MB of reports: more than the gateway's socket send buffer takes (4 MiB at most).
+    const ORDERS: u64 = 16_000;
+    let (_d, _engine, gw) = setup(|c| {
+        c.outbound_bytes_max = 64 << 20;
+        c.sessions[0].rate_limit.per_second = 1_000_000;
+        c.sessions[0].rate_limit.burst = 1_000_000;
+    })
+    .await;
+    let addr = gw.tcp_addr.unwrap();
+    // Messages built by the test client's own builder (its socket is never used).
+    let builder = Client::over(Box::new(tokio::io::duplex(64).0), "CLIENT1");
+    let logon = builder.build("A", 1, "", "98=0|108=30|");
+    let orders: Vec<Vec<u8>> = (0..ORDERS)
+        .map(|i| {
+            // IOC buys into an empty book: an ack, then the IOC remainder's cancel.
+            let body = format!(
+                "11=B-{i}|21=1|55=ACME|54=1|60={}|38=10|40=2|44=100.00|59=3|",
+                ts(now_ns())
+            );
+            builder.build("D", i + 2, "", &body)
+        })
+        .collect();
+    let received = tokio::task::spawn_blocking(move || {
+        // A small receive buffer, so that the reports back up into the gateway's socket.
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut s = std::net::TcpStream::from(socket);
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(&logon).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        // The orders go out from a thread of their own (the connection's task stops reading
+        // while it waits to write, so one thread doing both would deadlock), in 100 bursts
+        // over about half a second, so that reports keep coming (and the router keeps
+        // writing) while the reader below drains the backed-up socket slowly.
+        let sender = std::thread::spawn(move || {
+            for burst in orders.chunks(orders.len() / 100) {
+                writer.write_all(&burst.concat()).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let mut buf = Vec::new();
+        let mut tmp = vec![0_u8; 16 << 10];
+        let mut msgs = Vec::new();
+        let mut parser = fix_codec::Parser::new(256);
+        while msgs.len() < 1 + 2 * ORDERS as usize {
+            let n = s.read(&mut tmp).expect("reports within 30 s");
+            assert!(n > 0, "closed after {} messages", msgs.len());
+            // About 8 MB/s, half the rate the reports are produced at.
+            std::thread::sleep(Duration::from_millis(2));
+            buf.extend_from_slice(&tmp[..n]);
+            while let fix_codec::Frame::Complete { len } =
+                fix_codec::check_frame(&buf, b"FIX.4.2", 1 << 20)
+            {
+                let m = parser.parse(&buf[..len]).unwrap();
+                let field = |tag| m.get(tag).map(|v| String::from_utf8_lossy(v).into_owned());
+                let msg_type = String::from_utf8_lossy(m.msg_type()).into_owned();
+                if msg_type != "0" {
+                    msgs.push((msg_type, field(34), field(11), field(150)));
+                }
+                buf.drain(..len);
+            }
+        }
+        sender.join().unwrap();
+        msgs
+    })
+    .await
+    .unwrap();
+    assert_eq!(received[0].0, "A");
+    let mut next_seq = 2;
+    let mut expect_ack = 0_u64;
+    let mut open = std::collections::HashSet::new();
+    for (msg_type, seq, cl, exec_type) in &received[1..] {
+        assert_eq!(msg_type, "8");
+        let seq: u64 = seq.as_deref().unwrap().parse().unwrap();
+        assert_eq!(seq, next_seq, "MsgSeqNum in order, no gap or repeat");
+        next_seq += 1;
+        let cl = cl.clone().unwrap();
+        match exec_type.as_deref() {
+            Some("0") => {
+                assert_eq!(cl, format!("B-{expect_ack}"), "acks in order");
+                expect_ack += 1;
+                open.insert(cl);
+            }
+            Some("4") => assert!(open.remove(&cl), "cancel of {cl} after its ack"),
+            other => panic!("unexpected ExecType {other:?}"),
+        }
+    }
+    assert_eq!(expect_ack, ORDERS);
+    assert!(open.is_empty());
+    assert!(
+        gw.stats()
+            .socket_backlogs
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "the client's socket backed up (the test exercised the task's part)"
+    );
+    gw.shutdown();
+}
