@@ -406,14 +406,12 @@ async fn reports_stay_in_order_when_a_client_socket_backs_up() {
     .await
     .unwrap();
     assert_eq!(received[0].0, "A");
-    let mut next_seq = 2;
     let mut expect_ack = 0_u64;
     let mut open = std::collections::HashSet::new();
-    for (msg_type, seq, cl, exec_type) in &received[1..] {
+    for (next_seq, (msg_type, seq, cl, exec_type)) in (2_u64..).zip(&received[1..]) {
         assert_eq!(msg_type, "8");
         let seq: u64 = seq.as_deref().unwrap().parse().unwrap();
         assert_eq!(seq, next_seq, "MsgSeqNum in order, no gap or repeat");
-        next_seq += 1;
         let cl = cl.clone().unwrap();
         match exec_type.as_deref() {
             Some("0") => {
