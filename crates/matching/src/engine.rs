@@ -2616,17 +2616,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn search_side_agrees_with_bisection_on_uneven_books() {
-        // Keys with gaps from 1 to thousands of ticks, clustered and spread, both signs (sell
-        // keys are negated prices), including extreme values (the interpolation's arithmetic).
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
+    /// A xorshift64 stream from `seed` (non-zero): random test inputs without a dependency.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn search_side_agrees_with_bisection_on_uneven_books() {
+        // Keys with gaps from 1 to thousands of ticks, clustered and spread, both signs (sell
+        // keys are negated prices), including extreme values (the interpolation's arithmetic).
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..400 {
             let n = (next() % 300) as usize;
             let mut key = match round % 4 {
@@ -2673,13 +2677,7 @@ mod tests {
         // Random inserts and removals through the book's own helpers, against a sorted set of
         // live keys: the live keys agree, the keys stay sorted, the ends stay live, the gap
         // count is right and the array never outgrows its capacity (no reallocation).
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for capacity in [1_usize, 2, 3, 8, 40, 200] {
             let mut book = VecDeque::with_capacity(capacity);
             let mut gaps = 0_u32;
