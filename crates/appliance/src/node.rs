@@ -74,15 +74,25 @@ fn pin(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Lowers the calling thread's priority to `nice` (Linux: a thread has its own nice value).
-/// Best effort: a failure leaves the thread at the default priority.
-fn lower_priority(nice: i32) {
-    if nice > 0 {
+/// Spawns a thread off the order path (replica, reporters, SSE feeder): [`spawn_on`] at nice
+/// `nice` (`threads.off_path_nice`; Linux gives each thread its own nice value), so that on a
+/// saturated machine the order path's threads get the CPU first. Best effort: a failure to
+/// lower the priority is logged and the thread runs at the default one.
+fn spawn_off_path(
+    name: &str,
+    cpu: Option<usize>,
+    nice: i32,
+    failed: &Arc<AtomicBool>,
+    f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    spawn_on(name, cpu, failed, move || {
         // SAFETY: setpriority only reads its arguments; `who` 0 is the calling thread.
-        unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        if nice > 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(error = %e, nice, "could not lower the thread's priority");
         }
-    }
+        f()
+    })
 }
 
 /// Spawns an agent thread, pinned to `cpu` when given; an error it returns marks the node
@@ -340,11 +350,13 @@ impl Node {
                 metrics.clone(),
                 stop_followers.clone(),
             );
-            let nice = config.threads.off_path_nice;
-            followers.push(spawn_on("replica", replica_cpu, &failed, move || {
-                lower_priority(nice);
-                replica::run(j, r, p, m, s, IdleStrategy::new(replica_idle))
-            })?);
+            followers.push(spawn_off_path(
+                "replica",
+                replica_cpu,
+                config.threads.off_path_nice,
+                &failed,
+                move || replica::run(j, r, p, m, s, IdleStrategy::new(replica_idle)),
+            )?);
         }
         // In cluster mode the publisher runs only while this node is the serving leader.
         let md_active = Arc::new(AtomicBool::new(cluster.is_none()));
@@ -441,10 +453,13 @@ impl Node {
                 stop_followers.clone(),
             );
             let nice = config.threads.off_path_nice;
-            followers.push(spawn_on("reporter", reporter_cpu, &failed, move || {
-                lower_priority(nice);
-                reporter::run(&path, j, symbols, m, s, IdleStrategy::new(reporter_idle))
-            })?);
+            followers.push(spawn_off_path(
+                "reporter",
+                reporter_cpu,
+                nice,
+                &failed,
+                move || reporter::run(&path, j, symbols, m, s, IdleStrategy::new(reporter_idle)),
+            )?);
             if !config.reporter.postgres_url.is_empty() {
                 let (url, j, s) = (
                     config.reporter.postgres_url.clone(),
@@ -452,10 +467,21 @@ impl Node {
                     stop_followers.clone(),
                 );
                 let symbols = symbols_pg;
-                followers.push(spawn("reporter-postgres", &failed, move || {
-                    lower_priority(nice);
-                    reporter::run_postgres(&url, j, symbols, s, IdleStrategy::new(reporter_idle))
-                })?);
+                followers.push(spawn_off_path(
+                    "reporter-postgres",
+                    None,
+                    nice,
+                    &failed,
+                    move || {
+                        reporter::run_postgres(
+                            &url,
+                            j,
+                            symbols,
+                            s,
+                            IdleStrategy::new(reporter_idle),
+                        )
+                    },
+                )?);
             }
         }
 
@@ -480,11 +506,13 @@ impl Node {
         });
         {
             let (st, s) = (state.clone(), stop_input.clone());
-            let nice = config.threads.off_path_nice;
-            followers.push(spawn("sse-feeder", &failed, move || {
-                lower_priority(nice);
-                http::stream_feeder(st, s)
-            })?);
+            followers.push(spawn_off_path(
+                "sse-feeder",
+                None,
+                config.threads.off_path_nice,
+                &failed,
+                move || http::stream_feeder(st, s),
+            )?);
         }
         let listener = std::net::TcpListener::bind(config.http.listen)
             .with_context(|| format!("binding HTTP to {}", config.http.listen))?;

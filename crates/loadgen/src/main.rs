@@ -106,9 +106,9 @@ struct RunArgs {
     /// connection's task instead of the router thread (for comparisons).
     #[arg(long)]
     no_direct_write: bool,
-    /// threads.off_path_nice of the started appliance.
-    #[arg(long, default_value_t = 10)]
-    off_path_nice: i32,
+    /// threads.off_path_nice of the started appliance (default: the appliance's).
+    #[arg(long)]
+    off_path_nice: Option<i32>,
     /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
     #[arg(long, default_value_t = 1 << 20)]
     fix_body_bytes_max: usize,
@@ -335,7 +335,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             durability: a.durability.clone(),
                             idle: a.idle.clone(),
                             store_sync: a.store_sync,
-                            direct_write: !a.no_direct_write,
+                            direct_write: a.no_direct_write.then_some(false),
                             off_path_nice: a.off_path_nice,
                             body_bytes_max: a.fix_body_bytes_max,
                             cluster: a.cluster,

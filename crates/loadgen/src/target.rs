@@ -53,10 +53,11 @@ pub struct ApplianceOptions {
     pub idle: String,
     /// `fix.store_sync`: fdatasync every stored outbound FIX message.
     pub store_sync: bool,
-    /// `fix.direct_write`: the router thread writes reports to the sockets itself.
-    pub direct_write: bool,
-    /// `threads.off_path_nice`.
-    pub off_path_nice: i32,
+    /// `fix.direct_write` (the router thread writes reports to the sockets itself); None
+    /// leaves the appliance's default.
+    pub direct_write: Option<bool>,
+    /// `threads.off_path_nice`; None leaves the appliance's default.
+    pub off_path_nice: Option<i32>,
     /// `fix.body_bytes_max`. The gateway's read buffer is this plus 64 bytes, and it drops a
     /// connection whose read fills that buffer (crates/gateway/src/server.rs treats a full
     /// buffer as junk even when it holds many whole pipelined messages), so an open-loop client
@@ -119,15 +120,17 @@ fn appliance_config_with(
         None => ("127.0.0.1:0".into(), "127.0.0.1:0".into(), port + 4),
     };
     let mut s = format!(
-        "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\noff_path_nice = {}\n\
+        "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n{}\
 [market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
-[fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\ndirect_write = {}\nbody_bytes_max = {}\n",
+[fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\n{}body_bytes_max = {}\n",
         opts.durability,
         opts.idle,
-        opts.off_path_nice,
+        opts.off_path_nice
+            .map_or(String::new(), |n| format!("off_path_nice = {n}\n")),
         retransmit,
         opts.store_sync,
-        opts.direct_write,
+        opts.direct_write
+            .map_or(String::new(), |d| format!("direct_write = {d}\n")),
         opts.body_bytes_max
     );
     for (i, c) in comp_ids(sessions).iter().enumerate() {

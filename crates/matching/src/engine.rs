@@ -182,12 +182,11 @@ fn prefetch<T>(p: *const T) {
 }
 
 /// Where `key` is (`Ok`) or would go (`Err`) in a side's sorted keys: exactly what
-/// `binary_search_by_key` returns (the keys are unique), but the best end is checked first.
-/// The best level is where trades empty levels and where new best prices are added; bisection
-/// would reach it only after probing the middle of the array, one dependent cache miss per
-/// probe on a book the cache has lost (the quiet instruments of a skewed flow), which made the
-/// trades there the slowest commands of the 100-instrument bench.
-#[inline(always)]
+/// `binary_search_by_key` returns (the keys are unique; a gap's key counts like any other),
+/// but the ends are checked first. The best level is where trades empty levels and where new
+/// best prices are added; plain bisection would reach it only after probing the middle of the
+/// array, one dependent cache miss per probe on a book the cache has lost (the quiet
+/// instruments of a skewed flow).
 ///
 /// Between the ends it interpolates: levels sit on a tick grid and most books are dense near
 /// their top, so the key's index is close to `(key - worst) / (best - worst)` of the way up.
@@ -195,6 +194,7 @@ fn prefetch<T>(p: *const T) {
 /// step. On a cold book that is three or four dependent cache misses (worst end, guess, a line
 /// or two beside it) where bisection of a few hundred levels took eight or nine; a book whose
 /// levels are spread unevenly costs at most about twice bisection's probes.
+#[inline(always)]
 fn search_side(book: &VecDeque<LevelKey>, key: i64) -> Result<usize, usize> {
     let n = book.len();
     let best = match book.back() {
