@@ -77,6 +77,9 @@ pub enum IdleName {
 pub struct ThreadsConfig {
     pub idle: IdleName,
     pub sequencer_and_matching_together: bool,
+    /// With `sequencer_and_matching_together`: FIX connection tasks run the sequencer +
+    /// matching duty cycle and the router after reading orders (`gateway::PipelineAssist`).
+    pub io_assist: bool,
     /// Nice value (0..=19) of the threads off the order path: the replica, the reporters and
     /// the SSE feeder. Under overload the order path's threads get the CPU first.
     pub off_path_nice: i32,

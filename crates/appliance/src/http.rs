@@ -102,6 +102,11 @@ fn gateway_counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> 
             l(&s.socket_backlogs),
         ),
         (
+            "appliance_fix_assisted_batches_total",
+            "Engine results routed by the FIX I/O thread that read the orders (threads.io_assist)",
+            l(&s.assisted_batches),
+        ),
+        (
             "appliance_fix_tls_handshake_failures_total",
             "Failed TLS handshakes",
             l(&s.tls_handshake_failures),

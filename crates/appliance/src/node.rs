@@ -43,6 +43,65 @@ pub struct Node {
     supervisor: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The sequencer and the matching agent as one duty cycle, run by its own thread or, between
+/// its turns, by a FIX I/O thread that has just published orders ([`DutyAssist`]).
+struct Duty {
+    sequencer: journal::Sequencer,
+    agent: MatchingAgent,
+    metrics: Arc<Metrics>,
+    /// An error met on an I/O thread's turn, for the duty's own thread to report (it stops the
+    /// node); no further turn is taken meanwhile.
+    error: Option<anyhow::Error>,
+    /// The sequencer's hand-off batch: a turn that drained this many may have left some.
+    drain_batch_max: usize,
+    /// The hand-off's doorbell, which the duty's own thread parks on.
+    bell: Option<Arc<journal::Doorbell>>,
+}
+
+impl Duty {
+    /// One turn: the work done, and whether some may be left (a full hand-off batch, or
+    /// journaled events the matching agent's batch did not reach).
+    fn turn(&mut self) -> anyhow::Result<(usize, bool)> {
+        let sequenced = self.sequencer.do_work()?;
+        let n = sequenced + self.agent.do_work()?;
+        self.metrics
+            .matching_seq
+            .store(self.agent.processed_seq(), Ordering::Relaxed);
+        let left = sequenced >= self.drain_batch_max
+            || self.agent.processed_seq() < self.sequencer.written_seq();
+        Ok((n, left))
+    }
+}
+
+/// A FIX I/O thread's turn of the duty cycle: only when its thread is not in one (never waits).
+struct DutyAssist(Arc<std::sync::Mutex<Duty>>);
+
+impl gateway::PipelineAssist for DutyAssist {
+    fn assist(&self) -> usize {
+        let Ok(mut duty) = self.0.try_lock() else {
+            return 0;
+        };
+        if duty.error.is_some() {
+            return 0;
+        }
+        match duty.turn() {
+            Ok((n, left)) => {
+                if left {
+                    // The duty's thread takes the rest (woken only if it is parked).
+                    if let Some(bell) = duty.bell.as_ref() {
+                        bell.ring();
+                    }
+                }
+                n
+            }
+            Err(e) => {
+                duty.error = Some(e);
+                0
+            }
+        }
+    }
+}
+
 /// Who writes the inbound journal: the local sequencer, or Raft (cluster mode).
 enum InboundWriter {
     Local(journal::Sequencer),
@@ -258,6 +317,7 @@ impl Node {
             })
         };
         let mut raft_runtime = None;
+        let mut io_assist = None;
         let (seq_thread, match_thread, cluster) = match writer {
             InboundWriter::Cluster(sequencer, clock) => {
                 // Raft has a runtime of its own: heartbeats and votes never queue behind FIX
@@ -285,34 +345,57 @@ impl Node {
                 })?;
                 (seq_thread, Some(spawn_matching(agent)?), Some(Arc::new(cl)))
             }
-            InboundWriter::Local(mut sequencer)
-                if config.threads.sequencer_and_matching_together =>
-            {
+            InboundWriter::Local(sequencer) if config.threads.sequencer_and_matching_together => {
                 // One duty cycle for both agents: the sequencer appends, then the matching
-                // agent processes what was just committed, without a thread hop between them.
+                // agent processes what was just committed, without a thread hand-off between
+                // them. Its thread takes turns with the FIX I/O threads (`threads.io_assist`).
                 // Drained in order on stop (the stop flags are set one after the other).
-                let (s_seq, s_match, m) = (stop_seq.clone(), stop_match.clone(), metrics.clone());
                 let bell = sequencer.handoff_doorbell();
+                let duty = Arc::new(std::sync::Mutex::new(Duty {
+                    sequencer,
+                    agent,
+                    metrics: metrics.clone(),
+                    error: None,
+                    drain_batch_max: config.inbound_journal().drain_batch_max,
+                    bell: bell.clone(),
+                }));
+                let (s_seq, s_match) = (stop_seq.clone(), stop_match.clone());
+                let d = duty.clone();
                 let t = spawn_on("sequencer+matching", seq_cpu, &failed, move || {
-                    let mut agent = agent;
                     let mut idle = IdleStrategy::new(seq_idle);
                     if let Some(bell) = bell {
                         idle.wait_on(&bell);
                     }
                     loop {
-                        let n = sequencer.do_work()? + agent.do_work()?;
-                        m.matching_seq
-                            .store(agent.processed_seq(), Ordering::Relaxed);
-                        if n == 0
-                            && s_seq.load(Ordering::Acquire)
-                            && s_match.load(Ordering::Acquire)
-                        {
-                            sequencer.flush()?;
-                            return Ok(());
-                        }
+                        let n = match d.try_lock() {
+                            Ok(mut duty) => {
+                                if let Some(e) = duty.error.take() {
+                                    return Err(e);
+                                }
+                                let (n, _) = duty.turn()?;
+                                if n == 0
+                                    && s_seq.load(Ordering::Acquire)
+                                    && s_match.load(Ordering::Acquire)
+                                {
+                                    duty.sequencer.flush()?;
+                                    return Ok(());
+                                }
+                                n
+                            }
+                            // An I/O thread is taking a turn (and rings the bell when it
+                            // leaves work behind): back off as if idle.
+                            Err(std::sync::TryLockError::WouldBlock) => 0,
+                            Err(std::sync::TryLockError::Poisoned(_)) => {
+                                anyhow::bail!("the sequencer+matching duty panicked")
+                            }
+                        };
                         idle.idle(n);
                     }
                 })?;
+                if config.threads.io_assist {
+                    io_assist =
+                        Some(Arc::new(DutyAssist(duty)) as Arc<dyn gateway::PipelineAssist>);
+                }
                 (t, None, None)
             }
             InboundWriter::Local(mut sequencer) => {
@@ -520,6 +603,7 @@ impl Node {
         let http_addr = listener.local_addr()?;
         let gateway = if config.fix.enabled && cluster.is_none() {
             let mut g = config.gateway_config();
+            g.pipeline_assist = io_assist.clone();
             if config.fix.dictionary.is_empty() {
                 std::fs::write(&g.dictionary_path, crate::config::FIX42_XML)
                     .with_context(|| format!("writing {}", g.dictionary_path.display()))?;

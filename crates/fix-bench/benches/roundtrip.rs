@@ -11,6 +11,8 @@
 //! `ROUNDTRIP_GAP_US=N` pauses N µs between orders, so the agents are parked when an order
 //! arrives, as at moderate rates. The floor is unchanged (busy-polling). `ROUNDTRIP_DIRECT=0`
 //! has the connection's task write the reports instead of the router thread.
+//! `ROUNDTRIP_ASSIST=0` keeps the connection's I/O thread from running the sequencer, matching
+//! and router itself after reading an order (`threads.io_assist` in the appliance, default on).
 
 use fix_codec::{check_frame, time, Frame};
 use hdrhistogram::Histogram;
@@ -20,6 +22,20 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The sequencer and the matching agent behind a lock, as the appliance runs them: by the engine
+/// thread, or by the connection's I/O thread when the engine thread is not in a turn.
+struct Pipeline(std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>);
+
+impl gateway::PipelineAssist for Pipeline {
+    fn assist(&self) -> usize {
+        let Ok(mut g) = self.0.try_lock() else {
+            return 0;
+        };
+        let (sequencer, agent) = &mut *g;
+        sequencer.do_work().unwrap_or(0) + agent.do_work().unwrap_or(0)
+    }
+}
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -161,6 +177,9 @@ fn main() {
         _ => w,
     };
     let handoff_bell = sequencer.handoff_doorbell().unwrap();
+    // The engine thread takes turns with the connection's I/O thread (the pipeline assist).
+    let duty = Arc::new(Pipeline(std::sync::Mutex::new((sequencer, agent))));
+    let d = Arc::clone(&duty);
     let engine_thread = std::thread::spawn(move || {
         let mut idle = journal::IdleStrategy::new(if backoff {
             with_yields(journal::WaitStrategy::default())
@@ -171,10 +190,18 @@ fn main() {
             idle.wait_on(&handoff_bell);
         }
         while !s.load(Ordering::Relaxed) {
-            let n = sequencer.do_work().unwrap() + agent.do_work().unwrap();
+            let n = match d.0.try_lock() {
+                Ok(mut g) => {
+                    let (sequencer, agent) = &mut *g;
+                    sequencer.do_work().unwrap() + agent.do_work().unwrap()
+                }
+                Err(_) => 0,
+            };
             idle.idle(n);
         }
     });
+    let assist = std::env::var("ROUNDTRIP_ASSIST").as_deref() != Ok("0");
+    println!("I/O thread runs the pipeline after reading: {assist}");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -197,6 +224,9 @@ fn main() {
     c.router_doorbell = bells;
     c.direct_write = std::env::var("ROUNDTRIP_DIRECT").as_deref() != Ok("0");
     println!("router writes reports itself: {}", c.direct_write);
+    if assist {
+        c.pipeline_assist = Some(duty);
+    }
     c.sessions = vec![gateway::SessionEntry {
         session_id: 1,
         account_id: 1,

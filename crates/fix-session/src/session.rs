@@ -205,6 +205,11 @@ impl<S: Store> Session<S> {
     pub fn state(&self) -> SessionState {
         self.state
     }
+    /// Writes out the messages the store gathered ([`Store::flush`]): call it before the
+    /// bytes `send_app` appended to an output buffer leave for the peer.
+    pub fn flush_store(&mut self) -> io::Result<()> {
+        self.store.flush()
+    }
     pub fn store(&self) -> &S {
         &self.store
     }

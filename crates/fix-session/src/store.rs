@@ -7,6 +7,10 @@
 //!   process crash, `sync` flushes it for power loss);
 //! - `<name>.body`: the sent application messages, each as u64 seq, u32 length, the bytes.
 //!   On open the body is scanned to rebuild the index; a torn last record is cut off.
+//!   Records are gathered in memory and appended with one write per [`Store::flush`] (without
+//!   `sync`): whoever sends the stored messages flushes before the bytes go to the socket, so a
+//!   message a peer has seen is always in the file (in the page cache, which outlives a
+//!   process crash).
 //!
 //! Session-level messages are not stored: a ResendRequest answers them with a gap fill.
 
@@ -23,6 +27,11 @@ pub trait Store {
     fn set_next_target_seq(&mut self, seq: u64) -> io::Result<()>;
     /// Stores the sent message `seq` (a whole FIX message).
     fn save(&mut self, seq: u64, msg: &[u8]) -> io::Result<()>;
+    /// Writes out what `save` gathered. Call it before the saved messages leave for the
+    /// peer (and before anything that assumes them stored survives a crash).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Appends stored message `seq` to `out`; false when it is not stored.
     fn load(&mut self, seq: u64, out: &mut Vec<u8>) -> io::Result<bool>;
     /// Starts a new sequence period: both numbers back to 1, no messages.
@@ -117,9 +126,14 @@ pub struct FileStore {
     /// (seq, offset of the record, message length), in append order.
     index: Vec<(u64, u64, u32)>,
     messages_max: usize,
-    scratch: Vec<u8>,
+    /// Records saved but not yet written (they start at file offset `written_len`).
+    pending: Vec<u8>,
+    written_len: u64,
     sync: bool,
 }
+
+/// Gathered records beyond this are written without waiting for a flush.
+const PENDING_MAX: usize = 256 * 1024;
 
 impl FileStore {
     /// Opens (or creates) the store `name` in `dir`; one process at a time may open a store.
@@ -187,7 +201,8 @@ impl FileStore {
             created,
             index,
             messages_max,
-            scratch: Vec::with_capacity(4096),
+            pending: Vec::with_capacity(16 * 1024),
+            written_len: pos as u64,
             sync,
         };
         store.write_seqnums()?;
@@ -225,16 +240,32 @@ impl Store for FileStore {
             return Err(io::Error::other("message store full (messages_max)"));
         }
         let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("message too long"))?;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&seq.to_le_bytes());
-        self.scratch.extend_from_slice(&len.to_le_bytes());
-        self.scratch.extend_from_slice(msg);
-        self.body.write_all(&self.scratch)?;
+        self.pending.extend_from_slice(&seq.to_le_bytes());
+        self.pending.extend_from_slice(&len.to_le_bytes());
+        self.pending.extend_from_slice(msg);
+        self.index.push((seq, self.body_len, len));
+        self.body_len += (RECORD_HEADER + msg.len()) as u64;
+        if self.sync || self.pending.len() >= PENDING_MAX {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.body.write_all(&self.pending) {
+            // Whatever part was written is cut off again, so the file and the index agree
+            // and a later flush appends at the right offset.
+            let _ = self.body.set_len(self.written_len);
+            let _ = self.body.seek(SeekFrom::Start(self.written_len));
+            return Err(e);
+        }
         if self.sync {
             self.body.sync_data()?;
         }
-        self.index.push((seq, self.body_len, len));
-        self.body_len += self.scratch.len() as u64;
+        self.written_len += self.pending.len() as u64;
+        self.pending.clear();
         Ok(())
     }
     fn load(&mut self, seq: u64, out: &mut Vec<u8>) -> io::Result<bool> {
@@ -243,16 +274,23 @@ impl Store for FileStore {
             return Ok(false);
         };
         let (_, off, len) = self.index[i];
+        let start_in_file = off + RECORD_HEADER as u64;
+        if off >= self.written_len {
+            let at = (start_in_file - self.written_len) as usize;
+            out.extend_from_slice(&self.pending[at..at + len as usize]);
+            return Ok(true);
+        }
         let start = out.len();
         out.resize(start + len as usize, 0);
-        self.body
-            .read_exact_at(&mut out[start..], off + RECORD_HEADER as u64)?;
+        self.body.read_exact_at(&mut out[start..], start_in_file)?;
         Ok(true)
     }
     fn reset(&mut self, now_ns: u64) -> io::Result<()> {
+        self.pending.clear();
         self.body.set_len(0)?;
         self.body.seek(SeekFrom::Start(0))?;
         self.body_len = 0;
+        self.written_len = 0;
         self.index.clear();
         self.sender = 1;
         self.target = 1;
@@ -266,6 +304,12 @@ impl Store for FileStore {
         // Appended in increasing order within a period.
         let i = self.index.partition_point(|e| e.0 < seq);
         self.index.get(i).map(|e| e.0)
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -326,5 +370,55 @@ mod tests {
         s.save(1, b"a").unwrap();
         s.save(2, b"b").unwrap();
         assert!(s.save(3, b"c").is_err());
+    }
+
+    #[test]
+    fn saved_messages_reach_the_file_on_flush_and_load_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = dir.path().join("S.body");
+        let mut s = FileStore::open(dir.path(), "S", 100, false, 0).unwrap();
+        s.save(1, b"one").unwrap();
+        s.flush().unwrap();
+        let flushed = std::fs::metadata(&body).unwrap().len();
+        assert_eq!(flushed, (RECORD_HEADER + 3) as u64);
+        s.save(2, b"two").unwrap();
+        s.save(3, b"three").unwrap();
+        // Gathered, not written yet, and still served (a resend before the next flush).
+        assert_eq!(std::fs::metadata(&body).unwrap().len(), flushed);
+        let mut out = Vec::new();
+        for (seq, want) in [(1, &b"one"[..]), (2, b"two"), (3, b"three")] {
+            out.clear();
+            assert!(s.load(seq, &mut out).unwrap());
+            assert_eq!(out, want);
+        }
+        s.flush().unwrap();
+        assert_eq!(
+            std::fs::metadata(&body).unwrap().len(),
+            flushed + (2 * RECORD_HEADER + 8) as u64
+        );
+        for (seq, want) in [(2, &b"two"[..]), (3, b"three")] {
+            out.clear();
+            assert!(s.load(seq, &mut out).unwrap());
+            assert_eq!(out, want);
+        }
+        // A store dropped with records gathered writes them.
+        s.save(4, b"four").unwrap();
+        drop(s);
+        let mut s = FileStore::open(dir.path(), "S", 100, false, 0).unwrap();
+        out.clear();
+        assert!(s.load(4, &mut out).unwrap());
+        assert_eq!(out, b"four");
+        assert_eq!(s.first_stored_from(2), Some(2));
+    }
+
+    #[test]
+    fn a_sync_store_writes_every_message_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileStore::open(dir.path(), "S", 100, true, 0).unwrap();
+        s.save(1, b"one").unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("S.body")).unwrap().len(),
+            (RECORD_HEADER + 3) as u64
+        );
     }
 }

@@ -87,6 +87,15 @@ impl Default for ReplicatedSessions {
     }
 }
 
+/// A turn of the stages that carry a published order to the outbound journal, taken by a
+/// connection task on its own thread. Implementations must never block: when another thread is
+/// running those stages, return at once (that thread does the work).
+pub trait PipelineAssist: Send + Sync {
+    /// Runs one bounded turn if no other thread is running one; returns the work done (0 when
+    /// there was none or the stages were busy).
+    fn assist(&self) -> usize;
+}
+
 /// Everything the gateway needs at start-up.
 #[derive(Clone)]
 pub struct GatewayConfig {
@@ -138,6 +147,13 @@ pub struct GatewayConfig {
     /// to write them: one thread hand-off fewer per report. The task still writes whatever
     /// the socket does not take at once, and all TLS traffic.
     pub direct_write: bool,
+    /// The stages between the hand-off and the outbound journal (sequencer, matching), for a
+    /// connection task to run itself after it published orders: see [`PipelineAssist`]. With
+    /// it, the task that read an order also routes the results (taking the router's turn when
+    /// the router thread is not in the middle of one), so a lone order's ExecutionReport is
+    /// written by the thread that read the order, with no thread hand-off at all. None (the
+    /// default): the pipeline's own threads do all of it.
+    pub pipeline_assist: Option<Arc<dyn PipelineAssist>>,
     /// FIX session state derived from the replicated journal; None (the default) for one
     /// node, where the local stores are the truth.
     pub replicated_sessions: Option<ReplicatedSessions>,
@@ -175,6 +191,7 @@ impl GatewayConfig {
             },
             router_doorbell: true,
             direct_write: true,
+            pipeline_assist: None,
             replicated_sessions: None,
         }
     }

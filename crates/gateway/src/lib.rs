@@ -28,8 +28,8 @@ mod server;
 mod shared;
 
 pub use config::{
-    tls_from_pem_files, tls_server_config, GatewayConfig, InstrumentEntry, RateLimit,
-    RateLimitAction, ReplicatedSessions, SessionEntry,
+    tls_from_pem_files, tls_server_config, GatewayConfig, InstrumentEntry, PipelineAssist,
+    RateLimit, RateLimitAction, ReplicatedSessions, SessionEntry,
 };
 pub use shared::GatewayStats;
 
@@ -242,13 +242,15 @@ impl Gateway {
             }
             None => None,
         };
+        let bell = shared.config.router_doorbell.then(|| outbound.doorbell());
+        let core = router::RouterCore::new(&shared, reader, committed, bell);
+        if shared.router.set(std::sync::Mutex::new(core)).is_err() {
+            unreachable!("the router's state is set once, here");
+        }
         let s = Arc::clone(&shared);
         let router = std::thread::Builder::new()
             .name("gateway-router".into())
-            .spawn({
-                let bell = shared.config.router_doorbell.then(|| outbound.doorbell());
-                move || router::run(s, reader, committed, bell)
-            })?;
+            .spawn(move || router::run(s))?;
         Ok(Gateway {
             shared,
             tcp_addr,

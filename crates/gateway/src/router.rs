@@ -441,7 +441,13 @@ fn flush_direct(shared: &Shared, pending: &mut Vec<usize>) {
         let mut guard = slot.lock();
         let inner = &mut *guard;
         inner.flush_pending = false;
+        // The reports are stored before they leave (and before the cursor passes them).
+        let stored = inner.session.flush_store().is_ok();
         let wake = match inner.conn.as_mut() {
+            Some(c) if !stored => {
+                c.close = Some(crate::close_reason(&inner.session, &shared.stats));
+                true
+            }
             Some(c) => {
                 let wake = c.write_direct(aborted);
                 // Written in part: the socket took less than the batch's reports.
@@ -526,6 +532,11 @@ fn route_to(
     let first = direct && !inner.flush_pending;
     if direct {
         inner.flush_pending = true;
+    } else if inner.session.flush_store().is_err() {
+        // Stored before the cursor passes this result (a restart would not route it again).
+        if let Some(c) = inner.conn.as_mut() {
+            c.close = Some(crate::close_reason(&inner.session, &shared.stats));
+        }
     }
     drop(guard);
     if connected && !direct {
@@ -658,45 +669,64 @@ impl Committed {
     }
 }
 
-/// The router thread's loop.
-pub(crate) fn run(
-    shared: Arc<Shared>,
-    mut reader: Reader,
-    mut committed: Option<Committed>,
-    bell: Option<Arc<journal::Doorbell>>,
-) {
-    let mut idle = IdleStrategy::new(shared.config.router_wait);
-    if let Some(bell) = bell {
-        // Woken by the matching agent's commits when parked.
-        idle.wait_on(&bell);
+/// The router's state between batches. Whoever holds it routes: the router thread, or a
+/// connection task that has just published orders ([`Shared::assist_pipeline`]), so the
+/// reports of a lone order can leave on the thread that read it.
+pub(crate) struct RouterCore {
+    reader: Reader,
+    committed: Option<Committed>,
+    last_saved: u64,
+    /// Slots with reports waiting for the end-of-batch write (each once: `flush_pending`).
+    pending: Vec<usize>,
+    checkpoint_every: Option<Duration>,
+    last_checkpoint: std::time::Instant,
+    /// The outbound journal's doorbell, which the router thread parks on (None: it sleeps
+    /// out its parks).
+    pub(crate) bell: Option<Arc<journal::Doorbell>>,
+}
+
+impl RouterCore {
+    pub(crate) fn new(
+        shared: &Shared,
+        reader: Reader,
+        committed: Option<Committed>,
+        bell: Option<Arc<journal::Doorbell>>,
+    ) -> Self {
+        RouterCore {
+            bell,
+            last_saved: reader.next_sequence().saturating_sub(1),
+            reader,
+            committed,
+            pending: Vec::with_capacity(shared.slots.len()),
+            checkpoint_every: shared
+                .config
+                .replicated_sessions
+                .map(|r| Duration::from_millis(r.checkpoint_interval_ms.max(1))),
+            last_checkpoint: std::time::Instant::now(),
+        }
     }
-    let mut last_saved = reader.next_sequence().saturating_sub(1);
-    // Slots with reports waiting for the end-of-batch write (each once: `flush_pending`).
-    let mut pending: Vec<usize> = Vec::with_capacity(shared.slots.len());
-    let checkpoint_every = shared
-        .config
-        .replicated_sessions
-        .map(|r| Duration::from_millis(r.checkpoint_interval_ms.max(1)));
-    let mut last_checkpoint = std::time::Instant::now();
-    while !shared.stop.load(Ordering::Relaxed) {
+
+    /// One batch: routes up to `router_batch_max` results, writes the direct connections'
+    /// reports, saves the cursor. Returns the results handled.
+    pub(crate) fn step(&mut self, shared: &Shared) -> usize {
         let mut n = 0;
-        if let Some(c) = committed.as_mut() {
-            n += c.follow(&shared, None, shared.config.router_batch_max);
+        if let Some(c) = self.committed.as_mut() {
+            n += c.follow(shared, None, shared.config.router_batch_max);
         }
         while n < shared.config.router_batch_max {
-            match reader.poll() {
+            match self.reader.poll() {
                 Ok(Some(f)) => {
                     let mut poss_resend = false;
-                    if let Some(c) = committed.as_mut() {
+                    if let Some(c) = self.committed.as_mut() {
                         if let Some(q) = inbound_seq_of(f.template_id, f.payload) {
                             // Every checkpoint journaled before the event this result answers
                             // is seen before the result is sent.
-                            c.follow(&shared, Some(q), usize::MAX);
+                            c.follow(shared, Some(q), usize::MAX);
                             poss_resend = q <= c.takeover_inbound_seq;
                         }
                     }
-                    if let Some(index) = route(&shared, &f, true, poss_resend) {
-                        pending.push(index);
+                    if let Some(index) = route(shared, &f, true, poss_resend) {
+                        self.pending.push(index);
                     }
                     n += 1;
                 }
@@ -708,19 +738,45 @@ pub(crate) fn run(
                 }
             }
         }
-        flush_direct(&shared, &mut pending);
-        let done = reader.next_sequence().saturating_sub(1);
-        if done != last_saved {
+        flush_direct(shared, &mut self.pending);
+        let done = self.reader.next_sequence().saturating_sub(1);
+        if done != self.last_saved {
             shared.routed_seq.store(done, Ordering::Release);
             shared.save_cursor(done);
-            last_saved = done;
+            self.last_saved = done;
         }
-        if let Some(every) = checkpoint_every {
-            if last_checkpoint.elapsed() >= every {
-                checkpoint_all(&shared);
-                last_checkpoint = std::time::Instant::now();
+        if let Some(every) = self.checkpoint_every {
+            if self.last_checkpoint.elapsed() >= every {
+                checkpoint_all(shared);
+                self.last_checkpoint = std::time::Instant::now();
             }
         }
+        n
+    }
+}
+
+/// The router thread's loop.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let mut idle = IdleStrategy::new(shared.config.router_wait);
+    let core = shared
+        .router
+        .get()
+        .expect("the router's state is set before its thread");
+    if let Some(bell) = core.lock().ok().and_then(|c| c.bell.clone()) {
+        // Woken by the matching agent's commits when parked.
+        idle.wait_on(&bell);
+    }
+    while !shared.stop.load(Ordering::Relaxed) {
+        let n = match core.try_lock() {
+            Ok(mut c) => c.step(&shared),
+            // A connection task is routing: it handles what is there (and rings the bell
+            // when it leaves some behind), this thread backs off as if idle.
+            Err(std::sync::TryLockError::WouldBlock) => 0,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                shared.stats.router_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
         idle.idle(n);
     }
 }

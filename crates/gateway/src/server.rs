@@ -191,6 +191,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+        if pos > 0 && !closing {
+            // What these messages published goes through matching and back out now, on this
+            // thread, when the pipeline's threads are not already at it.
+            shared.assist_pipeline();
+        }
         buf.copy_within(pos..filled, 0);
         filled -= pos;
         if filled == buf.len() && !closing {
@@ -212,6 +217,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     (c.close, next)
                 }
                 Some(c) if c.id == conn_id => {
+                    // What the peer may see is stored first (the store gathers records).
+                    if inner.session.flush_store().is_err() {
+                        c.close = Some(crate::close_reason(&inner.session, &shared.stats));
+                    }
                     std::mem::swap(&mut c.out, &mut conn.writer_out);
                     // The router must not write directly while these bytes are in flight.
                     c.writing = !conn.writer_out.is_empty();
@@ -238,6 +247,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             // Anything queued meanwhile (the Logout) goes out before the close.
             let rest = {
                 let mut inner = slot.lock();
+                let _ = inner.session.flush_store();
                 inner.conn.as_mut().filter(|c| c.id == conn_id).map(|c| {
                     // Closing: the task writes the rest, nobody else writes again.
                     c.writing = true;

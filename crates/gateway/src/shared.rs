@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The connection attached to a session.
 pub(crate) struct Conn {
@@ -116,6 +116,10 @@ pub struct GatewayStats {
     /// Direct report writes (the router's, plain TCP) the socket did not take whole: the rest
     /// was left to the connection's task. A client reading slowly shows up here first.
     pub socket_backlogs: AtomicU64,
+    /// Router batches run by a connection's I/O thread right after it read orders (a pipeline
+    /// assist, see `GatewayConfig::pipeline_assist`) that routed at least one result: reports
+    /// that left without a thread hand-off.
+    pub assisted_batches: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
     pub publish_back_pressure: AtomicU64,
     pub router_errors: AtomicU64,
@@ -156,6 +160,8 @@ pub(crate) struct Shared {
     /// Replicated sessions: the last inbound sequence at start (journaled before this
     /// gateway); live results of events up to it carry PossResend=Y. 0 when not replicated.
     pub takeover_inbound_seq: AtomicU64,
+    /// The router's state, set once at start (see [`crate::router::RouterCore`]).
+    pub router: OnceLock<Mutex<crate::router::RouterCore>>,
 }
 
 impl Shared {
@@ -185,6 +191,37 @@ impl Shared {
             cursor,
             routed_seq: AtomicU64::new(0),
             takeover_inbound_seq: AtomicU64::new(0),
+            router: OnceLock::new(),
+        }
+    }
+
+    /// Called by a connection task after it handled messages: with a pipeline assist
+    /// configured, runs the sequencer and matching stages and then the router on this thread,
+    /// each only if no other thread is running it (never waits), so the results of what was
+    /// just published are routed, and written to direct connections, before this task reads
+    /// again. The router's turn is taken first, so its thread cannot take these results away
+    /// while the engine produces them (it would be woken for it, a thread hand-off).
+    pub fn assist_pipeline(&self) {
+        let Some(assist) = self.config.pipeline_assist.as_ref() else {
+            return;
+        };
+        if self.aborted.load(Ordering::Acquire) || self.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let router = self.router.get().and_then(|m| m.try_lock().ok());
+        assist.assist();
+        if let Some(mut core) = router {
+            let n = core.step(self);
+            if n > 0 {
+                self.stats.assisted_batches.fetch_add(1, Ordering::Relaxed);
+            }
+            if n >= self.config.router_batch_max {
+                // Results may be left: the router thread takes them (only a parked thread
+                // is woken, a running one sees them itself).
+                if let Some(bell) = core.bell.as_ref() {
+                    bell.ring();
+                }
+            }
         }
     }
 

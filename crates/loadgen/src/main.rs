@@ -109,6 +109,10 @@ struct RunArgs {
     /// threads.off_path_nice of the started appliance (default: the appliance's).
     #[arg(long)]
     off_path_nice: Option<i32>,
+    /// threads.io_assist = false on the started appliance: FIX I/O threads leave sequencing,
+    /// matching and routing to the pipeline's own threads (for comparisons).
+    #[arg(long)]
+    no_io_assist: bool,
     /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
     #[arg(long, default_value_t = 1 << 20)]
     fix_body_bytes_max: usize,
@@ -337,6 +341,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             store_sync: a.store_sync,
                             direct_write: a.no_direct_write.then_some(false),
                             off_path_nice: a.off_path_nice,
+                            io_assist: a.no_io_assist.then_some(false),
                             body_bytes_max: a.fix_body_bytes_max,
                             cluster: a.cluster,
                             cluster_fsync: a.cluster_fsync,

@@ -58,6 +58,8 @@ pub struct ApplianceOptions {
     pub direct_write: Option<bool>,
     /// `threads.off_path_nice`; None leaves the appliance's default.
     pub off_path_nice: Option<i32>,
+    /// `threads.io_assist`; None leaves the appliance's default.
+    pub io_assist: Option<bool>,
     /// `fix.body_bytes_max`. The gateway's read buffer is this plus 64 bytes, and it drops a
     /// connection whose read fills that buffer (crates/gateway/src/server.rs treats a full
     /// buffer as junk even when it holds many whole pipelined messages), so an open-loop client
@@ -120,13 +122,15 @@ fn appliance_config_with(
         None => ("127.0.0.1:0".into(), "127.0.0.1:0".into(), port + 4),
     };
     let mut s = format!(
-        "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n{}\
+        "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n{}{}\
 [market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
 [fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\n{}body_bytes_max = {}\n",
         opts.durability,
         opts.idle,
         opts.off_path_nice
             .map_or(String::new(), |n| format!("off_path_nice = {n}\n")),
+        opts.io_assist
+            .map_or(String::new(), |a| format!("io_assist = {a}\n")),
         retransmit,
         opts.store_sync,
         opts.direct_write

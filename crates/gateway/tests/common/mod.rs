@@ -84,32 +84,38 @@ pub struct Engine {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Engine {
-    pub fn start(dir: &Path) -> Engine {
-        let (inbound, mut sequencer) = Journal::open(journal_config(&dir.join("in"))).unwrap();
-        if inbound.written_seq() == 0 {
-            // Accounts 1..=3 get cash and ACME positions.
-            let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
-            for account_id in 1..=3 {
-                for (asset, amount) in [
-                    (Asset::Cash, 1_000_000_000_000_i128),
-                    (Asset::Position(1), 1_000_000_i128),
-                ] {
-                    let kind = CommandKind::Deposit {
-                        account_id,
-                        asset,
-                        amount,
-                    };
-                    let (t, len) = inbound::encode(&kind, 0, &mut buf).unwrap();
-                    sequencer.append(t, &buf[..len]).unwrap();
-                }
+/// The inbound journal (accounts 1..=3 funded with cash and ACME positions on first open), its
+/// sequencer and the matching agent, without a thread.
+pub fn open_pipeline(dir: &Path) -> (Journal, journal::Sequencer, MatchingAgent) {
+    let (inbound, mut sequencer) = Journal::open(journal_config(&dir.join("in"))).unwrap();
+    if inbound.written_seq() == 0 {
+        let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
+        for account_id in 1..=3 {
+            for (asset, amount) in [
+                (Asset::Cash, 1_000_000_000_000_i128),
+                (Asset::Position(1), 1_000_000_i128),
+            ] {
+                let kind = CommandKind::Deposit {
+                    account_id,
+                    asset,
+                    amount,
+                };
+                let (t, len) = inbound::encode(&kind, 0, &mut buf).unwrap();
+                sequencer.append(t, &buf[..len]).unwrap();
             }
         }
-        let mut agent = MatchingAgent::open(
-            AgentConfig::new(engine_config(), journal_config(&dir.join("out"))),
-            &inbound,
-        )
-        .unwrap();
+    }
+    let agent = MatchingAgent::open(
+        AgentConfig::new(engine_config(), journal_config(&dir.join("out"))),
+        &inbound,
+    )
+    .unwrap();
+    (inbound, sequencer, agent)
+}
+
+impl Engine {
+    pub fn start(dir: &Path) -> Engine {
+        let (inbound, mut sequencer, mut agent) = open_pipeline(dir);
         let outbound = agent.outbound_journal().clone();
         let stop = Arc::new(AtomicBool::new(false));
         let matching_paused = Arc::new(AtomicBool::new(false));
