@@ -134,6 +134,9 @@ pub struct FixConfig {
     /// The gateway's router writes ExecutionReports to plain TCP sockets itself (see
     /// `gateway::GatewayConfig::direct_write`).
     pub direct_write: bool,
+    /// Microseconds a connection keeps polling its socket after handling messages before its
+    /// I/O thread may park (`gateway::GatewayConfig::read_spin`); 0: park at once.
+    pub read_spin_us: u64,
     pub sessions: Vec<FixSessionConfig>,
 }
 
@@ -644,6 +647,9 @@ impl Config {
         if f.tls_cert.is_empty() != f.tls_key.is_empty() {
             return err("fix.tls_cert", "give both tls_cert and tls_key, or neither");
         }
+        if f.read_spin_us > 10_000 {
+            return err("fix.read_spin_us", "at most 10000 (10 ms)");
+        }
         if f.heartbeat_secs_min == 0 || f.heartbeat_secs_min > f.heartbeat_secs_max {
             return err(
                 "fix.heartbeat_secs_min",
@@ -719,6 +725,7 @@ impl Config {
         g.tls_listen = f.tls_listen.parse().ok();
         g.store_sync = f.store_sync;
         g.direct_write = f.direct_write;
+        g.read_spin = std::time::Duration::from_micros(f.read_spin_us);
         g.body_len_max = f.body_bytes_max;
         g.logon_timeout_ms = f.logon_timeout_ms;
         g.tls_handshake_timeout_ms = f.tls_handshake_timeout_ms;

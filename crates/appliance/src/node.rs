@@ -77,12 +77,12 @@ impl Duty {
 struct DutyAssist(Arc<std::sync::Mutex<Duty>>);
 
 impl gateway::PipelineAssist for DutyAssist {
-    fn assist(&self) -> usize {
+    fn assist(&self) -> Option<usize> {
         let Ok(mut duty) = self.0.try_lock() else {
-            return 0;
+            return None;
         };
         if duty.error.is_some() {
-            return 0;
+            return Some(0);
         }
         match duty.turn() {
             Ok((n, left)) => {
@@ -92,11 +92,11 @@ impl gateway::PipelineAssist for DutyAssist {
                         bell.ring();
                     }
                 }
-                n
+                Some(n)
             }
             Err(e) => {
                 duty.error = Some(e);
-                0
+                Some(0)
             }
         }
     }
@@ -351,6 +351,13 @@ impl Node {
                 // them. Its thread takes turns with the FIX I/O threads (`threads.io_assist`).
                 // Drained in order on stop (the stop flags are set one after the other).
                 let bell = sequencer.handoff_doorbell();
+                let mut agent = agent;
+                // With the assist, commits do not wake the outbound journal's readers by
+                // themselves: the duty's thread rings after its turns, an I/O thread after
+                // routing the results (the reports first, the wake-ups after).
+                let io_assist_on = config.threads.io_assist;
+                agent.set_ring_on_commit(!io_assist_on);
+                let outbound_bell = agent.outbound_journal().doorbell();
                 let duty = Arc::new(std::sync::Mutex::new(Duty {
                     sequencer,
                     agent,
@@ -373,6 +380,9 @@ impl Node {
                                     return Err(e);
                                 }
                                 let (n, _) = duty.turn()?;
+                                if n > 0 && io_assist_on {
+                                    outbound_bell.ring();
+                                }
                                 if n == 0
                                     && s_seq.load(Ordering::Acquire)
                                     && s_match.load(Ordering::Acquire)

@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 struct Pipeline(std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>);
 
 impl gateway::PipelineAssist for Pipeline {
-    fn assist(&self) -> usize {
+    fn assist(&self) -> Option<usize> {
         let Ok(mut g) = self.0.try_lock() else {
-            return 0;
+            return None;
         };
         let (sequencer, agent) = &mut *g;
-        sequencer.do_work().unwrap_or(0) + agent.do_work().unwrap_or(0)
+        Some(sequencer.do_work().unwrap_or(0) + agent.do_work().unwrap_or(0))
     }
 }
 
@@ -56,7 +56,6 @@ fn journal_config(dir: &Path) -> journal::JournalConfig {
     c
 }
 
-/// Reads one whole FIX message from `s` into `buf` (keeping any surplus); returns its length.
 /// Reads exactly `buf.len()` bytes from a non-blocking socket by busy-polling: the floor spins
 /// like the gateway path does, so the comparison measures TCP, not thread wake-up latency (a
 /// blocking read on an idle VM adds tens of microseconds of wake-up).
@@ -73,14 +72,20 @@ fn spin_read_exact(s: &mut TcpStream, buf: &mut [u8]) {
     }
 }
 
+/// Reads one whole FIX message from `s` into `buf` (keeping any surplus); returns its length.
 fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, tmp: &mut [u8]) -> usize {
     loop {
         if let Frame::Complete { len } = check_frame(buf, b"FIX.4.2", 1 << 16) {
             return len;
         }
-        let n = s.read(tmp).unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&tmp[..n]);
+        // Busy-polling, like the floor's client (a blocking read would add the client's own
+        // wake-up to this path only).
+        match s.read(tmp) {
+            Ok(0) => panic!("connection closed"),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -178,6 +183,13 @@ fn main() {
     };
     let handoff_bell = sequencer.handoff_doorbell().unwrap();
     // The engine thread takes turns with the connection's I/O thread (the pipeline assist).
+    let assist = std::env::var("ROUNDTRIP_ASSIST").as_deref() != Ok("0");
+    println!("I/O thread runs the pipeline after reading: {assist}");
+    // As in the appliance: with the assist, commits do not ring; whoever ran the turn rings
+    // after it (the gateway after routing).
+    let mut agent = agent;
+    agent.set_ring_on_commit(!assist);
+    let outbound_bell = agent.outbound_journal().doorbell();
     let duty = Arc::new(Pipeline(std::sync::Mutex::new((sequencer, agent))));
     let d = Arc::clone(&duty);
     let engine_thread = std::thread::spawn(move || {
@@ -193,15 +205,17 @@ fn main() {
             let n = match d.0.try_lock() {
                 Ok(mut g) => {
                     let (sequencer, agent) = &mut *g;
-                    sequencer.do_work().unwrap() + agent.do_work().unwrap()
+                    let n = sequencer.do_work().unwrap() + agent.do_work().unwrap();
+                    if n > 0 && assist {
+                        outbound_bell.ring();
+                    }
+                    n
                 }
                 Err(_) => 0,
             };
             idle.idle(n);
         }
     });
-    let assist = std::env::var("ROUNDTRIP_ASSIST").as_deref() != Ok("0");
-    println!("I/O thread runs the pipeline after reading: {assist}");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -223,6 +237,14 @@ fn main() {
     };
     c.router_doorbell = bells;
     c.direct_write = std::env::var("ROUNDTRIP_DIRECT").as_deref() != Ok("0");
+    // ROUNDTRIP_READ_SPIN_US=N: the connection's task polls its socket N µs before parking.
+    c.read_spin = Duration::from_micros(
+        std::env::var("ROUNDTRIP_READ_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
+    println!("read spin: {:?}", c.read_spin);
     println!("router writes reports itself: {}", c.direct_write);
     if assist {
         c.pipeline_assist = Some(duty);
@@ -257,6 +279,7 @@ fn main() {
     // FIX client.
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();
+    s.set_nonblocking(true).unwrap();
     let mut rbuf = Vec::with_capacity(1 << 16);
     let mut tmp = vec![0_u8; 1 << 16];
     let logon = {

@@ -8,9 +8,10 @@
 //! - `<name>.body`: the sent application messages, each as u64 seq, u32 length, the bytes.
 //!   On open the body is scanned to rebuild the index; a torn last record is cut off.
 //!   Records are gathered in memory and appended with one write per [`Store::flush`] (without
-//!   `sync`): whoever sends the stored messages flushes before the bytes go to the socket, so a
-//!   message a peer has seen is always in the file (in the page cache, which outlives a
-//!   process crash).
+//!   `sync`), which the sender calls around its socket write (the gateway: its connection
+//!   tasks before writing, its router right after a direct write and before its journal
+//!   cursor moves past the results, which a restart would otherwise not route again).
+//!   Flushed records are in the page cache, which outlives a process crash.
 //!
 //! Session-level messages are not stored: a ResendRequest answers them with a gap fill.
 

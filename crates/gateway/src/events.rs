@@ -12,11 +12,23 @@ use std::sync::atomic::Ordering;
 const PUBLISH_ATTEMPTS_MAX: u32 = 10_000;
 
 /// Hands an event to the sequencer; false when it stayed full (back-pressure) or refused it.
+/// With a pipeline assist the sequencer's thread is not woken: the connection task calls
+/// `Shared::assist_pipeline` after its messages, which runs the turn or wakes that thread.
 pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
+    let quiet = shared.config.pipeline_assist.is_some();
     for attempt in 0..PUBLISH_ATTEMPTS_MAX {
-        match shared.publisher.try_publish(template, bytes) {
+        let r = if quiet {
+            shared.publisher.try_publish_quiet(template, bytes)
+        } else {
+            shared.publisher.try_publish(template, bytes)
+        };
+        match r {
             Ok(()) => return true,
             Err(PublishError::Full) => {
+                if quiet && attempt == 0 {
+                    // The sequencer is behind: make sure its thread is awake to drain.
+                    shared.publisher.doorbell().ring();
+                }
                 if attempt > 100 {
                     std::thread::yield_now();
                 } else {

@@ -199,7 +199,13 @@ impl Gateway {
         let tcp_listen = config.tcp_listen;
         let tls_listen = config.tls_listen;
         let tls = config.tls.clone();
-        let shared = Arc::new(Shared::new(config, slots, publisher, cursor_file));
+        let shared = Arc::new(Shared::new(
+            config,
+            slots,
+            publisher,
+            cursor_file,
+            outbound.doorbell(),
+        ));
         if let Some(r) = replicated {
             cursor = start_replicated(&shared, &r, inbound, outbound, cursor)?;
         } else {
@@ -242,8 +248,7 @@ impl Gateway {
             }
             None => None,
         };
-        let bell = shared.config.router_doorbell.then(|| outbound.doorbell());
-        let core = router::RouterCore::new(&shared, reader, committed, bell);
+        let core = router::RouterCore::new(&shared, reader, committed);
         if shared.router.set(std::sync::Mutex::new(core)).is_err() {
             unreachable!("the router's state is set once, here");
         }

@@ -441,13 +441,7 @@ fn flush_direct(shared: &Shared, pending: &mut Vec<usize>) {
         let mut guard = slot.lock();
         let inner = &mut *guard;
         inner.flush_pending = false;
-        // The reports are stored before they leave (and before the cursor passes them).
-        let stored = inner.session.flush_store().is_ok();
-        let wake = match inner.conn.as_mut() {
-            Some(c) if !stored => {
-                c.close = Some(crate::close_reason(&inner.session, &shared.stats));
-                true
-            }
+        let mut wake = match inner.conn.as_mut() {
             Some(c) => {
                 let wake = c.write_direct(aborted);
                 // Written in part: the socket took less than the batch's reports.
@@ -459,6 +453,15 @@ fn flush_direct(shared: &Shared, pending: &mut Vec<usize>) {
             }
             None => false,
         };
+        // Stored right after the write (the file write is not on the client's path) and
+        // before the cursor passes these results: a crash in between leaves them unstored but
+        // routed again, under new sequence numbers with the same ExecIDs, after the restart.
+        if inner.session.flush_store().is_err() {
+            if let Some(c) = inner.conn.as_mut() {
+                c.close = Some(crate::close_reason(&inner.session, &shared.stats));
+                wake = true;
+            }
+        }
         drop(guard);
         if wake {
             slot.notify.notify_one();
@@ -680,20 +683,11 @@ pub(crate) struct RouterCore {
     pending: Vec<usize>,
     checkpoint_every: Option<Duration>,
     last_checkpoint: std::time::Instant,
-    /// The outbound journal's doorbell, which the router thread parks on (None: it sleeps
-    /// out its parks).
-    pub(crate) bell: Option<Arc<journal::Doorbell>>,
 }
 
 impl RouterCore {
-    pub(crate) fn new(
-        shared: &Shared,
-        reader: Reader,
-        committed: Option<Committed>,
-        bell: Option<Arc<journal::Doorbell>>,
-    ) -> Self {
+    pub(crate) fn new(shared: &Shared, reader: Reader, committed: Option<Committed>) -> Self {
         RouterCore {
-            bell,
             last_saved: reader.next_sequence().saturating_sub(1),
             reader,
             committed,
@@ -762,9 +756,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
         .router
         .get()
         .expect("the router's state is set before its thread");
-    if let Some(bell) = core.lock().ok().and_then(|c| c.bell.clone()) {
+    if shared.config.router_doorbell {
         // Woken by the matching agent's commits when parked.
-        idle.wait_on(&bell);
+        idle.wait_on(&shared.outbound_bell);
     }
     while !shared.stop.load(Ordering::Relaxed) {
         let n = match core.try_lock() {

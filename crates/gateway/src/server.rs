@@ -191,6 +191,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+        let handled = pos > 0;
         if pos > 0 && !closing {
             // What these messages published goes through matching and back out now, on this
             // thread, when the pipeline's threads are not already at it.
@@ -259,6 +260,31 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let _ = wr.shutdown().await;
             break;
+        }
+        if handled && !shared.config.read_spin.is_zero() {
+            // Poll the socket a while before parking: an active client's next message is
+            // read without waking this thread up (see `GatewayConfig::read_spin`).
+            let until = std::time::Instant::now() + shared.config.read_spin;
+            let mut read = None;
+            let mut notified = false;
+            while read.is_none() && !notified && std::time::Instant::now() < until {
+                tokio::select! {
+                    biased;
+                    r = rd.read(&mut buf[filled..]) => read = Some(r),
+                    _ = slot.notify.notified() => notified = true,
+                    _ = tokio::task::yield_now() => {}
+                }
+            }
+            match read {
+                Some(Ok(0)) | Some(Err(_)) => break,
+                Some(Ok(n)) => {
+                    filled += n;
+                    continue;
+                }
+                // Bytes to write (the router's wake-up): the top of the loop writes them.
+                None if notified => continue,
+                None => {}
+            }
         }
         let now = now_ns();
         let sleep_ns = next_timer
@@ -471,8 +497,8 @@ impl Connection<'_> {
     /// The connection ended: release the session, cancel on disconnect if configured.
     fn detach(&mut self) {
         let shared = self.shared;
-        let mut inner = self.slot.lock();
-        let inner = &mut *inner;
+        let mut guard = self.slot.lock();
+        let inner = &mut *guard;
         if inner.conn.as_ref().is_some_and(|c| c.id == self.conn_id) {
             inner.conn = None;
             let _ = inner.session.on_disconnect(now_ns());
@@ -497,5 +523,8 @@ impl Connection<'_> {
                 }
             }
         }
+        drop(guard);
+        // The disconnect and its mass cancel go through now (or wake the pipeline's thread).
+        shared.assist_pipeline();
     }
 }

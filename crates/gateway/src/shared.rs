@@ -11,6 +11,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+/// How long a connection task waits for the pipeline's own thread to end its turn before it
+/// takes one itself (`Shared::assist_pipeline`).
+const ASSIST_WAIT_MAX: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// The connection attached to a session.
 pub(crate) struct Conn {
     pub id: u64,
@@ -162,6 +166,8 @@ pub(crate) struct Shared {
     pub takeover_inbound_seq: AtomicU64,
     /// The router's state, set once at start (see [`crate::router::RouterCore`]).
     pub router: OnceLock<Mutex<crate::router::RouterCore>>,
+    /// The outbound journal's doorbell (router thread, market data and other readers).
+    pub outbound_bell: Arc<journal::Doorbell>,
 }
 
 impl Shared {
@@ -170,6 +176,7 @@ impl Shared {
         slots: Vec<Slot>,
         publisher: journal::Publisher,
         cursor: std::fs::File,
+        outbound_bell: Arc<journal::Doorbell>,
     ) -> Shared {
         let by_session_id = slots
             .iter()
@@ -192,6 +199,7 @@ impl Shared {
             routed_seq: AtomicU64::new(0),
             takeover_inbound_seq: AtomicU64::new(0),
             router: OnceLock::new(),
+            outbound_bell,
         }
     }
 
@@ -206,22 +214,39 @@ impl Shared {
             return;
         };
         if self.aborted.load(Ordering::Acquire) || self.stop.load(Ordering::Relaxed) {
+            // What was published is the pipeline threads' (which the quiet publications did
+            // not wake).
+            self.publisher.doorbell().ring();
             return;
         }
         let router = self.router.get().and_then(|m| m.try_lock().ok());
-        assist.assist();
+        // The stages' own thread may be in a turn with these very events (it polls while it
+        // backs off): its turns are short, so wait it out, then route what it produced here
+        // (holding the router's turn, which its thread cannot take meanwhile).
+        let deadline = std::time::Instant::now() + ASSIST_WAIT_MAX;
+        let worked = loop {
+            match assist.assist() {
+                Some(n) => break n > 0,
+                None if std::time::Instant::now() < deadline => std::hint::spin_loop(),
+                None => {
+                    // Still busy: its thread goes on with what was published.
+                    self.publisher.doorbell().ring();
+                    break false;
+                }
+            }
+        };
         if let Some(mut core) = router {
             let n = core.step(self);
             if n > 0 {
                 self.stats.assisted_batches.fetch_add(1, Ordering::Relaxed);
             }
-            if n >= self.config.router_batch_max {
-                // Results may be left: the router thread takes them (only a parked thread
-                // is woken, a running one sees them itself).
-                if let Some(bell) = core.bell.as_ref() {
-                    bell.ring();
-                }
+            // The results' other readers (market data, and the router thread when results
+            // may be left) are woken now that the reports are on their way, not before.
+            if worked || n >= self.config.router_batch_max {
+                self.outbound_bell.ring();
             }
+        } else if worked {
+            self.outbound_bell.ring();
         }
     }
 

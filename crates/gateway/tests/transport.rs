@@ -439,12 +439,12 @@ async fn reports_stay_in_order_when_a_client_socket_backs_up() {
 struct AssistOnly(std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>);
 
 impl gateway::PipelineAssist for AssistOnly {
-    fn assist(&self) -> usize {
+    fn assist(&self) -> Option<usize> {
         let Ok(mut g) = self.0.try_lock() else {
-            return 0;
+            return None;
         };
         let (sequencer, agent) = &mut *g;
-        sequencer.do_work().unwrap() + agent.do_work().unwrap()
+        Some(sequencer.do_work().unwrap() + agent.do_work().unwrap())
     }
 }
 
@@ -494,5 +494,32 @@ async fn the_reading_thread_runs_the_pipeline_and_writes_the_report() {
         "the router thread may have woken up ({elapsed:?}): the test proves nothing"
     );
     assert!(assisted >= ORDERS, "assisted batches {assisted}");
+    gw.shutdown();
+}
+
+/// With `read_spin`, a connection's task polls its socket for a while after each message
+/// instead of parking: reports the router hands to the task meanwhile (no direct writes here)
+/// still leave at once, and messages that arrive during the polling are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_connection_still_writes_what_the_router_hands_it() {
+    let (_d, _engine, gw) = setup(|c| {
+        c.read_spin = Duration::from_millis(20);
+        c.direct_write = false;
+    })
+    .await;
+    let mut client = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    client.logon().await;
+    for i in 0..30 {
+        client
+            .send("D", &nos(&format!("S-{i}"), "1", "10", "100.00"))
+            .await;
+        // Each ack comes at once (a wake-up the polling swallowed would leave it to the
+        // task's next timer, up to a second later).
+        let m = tokio::time::timeout(Duration::from_millis(300), client.recv_app())
+            .await
+            .expect("the ack while the connection polls");
+        assert_eq!(m.get(11), Some(format!("S-{i}").as_str()), "{m:?}");
+        assert_eq!(m.get(150), Some("0"), "{m:?}");
+    }
     gw.shutdown();
 }

@@ -110,6 +110,28 @@ impl Publisher {
     /// sequencer is behind) and [`PublishError::TooLarge`] when the payload
     /// exceeds the configured maximum.
     pub fn try_publish(&self, template_id: u16, payload: &[u8]) -> Result<(), PublishError> {
+        self.publish_inner(template_id, payload, true)
+    }
+
+    /// [`Publisher::try_publish`] without ringing the doorbell: for a producer that runs the
+    /// consumer's turn itself right after (and rings [`Publisher::doorbell`] when it cannot),
+    /// so a parked consumer is not woken for nothing.
+    pub fn try_publish_quiet(&self, template_id: u16, payload: &[u8]) -> Result<(), PublishError> {
+        self.publish_inner(template_id, payload, false)
+    }
+
+    /// The bell [`Publisher::try_publish`] rings.
+    pub fn doorbell(&self) -> std::sync::Arc<Doorbell> {
+        self.ring.bell.clone()
+    }
+
+    #[inline]
+    fn publish_inner(
+        &self,
+        template_id: u16,
+        payload: &[u8],
+        ring_bell: bool,
+    ) -> Result<(), PublishError> {
         let ring = &*self.ring;
         if payload.len() > ring.payload_len_max {
             return Err(PublishError::TooLarge {
@@ -139,7 +161,9 @@ impl Publisher {
                             d.bytes[..payload.len()].copy_from_slice(payload);
                         });
                         slot.stamp.store(pos + 1, Ordering::Release);
-                        ring.bell.ring();
+                        if ring_bell {
+                            ring.bell.ring();
+                        }
                         return Ok(());
                     }
                     Err(actual) => pos = actual,

@@ -100,13 +100,15 @@ impl Shared {
     /// Called by the sequencer after frames up to `seq` are written (and
     /// flushed in Sync mode).
     #[inline]
-    pub(crate) fn publish_written(&self, seq: u64) {
+    pub(crate) fn publish_written(&self, seq: u64, ring: bool) {
         self.written.publish(seq);
         self.control.store_written(seq);
         if self.commit_policy == CommitPolicy::FollowWritten {
             self.committed.publish(seq);
             self.control.max_committed(seq);
-            self.bell.ring();
+            if ring {
+                self.bell.ring();
+            }
         }
     }
 

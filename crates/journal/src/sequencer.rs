@@ -174,6 +174,8 @@ struct Writer<C> {
     /// written since the last publication (the batch to mark).
     last_frame: usize,
     unpublished: u32,
+    /// Ring the journal's doorbell on each publication (see `Sequencer::set_ring_on_publish`).
+    ring: bool,
 }
 
 impl<C: Clock> std::fmt::Debug for Sequencer<C> {
@@ -219,6 +221,7 @@ impl<C: Clock> Sequencer<C> {
                 last_ts: 0,
                 last_frame: 0,
                 unpublished: 0,
+                ring: true,
                 helper,
             },
         }
@@ -362,6 +365,14 @@ impl<C: Clock> Sequencer<C> {
         self.w.flush_sync()
     }
 
+    /// Whether each publication rings the journal's doorbell (default true). Off, readers
+    /// parked on it are woken only when the owner rings `Journal::doorbell` itself: so a
+    /// thread that publishes and then has more to do first (the gateway's I/O thread routing
+    /// the results it just matched) does not pay for the wake-ups before its own work.
+    pub fn set_ring_on_publish(&mut self, ring: bool) {
+        self.w.ring = ring;
+    }
+
     /// Highest sequence written.
     pub fn written_seq(&self) -> u64 {
         self.w.written
@@ -471,7 +482,7 @@ where
                 }
             }
         }
-        self.shared.publish_written(self.written);
+        self.shared.publish_written(self.written, self.ring);
         Ok(())
     }
 

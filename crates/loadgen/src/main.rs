@@ -113,6 +113,9 @@ struct RunArgs {
     /// matching and routing to the pipeline's own threads (for comparisons).
     #[arg(long)]
     no_io_assist: bool,
+    /// fix.read_spin_us of the started appliance (default: the appliance's).
+    #[arg(long)]
+    read_spin_us: Option<u64>,
     /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
     #[arg(long, default_value_t = 1 << 20)]
     fix_body_bytes_max: usize,
@@ -342,6 +345,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             direct_write: a.no_direct_write.then_some(false),
                             off_path_nice: a.off_path_nice,
                             io_assist: a.no_io_assist.then_some(false),
+                            read_spin_us: a.read_spin_us,
                             body_bytes_max: a.fix_body_bytes_max,
                             cluster: a.cluster,
                             cluster_fsync: a.cluster_fsync,

@@ -60,6 +60,8 @@ pub struct ApplianceOptions {
     pub off_path_nice: Option<i32>,
     /// `threads.io_assist`; None leaves the appliance's default.
     pub io_assist: Option<bool>,
+    /// `fix.read_spin_us`; None leaves the appliance's default.
+    pub read_spin_us: Option<u64>,
     /// `fix.body_bytes_max`. The gateway's read buffer is this plus 64 bytes, and it drops a
     /// connection whose read fills that buffer (crates/gateway/src/server.rs treats a full
     /// buffer as junk even when it holds many whole pipelined messages), so an open-loop client
@@ -124,7 +126,7 @@ fn appliance_config_with(
     let mut s = format!(
         "[journal]\ndurability = \"{}\"\n[threads]\nidle = \"{}\"\n{}{}\
 [market_data]\ngroup = \"{group}\"\nport = {port}\nretransmit_listen = \"127.0.0.1:{}\"\ntcp_listen = \"\"\n\
-[fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\n{}body_bytes_max = {}\n",
+[fix]\ntcp_listen = \"{fix_tcp}\"\ntls_listen = \"{fix_tls}\"\nstore_sync = {}\n{}{}body_bytes_max = {}\n",
         opts.durability,
         opts.idle,
         opts.off_path_nice
@@ -135,6 +137,8 @@ fn appliance_config_with(
         opts.store_sync,
         opts.direct_write
             .map_or(String::new(), |d| format!("direct_write = {d}\n")),
+        opts.read_spin_us
+            .map_or(String::new(), |d| format!("read_spin_us = {d}\n")),
         opts.body_bytes_max
     );
     for (i, c) in comp_ids(sessions).iter().enumerate() {

@@ -516,6 +516,13 @@ impl MatchingAgent {
         &self.outbound_journal
     }
 
+    /// Whether each outbound commit rings the outbound journal's doorbell (default true; see
+    /// `journal::Sequencer::set_ring_on_publish`). Off, the owner rings
+    /// `outbound_journal().doorbell()` when its readers should wake.
+    pub fn set_ring_on_commit(&mut self, ring: bool) {
+        self.outbound.set_ring_on_publish(ring);
+    }
+
     /// The last inbound sequence processed.
     pub fn processed_seq(&self) -> u64 {
         self.processed_seq
