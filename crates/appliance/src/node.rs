@@ -56,6 +56,8 @@ struct Duty {
     drain_batch_max: usize,
     /// The hand-off's doorbell, which the duty's own thread parks on.
     bell: Option<Arc<journal::Doorbell>>,
+    /// The gateway router's bell (with the assist): rung after the duty thread's own turns.
+    router_bell: Option<Arc<journal::Doorbell>>,
 }
 
 impl Duty {
@@ -77,6 +79,12 @@ impl Duty {
 struct DutyAssist(Arc<std::sync::Mutex<Duty>>);
 
 impl gateway::PipelineAssist for DutyAssist {
+    fn set_router_bell(&self, bell: Arc<journal::Doorbell>) {
+        if let Ok(mut duty) = self.0.lock() {
+            duty.router_bell = Some(bell);
+        }
+    }
+
     fn assist(&self) -> Option<usize> {
         let Ok(mut duty) = self.0.try_lock() else {
             return None;
@@ -365,6 +373,7 @@ impl Node {
                     error: None,
                     drain_batch_max: config.inbound_journal().drain_batch_max,
                     bell: bell.clone(),
+                    router_bell: None,
                 }));
                 let (s_seq, s_match) = (stop_seq.clone(), stop_match.clone());
                 let d = duty.clone();
@@ -381,7 +390,11 @@ impl Node {
                                 }
                                 let (n, _) = duty.turn()?;
                                 if n > 0 && io_assist_on {
+                                    // Commits do not ring with the assist (see above).
                                     outbound_bell.ring();
+                                    if let Some(b) = duty.router_bell.as_ref() {
+                                        b.ring();
+                                    }
                                 }
                                 if n == 0
                                     && s_seq.load(Ordering::Acquire)

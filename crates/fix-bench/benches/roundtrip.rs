@@ -25,9 +25,16 @@ use std::time::{Duration, Instant};
 
 /// The sequencer and the matching agent behind a lock, as the appliance runs them: by the engine
 /// thread, or by the connection's I/O thread when the engine thread is not in a turn.
-struct Pipeline(std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>);
+struct Pipeline(
+    std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>,
+    std::sync::OnceLock<Arc<journal::Doorbell>>,
+);
 
 impl gateway::PipelineAssist for Pipeline {
+    fn set_router_bell(&self, bell: Arc<journal::Doorbell>) {
+        let _ = self.1.set(bell);
+    }
+
     fn assist(&self) -> Option<usize> {
         let Ok(mut g) = self.0.try_lock() else {
             return None;
@@ -190,7 +197,10 @@ fn main() {
     let mut agent = agent;
     agent.set_ring_on_commit(!assist);
     let outbound_bell = agent.outbound_journal().doorbell();
-    let duty = Arc::new(Pipeline(std::sync::Mutex::new((sequencer, agent))));
+    let duty = Arc::new(Pipeline(
+        std::sync::Mutex::new((sequencer, agent)),
+        std::sync::OnceLock::new(),
+    ));
     let d = Arc::clone(&duty);
     let engine_thread = std::thread::spawn(move || {
         let mut idle = journal::IdleStrategy::new(if backoff {
@@ -208,6 +218,9 @@ fn main() {
                     let n = sequencer.do_work().unwrap() + agent.do_work().unwrap();
                     if n > 0 && assist {
                         outbound_bell.ring();
+                        if let Some(b) = d.1.get() {
+                            b.ring();
+                        }
                     }
                     n
                 }

@@ -94,6 +94,10 @@ pub trait PipelineAssist: Send + Sync {
     /// Runs one bounded turn if no other thread is running one: the work done, or None when
     /// another thread is in a turn.
     fn assist(&self) -> Option<usize>;
+    /// The bell the router thread parks on with an assist (it is not woken by every commit,
+    /// only when results are left for it): the pipeline's own threads must ring it after
+    /// every turn of theirs that produced results. Called once, at the gateway's start.
+    fn set_router_bell(&self, bell: Arc<journal::Doorbell>);
 }
 
 /// Everything the gateway needs at start-up.

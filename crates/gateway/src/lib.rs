@@ -248,6 +248,9 @@ impl Gateway {
             }
             None => None,
         };
+        if let Some(a) = shared.config.pipeline_assist.as_ref() {
+            a.set_router_bell(Arc::clone(&shared.router_bell));
+        }
         let core = router::RouterCore::new(&shared, reader, committed);
         if shared.router.set(std::sync::Mutex::new(core)).is_err() {
             unreachable!("the router's state is set once, here");

@@ -757,8 +757,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
         .get()
         .expect("the router's state is set before its thread");
     if shared.config.router_doorbell {
-        // Woken by the matching agent's commits when parked.
-        idle.wait_on(&shared.outbound_bell);
+        // Woken by the matching agent's commits when parked, or with a pipeline assist only
+        // when results are left for this thread.
+        if shared.config.pipeline_assist.is_some() {
+            idle.wait_on(&shared.router_bell);
+        } else {
+            idle.wait_on(&shared.outbound_bell);
+        }
     }
     while !shared.stop.load(Ordering::Relaxed) {
         let n = match core.try_lock() {

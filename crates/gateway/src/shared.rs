@@ -166,8 +166,13 @@ pub(crate) struct Shared {
     pub takeover_inbound_seq: AtomicU64,
     /// The router's state, set once at start (see [`crate::router::RouterCore`]).
     pub router: OnceLock<Mutex<crate::router::RouterCore>>,
-    /// The outbound journal's doorbell (router thread, market data and other readers).
+    /// The outbound journal's doorbell (market data and other readers; the router thread's
+    /// without a pipeline assist).
     pub outbound_bell: Arc<journal::Doorbell>,
+    /// With a pipeline assist, the router thread parks on this bell instead: rung when results
+    /// are left for it (by a connection task, or by the pipeline's own threads after their
+    /// turns, see `PipelineAssist::set_router_bell`), not by every commit.
+    pub router_bell: Arc<journal::Doorbell>,
 }
 
 impl Shared {
@@ -200,6 +205,7 @@ impl Shared {
             takeover_inbound_seq: AtomicU64::new(0),
             router: OnceLock::new(),
             outbound_bell,
+            router_bell: Arc::new(journal::Doorbell::new()),
         }
     }
 
@@ -235,18 +241,24 @@ impl Shared {
                 }
             }
         };
-        if let Some(mut core) = router {
-            let n = core.step(self);
-            if n > 0 {
-                self.stats.assisted_batches.fetch_add(1, Ordering::Relaxed);
+        let left = match router {
+            Some(mut core) => {
+                let n = core.step(self);
+                if n > 0 {
+                    self.stats.assisted_batches.fetch_add(1, Ordering::Relaxed);
+                }
+                n >= self.config.router_batch_max
             }
-            // The results' other readers (market data, and the router thread when results
-            // may be left) are woken now that the reports are on their way, not before.
-            if worked || n >= self.config.router_batch_max {
-                self.outbound_bell.ring();
-            }
-        } else if worked {
+            // The router thread is in a turn: it must look once more after it.
+            None => worked,
+        };
+        // The results' other readers (market data) are woken now that the reports are on
+        // their way, not before; the router thread only when results may be left for it.
+        if worked {
             self.outbound_bell.ring();
+        }
+        if left {
+            self.router_bell.ring();
         }
     }
 

@@ -439,6 +439,9 @@ async fn reports_stay_in_order_when_a_client_socket_backs_up() {
 struct AssistOnly(std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>);
 
 impl gateway::PipelineAssist for AssistOnly {
+    // No thread of its own takes turns: nothing to ring.
+    fn set_router_bell(&self, _bell: Arc<journal::Doorbell>) {}
+
     fn assist(&self) -> Option<usize> {
         let Ok(mut g) = self.0.try_lock() else {
             return None;
