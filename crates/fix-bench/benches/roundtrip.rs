@@ -146,7 +146,7 @@ fn main() {
         default_limits: AccountLimits::UNLIMITED,
         products: vec![ProductConfig::simple(1, "ACME", 10_000)],
     };
-    let mut agent = MatchingAgent::open(
+    let agent = MatchingAgent::open(
         AgentConfig::new(engine, journal_config(&dir.path().join("out"))),
         &inbound_journal,
     )
