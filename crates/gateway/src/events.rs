@@ -25,6 +25,18 @@ pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
         match r {
             Ok(()) => return true,
             Err(PublishError::Full) => {
+                if let Some(assist) = shared.config.pipeline_assist.as_ref() {
+                    // The sequencer is behind: drain the hand-off on this thread when the
+                    // pipeline's own thread is not at it (the turn takes no session lock, so
+                    // it may run under the caller's), instead of shedding the request.
+                    if let Some(n) = assist.assist() {
+                        if n > 0 {
+                            shared.outbound_bell.ring();
+                            shared.router_bell.ring();
+                        }
+                        continue;
+                    }
+                }
                 if quiet && attempt == 0 {
                     // The sequencer is behind: make sure its thread is awake to drain.
                     shared.publisher.doorbell().ring();

@@ -526,3 +526,46 @@ async fn a_polling_connection_still_writes_what_the_router_hands_it() {
     }
     gw.shutdown();
 }
+
+/// With a pipeline assist, a connection whose messages fill the sequencer's hand-off drains it
+/// itself instead of refusing them ("Engine busy"): here a 4-slot hand-off, no thread of the
+/// pipeline's own, and 40 orders in one write all get their acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hand_off_is_drained_by_the_publishing_thread() {
+    const ORDERS: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (inbound, sequencer, agent) = open_pipeline_with(dir.path(), |c| c.handoff_slots = 4);
+    let outbound = agent.outbound_journal().clone();
+    let assist = Arc::new(AssistOnly(std::sync::Mutex::new((sequencer, agent))));
+    let mut c = gateway_config(&dir.path().join("store"));
+    c.pipeline_assist = Some(assist);
+    let gw = gateway::Gateway::start(c, &inbound, &outbound)
+        .await
+        .unwrap();
+    let mut client = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    client.logon().await;
+    let mut batch = Vec::new();
+    for i in 0..ORDERS {
+        batch.extend(client.build(
+            "D",
+            client.seq + i,
+            "",
+            &nos(&format!("H-{i}"), "1", "10", "100.00"),
+        ));
+    }
+    client.seq += ORDERS;
+    client.send_raw(&batch).await;
+    for i in 0..ORDERS {
+        let m = client.recv_app().await;
+        assert_eq!(m.msg_type(), "8", "{m:?}");
+        assert_eq!(m.get(11), Some(format!("H-{i}").as_str()), "{m:?}");
+        assert_eq!(m.get(150), Some("0"), "{m:?}");
+    }
+    assert_eq!(
+        gw.stats()
+            .publish_back_pressure
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    gw.shutdown();
+}

@@ -87,7 +87,17 @@ pub struct Engine {
 /// The inbound journal (accounts 1..=3 funded with cash and ACME positions on first open), its
 /// sequencer and the matching agent, without a thread.
 pub fn open_pipeline(dir: &Path) -> (Journal, journal::Sequencer, MatchingAgent) {
-    let (inbound, mut sequencer) = Journal::open(journal_config(&dir.join("in"))).unwrap();
+    open_pipeline_with(dir, |_| {})
+}
+
+/// [`open_pipeline`] with the inbound journal's configuration adjusted.
+pub fn open_pipeline_with(
+    dir: &Path,
+    tweak: impl FnOnce(&mut JournalConfig),
+) -> (Journal, journal::Sequencer, MatchingAgent) {
+    let mut config = journal_config(&dir.join("in"));
+    tweak(&mut config);
+    let (inbound, mut sequencer) = Journal::open(config).unwrap();
     if inbound.written_seq() == 0 {
         let mut buf = [0_u8; inbound::ENCODED_LEN_MAX];
         for account_id in 1..=3 {
