@@ -265,7 +265,13 @@ fn http_orders_fills_database_and_multicast_agree() {
                     kind = k.to_string();
                 } else if let Some(d) = line.strip_prefix("data: ") {
                     events.push((kind.clone(), serde_json::from_str::<Value>(d).unwrap()));
-                    if events.iter().filter(|(k, _)| k == "trade").count() == 3 {
+                    // The feeder sends a pass's trades as it reads them and the quotes at the
+                    // end of the pass: wait for both.
+                    if events.iter().filter(|(k, _)| k == "trade").count() == 3
+                        && events
+                            .iter()
+                            .any(|(k, v)| k == "quote" && v["symbol"] == "ACME")
+                    {
                         break;
                     }
                 }
