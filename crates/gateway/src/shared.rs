@@ -211,10 +211,12 @@ impl Shared {
 
     /// Called by a connection task after it handled messages: with a pipeline assist
     /// configured, runs the sequencer and matching stages and then the router on this thread,
-    /// each only if no other thread is running it (never waits), so the results of what was
-    /// just published are routed, and written to direct connections, before this task reads
-    /// again. The router's turn is taken first, so its thread cannot take these results away
-    /// while the engine produces them (it would be woken for it, a thread hand-off).
+    /// so the results of what was just published are routed, and written to direct
+    /// connections, before this task reads again. The router's turn is taken only if its
+    /// thread is not in one (never waited for), and first, so that thread cannot take these
+    /// results away while the engine produces them (it would be woken for it, a thread
+    /// hand-off); a turn of the stages' own thread in progress is waited out, spinning, for
+    /// at most `ASSIST_WAIT_MAX`.
     pub fn assist_pipeline(&self) {
         let Some(assist) = self.config.pipeline_assist.as_ref() else {
             return;
