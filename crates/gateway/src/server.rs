@@ -192,7 +192,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         let handled = pos > 0;
-        if pos > 0 && !closing {
+        if handled && !closing {
             // What these messages published goes through matching and back out now, on this
             // thread, when the pipeline's threads are not already at it.
             shared.assist_pipeline();

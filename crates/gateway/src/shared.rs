@@ -231,17 +231,20 @@ impl Shared {
         // The stages' own thread may be in a turn with these very events (it polls while it
         // backs off): its turns are short, so wait it out, then route what it produced here
         // (holding the router's turn, which its thread cannot take meanwhile).
-        let deadline = std::time::Instant::now() + ASSIST_WAIT_MAX;
+        // The clock is read only once the stages are found busy.
+        let mut deadline = None;
         let worked = loop {
-            match assist.assist() {
-                Some(n) => break n > 0,
-                None if std::time::Instant::now() < deadline => std::hint::spin_loop(),
-                None => {
-                    // Still busy: its thread goes on with what was published.
-                    self.publisher.doorbell().ring();
-                    break false;
+            let Some(n) = assist.assist() else {
+                let now = std::time::Instant::now();
+                if now < *deadline.get_or_insert(now + ASSIST_WAIT_MAX) {
+                    std::hint::spin_loop();
+                    continue;
                 }
-            }
+                // Still busy: its thread goes on with what was published.
+                self.publisher.doorbell().ring();
+                break false;
+            };
+            break n > 0;
         };
         let left = match router {
             Some(mut core) => {
