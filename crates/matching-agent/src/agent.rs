@@ -6,8 +6,9 @@ use journal::{
     AppendError, Clock, IdleStrategy, Journal, JournalConfig, OpenError, ReadError, Reader,
     ReaderError, Sequencer,
 };
-use matching::{ConfigError, Engine, EngineConfig, Output, RejectReason};
+use matching::{ConfigError, Engine, EngineConfig, Output, RejectReason, PREFETCH_AHEAD};
 use sbe_order_entry::{SbeErr, WriteBuf};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -115,6 +116,9 @@ pub struct MatchingAgent {
     scratch: Vec<u8>,
     /// (template id, start, length) of each event in `scratch`.
     spans: Vec<(u16, usize, usize)>,
+    /// Inbound events read from the journal and decoded but not processed yet (at most
+    /// `PREFETCH_AHEAD + 1`; see `do_work`).
+    window: VecDeque<Pending>,
     processed_seq: u64,
     verified_frames: u64,
     snapshots: Option<SnapshotPolicy>,
@@ -123,6 +127,15 @@ pub struct MatchingAgent {
 }
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"AGSNAP01";
+
+/// An inbound event read ahead of processing.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    sequence: u64,
+    timestamp_ns: u64,
+    end_of_batch: bool,
+    decoded: Result<Inbound, inbound::DecodeError>,
+}
 
 fn snapshot_name(inbound_seq: u64) -> String {
     format!("snapshot-{inbound_seq:020}.bin")
@@ -260,6 +273,7 @@ impl MatchingAgent {
             outputs: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(64 * 1024),
             spans: Vec::with_capacity(1024),
+            window: VecDeque::with_capacity(PREFETCH_AHEAD + 1),
             processed_seq: in_seq,
             verified_frames: 0,
             snapshots: config.snapshots,
@@ -334,16 +348,40 @@ impl MatchingAgent {
         let mut n = 0;
         let mut unpublished = false;
         while n < self.batch_max {
-            let Some(frame) = self.inbound.poll()? else {
+            // The window: the next event and up to PREFETCH_AHEAD decoded after it, whose
+            // memory the engine prefetches while it processes the next one (as
+            // `Engine::process_batch` does). Only what the journal already holds is read: the
+            // next event is never held back waiting for more.
+            while self.window.len() <= PREFETCH_AHEAD {
+                let Some(frame) = self.inbound.poll()? else {
+                    break;
+                };
+                self.window.push_back(Pending {
+                    sequence: frame.sequence,
+                    timestamp_ns: frame.timestamp_ns,
+                    end_of_batch: frame.end_of_batch,
+                    decoded: inbound::decode(
+                        frame.sequence,
+                        frame.timestamp_ns,
+                        frame.template_id,
+                        frame.payload,
+                    ),
+                });
+            }
+            let Some(Pending {
+                sequence,
+                timestamp_ns,
+                end_of_batch,
+                decoded,
+            }) = self.window.pop_front()
+            else {
                 break;
             };
-            let (sequence, timestamp_ns, template_id, end_of_batch) = (
-                frame.sequence,
-                frame.timestamp_ns,
-                frame.template_id,
-                frame.end_of_batch,
-            );
-            let decoded = inbound::decode(sequence, timestamp_ns, template_id, frame.payload);
+            for (i, ahead) in self.window.iter().enumerate() {
+                if let Ok(Inbound::Command(command, _)) = &ahead.decoded {
+                    self.engine.prefetch_ahead(command, i + 1);
+                }
+            }
             self.clock.set(timestamp_ns);
             Self::encode_results(
                 &mut self.engine,

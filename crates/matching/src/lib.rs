@@ -22,6 +22,6 @@ pub mod workload;
 
 pub use codec::{encode_output, encode_outputs};
 pub use config::{Band, ConfigError, EngineConfig, ProductConfig};
-pub use engine::{Engine, OrderView};
+pub use engine::{Engine, OrderView, PREFETCH_AHEAD};
 pub use snapshot::SnapshotError;
 pub use types::*;
