@@ -787,6 +787,23 @@ fn memory_child(path: &str) {
         rss2.saturating_sub(rss0) as f64 / 1048576.0,
         rss2.saturating_sub(rss0) as f64 / resting.max(1) as f64
     );
+    println!(
+        "- transparent huge pages backing this process after construction: {} MiB of anonymous memory (/proc/self/smaps_rollup AnonHugePages)",
+        anon_huge_bytes() >> 20
+    );
+}
+
+/// AnonHugePages of this process, in bytes.
+fn anon_huge_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// The engine config of a workload file, regenerated from the seed in its header.

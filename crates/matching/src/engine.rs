@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 
 use crate::config::{Band, EngineConfig, ProductConfig};
+use crate::huge::Huge;
 use crate::types::*;
 
 pub(crate) const NIL: u32 = u32::MAX;
@@ -128,26 +129,26 @@ pub(crate) struct Position {
 /// lists and links, level indices from the books, masked id-table and price-cache indices);
 /// indices that come from commands are range-checked before they reach a `Table`. Debug builds
 /// (all tests) keep the check, so a broken invariant still panics there. Everything else
-/// (`len`, `iter`, ...) is the inner `Vec`'s.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Table<T>(Vec<T>);
+/// (`len`, `iter`, ...) is the inner slice's. The memory is a [`Huge`] table's.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Table<T: Copy>(Huge<T>);
 
-impl<T> std::ops::Deref for Table<T> {
-    type Target = Vec<T>;
+impl<T: Copy> std::ops::Deref for Table<T> {
+    type Target = [T];
     #[inline(always)]
-    fn deref(&self) -> &Vec<T> {
+    fn deref(&self) -> &[T] {
         &self.0
     }
 }
 
-impl<T> std::ops::DerefMut for Table<T> {
+impl<T: Copy> std::ops::DerefMut for Table<T> {
     #[inline(always)]
-    fn deref_mut(&mut self) -> &mut Vec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         &mut self.0
     }
 }
 
-impl<T> std::ops::Index<usize> for Table<T> {
+impl<T: Copy> std::ops::Index<usize> for Table<T> {
     type Output = T;
     #[inline(always)]
     fn index(&self, i: usize) -> &T {
@@ -159,7 +160,7 @@ impl<T> std::ops::Index<usize> for Table<T> {
     }
 }
 
-impl<T> std::ops::IndexMut<usize> for Table<T> {
+impl<T: Copy> std::ops::IndexMut<usize> for Table<T> {
     #[inline(always)]
     fn index_mut(&mut self, i: usize) -> &mut T {
         debug_assert!(i < self.0.len(), "table index {i} out of {}", self.0.len());
@@ -407,12 +408,12 @@ fn crosses(taker_side: Side, limit: i64, level_price: i64) -> bool {
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) products: Vec<Product>,
-    pub(crate) accounts: Vec<Account>,
+    pub(crate) accounts: Huge<Account>,
     /// `instruments_max * accounts_max`, index `instrument * accounts_max + account`
     /// (instrument-major: the positions of one instrument are contiguous, so the few busy
     /// instruments of a skewed flow keep theirs in a few cached pages; account-major spread
     /// every access over the whole matrix, one TLB miss and one cache miss each).
-    pub(crate) positions: Vec<Position>,
+    pub(crate) positions: Huge<Position>,
     pub(crate) orders: Table<Order>,
     /// Slots never used yet or handed back by no instrument, taken from the end.
     pub(crate) order_free: Vec<u32>,
@@ -500,7 +501,8 @@ impl Engine {
             product.band = Self::compute_band(&product);
             products[p.instrument_id as usize] = product;
         }
-        let accounts = vec![
+        let accounts = Huge::new(
+            accounts_max,
             Account {
                 open: false,
                 cash_available: 0,
@@ -508,9 +510,8 @@ impl Engine {
                 daily_quantity: 0,
                 daily_notional: 0,
                 limits: config.default_limits,
-            };
-            accounts_max
-        ];
+            },
+        );
         let mut books = Vec::with_capacity(instruments_max);
         for product in &products {
             let cap = if product.configured {
@@ -528,14 +529,15 @@ impl Engine {
         let mut engine = Engine {
             products,
             accounts,
-            positions: vec![Position::default(); accounts_max * instruments_max],
-            orders: Table(vec![Order::EMPTY; orders_max]),
+            positions: Huge::new(accounts_max * instruments_max, Position::default()),
+            orders: Table(Huge::new(orders_max, Order::EMPTY)),
             order_free: (0..orders_max as u32).rev().collect(),
             order_free_heads: vec![NIL; instruments_max],
             order_free_count: orders_max as u32,
-            id_table: Table(vec![NIL; config.order_id_window as usize]),
+            id_table: Table(Huge::new(config.order_id_window as usize, NIL)),
             id_mask: u64::from(config.order_id_window) - 1,
-            levels: Table(vec![
+            levels: Table(Huge::new(
+                levels_max,
                 Level {
                     price: 0,
                     quantity: 0,
@@ -543,12 +545,11 @@ impl Engine {
                     head: NIL,
                     tail: NIL,
                     book: NIL,
-                };
-                levels_max
-            ]),
+                },
+            )),
             level_free: (0..levels_max as u32).rev().collect(),
             level_free_heads: vec![NIL; instruments_max],
-            level_cache: Table(vec![NIL; instruments_max * 2 * level_cache_slots]),
+            level_cache: Table(Huge::new(instruments_max * 2 * level_cache_slots, NIL)),
             level_cache_mask: level_cache_slots as u64 - 1,
             book_gaps: vec![[0, 0]; books.len()],
             books,
@@ -587,16 +588,10 @@ impl Engine {
         let key = LevelKey { key: 0, level: NIL };
         let product = self.products[0];
         touch(&mut self.products, product);
-        let account = self.accounts[0];
-        touch(&mut self.accounts, account);
-        touch(&mut self.positions, Position::default());
-        touch(&mut self.orders, Order::EMPTY);
+        // The `Huge` tables (accounts, positions, orders, id table, levels, price cache) had
+        // every element written when they were built.
         touch(&mut self.order_free, NIL);
-        touch(&mut self.id_table, NIL);
-        let level = self.levels[0];
-        touch(&mut self.levels, level);
         touch(&mut self.level_free, NIL);
-        touch(&mut self.level_cache, NIL);
         for book in &mut self.books {
             for side in book {
                 // Fill to capacity and empty again: writes every page of the ring buffer.
@@ -2432,20 +2427,20 @@ impl Engine {
     /// Bytes of the preallocated tables (orders, id table, levels, books, accounts, positions).
     pub fn preallocated_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.orders.capacity() * size_of::<Order>()
+        self.orders.len() * size_of::<Order>()
             + self.order_free.capacity() * 4
-            + self.id_table.capacity() * 4
-            + self.levels.capacity() * size_of::<Level>()
+            + self.id_table.len() * 4
+            + self.levels.len() * size_of::<Level>()
             + self.level_free.capacity() * 4
             + (self.order_free_heads.capacity() + self.level_free_heads.capacity()) * 4
-            + self.level_cache.capacity() * 4
+            + self.level_cache.len() * 4
             + self
                 .books
                 .iter()
                 .map(|b| (b[0].capacity() + b[1].capacity()) * size_of::<LevelKey>())
                 .sum::<usize>()
-            + self.accounts.capacity() * size_of::<Account>()
-            + self.positions.capacity() * size_of::<Position>()
+            + self.accounts.len() * size_of::<Account>()
+            + self.positions.len() * size_of::<Position>()
     }
 
     /// Bytes per resting order of the order-proportional tables (slab, free list, id table,

@@ -16,6 +16,7 @@
 pub mod codec;
 pub mod config;
 pub mod engine;
+mod huge;
 pub mod snapshot;
 pub mod types;
 pub mod workload;
