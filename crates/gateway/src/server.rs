@@ -167,6 +167,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         writer_out: Vec::with_capacity(4096),
     };
     let mut closing = false;
+    let mut spin = SpinGate::default();
     loop {
         if shared.aborted.load(Ordering::Acquire) {
             // A crash, as far as the peer can tell: the socket drops, nothing else happens.
@@ -261,13 +262,24 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = wr.shutdown().await;
             break;
         }
-        if handled && !shared.config.read_spin.is_zero() {
+        if handled && !shared.config.read_spin.is_zero() && spin.should_spin() {
             // Poll the socket a while before parking: an active client's next message is
             // read without waking this thread up (see `GatewayConfig::read_spin`).
-            let until = std::time::Instant::now() + shared.config.read_spin;
+            let start = std::time::Instant::now();
+            let (until, polite) = (start + shared.config.read_spin, start + SPIN_EAGER);
             let mut read = None;
             let mut notified = false;
-            while read.is_none() && !notified && std::time::Instant::now() < until {
+            loop {
+                let now = std::time::Instant::now();
+                if read.is_some() || notified || now >= until {
+                    break;
+                }
+                if now >= polite {
+                    // Past the eager start, each poll first hands the core to any other
+                    // runnable thread (the pipeline's, the market-data publisher's), so the
+                    // rest of the poll takes only time the core would spend idle.
+                    std::thread::yield_now();
+                }
                 tokio::select! {
                     biased;
                     r = rd.read(&mut buf[filled..]) => read = Some(r),
@@ -275,6 +287,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     _ = tokio::task::yield_now() => {}
                 }
             }
+            spin.record((read.is_some() || notified) && start.elapsed() <= SPIN_EAGER);
             match read {
                 Some(Ok(0)) | Some(Err(_)) => break,
                 Some(Ok(n)) => {
@@ -315,6 +328,50 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         // loop (a read that fills the buffer with many whole messages is normal under load).
     }
     conn.detach();
+}
+
+/// How long a read poll (`read_spin`) polls without yielding the core to other threads: about
+/// the time a trading client takes to answer a report with its next order over loopback.
+const SPIN_EAGER: Duration = Duration::from_micros(10);
+
+/// Whether a connection's task polls its socket after handling messages (`read_spin`), from
+/// how those polls went. A poll pays when the client's next message comes within
+/// [`SPIN_EAGER`] (a trading loop: one order, its report, the next order); otherwise it
+/// burns CPU for little (an open-loop sender at a moderate rate, an idle session). After a
+/// poll that did not pay, the next 1, 3, 7, ... (at most 1,023) turns park at once; a poll
+/// that paid undoes one step of that back-off and the next turn polls again. A client that
+/// answers in time in most turns is polled after every message; one that does not in most
+/// turns is polled about once per thousand.
+#[derive(Debug, Default)]
+pub(crate) struct SpinGate {
+    /// Net polls that did not pay (each one that paid takes one off), at most 10.
+    failures: u32,
+    /// Turns left that park without polling.
+    skip: u32,
+}
+
+impl SpinGate {
+    const FAILURES_MAX: u32 = 10;
+
+    /// Whether this turn polls (called once per turn that handled messages).
+    pub(crate) fn should_spin(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// The outcome of a poll: whether it paid (a message, or bytes to write, within
+    /// [`SPIN_EAGER`]).
+    pub(crate) fn record(&mut self, paid: bool) {
+        if paid {
+            self.failures = self.failures.saturating_sub(1);
+        } else {
+            self.failures = (self.failures + 1).min(Self::FAILURES_MAX);
+            self.skip = (1_u32 << self.failures) - 1;
+        }
+    }
 }
 
 struct Connection<'a> {
@@ -526,5 +583,78 @@ impl Connection<'_> {
         drop(guard);
         // The disconnect and its mass cancel go through now (or wake the pipeline's thread).
         shared.assist_pipeline();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpinGate;
+
+    #[test]
+    fn a_client_that_answers_in_time_is_always_polled() {
+        let mut g = SpinGate::default();
+        for _ in 0..1000 {
+            assert!(g.should_spin());
+            g.record(true);
+        }
+    }
+
+    #[test]
+    fn fruitless_polls_back_off_exponentially() {
+        let mut g = SpinGate::default();
+        // Polls at turns 0, 2, 6, 14, ...: after the k-th failure, 2^k - 1 turns park.
+        let mut polled = Vec::new();
+        for turn in 0..200 {
+            if g.should_spin() {
+                polled.push(turn);
+                g.record(false);
+            }
+        }
+        assert_eq!(polled, vec![0, 2, 6, 14, 30, 62, 126]);
+        // Capped: a long-idle session still tries about once every 1,024 turns.
+        let mut g = SpinGate::default();
+        let mut polls = 0;
+        for _ in 0..100_000 {
+            if g.should_spin() {
+                polls += 1;
+                g.record(false);
+            }
+        }
+        assert!((100..=110).contains(&polls), "{polls} polls");
+    }
+
+    /// Polls per 10,000 turns when each poll pays with probability `p_paid`.
+    fn polls_at(p_paid: f64) -> u32 {
+        let mut g = SpinGate::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut polls = 0;
+        for _ in 0..10_000 {
+            if g.should_spin() {
+                polls += 1;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                g.record((x % 1000) as f64 / 1000.0 < p_paid);
+            }
+        }
+        polls
+    }
+
+    #[test]
+    fn clients_that_mostly_answer_in_time_are_polled_and_others_rarely() {
+        // A trading loop (pays 9 times in 10) is polled on most turns; an open-loop sender
+        // whose next message comes within the eager time one turn in four (tens of
+        // microseconds apart) or one in twenty-five is left to park nearly always.
+        assert!(polls_at(0.9) > 8_000, "{}", polls_at(0.9));
+        assert!(polls_at(0.25) < 200, "{}", polls_at(0.25));
+        assert!(polls_at(0.04) < 100, "{}", polls_at(0.04));
+        // A paying poll after a long idle spell: the next turn polls again.
+        let mut g = SpinGate::default();
+        for _ in 0..20 {
+            g.record(false);
+        }
+        while !g.should_spin() {}
+        g.record(true);
+        assert!(g.should_spin());
     }
 }
