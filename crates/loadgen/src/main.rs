@@ -116,6 +116,10 @@ struct RunArgs {
     /// fix.read_spin_us of the started appliance (default: the appliance's).
     #[arg(long)]
     read_spin_us: Option<u64>,
+    /// Each session's message rate limit on the started appliance, as PER_SECOND,BURST
+    /// (excess requests refused with a BusinessMessageReject; default: no limit in effect).
+    #[arg(long, value_parser = parse_rate_limit)]
+    session_rate_limit: Option<(u32, u32)>,
     /// fix.body_bytes_max of the started appliance (its read buffer; see BENCHMARKS.md).
     #[arg(long, default_value_t = 1 << 20)]
     fix_body_bytes_max: usize,
@@ -346,6 +350,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             off_path_nice: a.off_path_nice,
                             io_assist: a.no_io_assist.then_some(false),
                             read_spin_us: a.read_spin_us,
+                            session_rate_limit: a.session_rate_limit,
                             body_bytes_max: a.fix_body_bytes_max,
                             cluster: a.cluster,
                             cluster_fsync: a.cluster_fsync,
@@ -528,4 +533,19 @@ fn summarize(rows: &[Row], out: Option<&std::path::Path>) -> anyhow::Result<()> 
         std::fs::write(out.join("summary.csv"), csv)?;
     }
     Ok(())
+}
+
+/// `PER_SECOND,BURST`, both positive.
+fn parse_rate_limit(s: &str) -> Result<(u32, u32), String> {
+    let (rate, burst) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: expected PER_SECOND,BURST"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{v:?}: expected a positive integer"))
+    };
+    Ok((parse(rate)?, parse(burst)?))
 }

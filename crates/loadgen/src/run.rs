@@ -113,9 +113,15 @@ pub struct Outcome {
     pub report_bytes: usize,
 }
 
+/// Rounds of the final cancel-all phase (the first, and retries of refused cancels).
+const CANCEL_ROUNDS: usize = 4;
+/// Pause before retry round `r`: `r` times this.
+const CANCEL_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 struct Shared {
     plan: Arc<Plan>,
-    /// Index of the first cancel of the final cancel-all phase: `base + slot`.
+    /// Index of the first cancel of the final cancel-all phase: the cancel of order `slot` in
+    /// round `r` is `base + r * orders + slot`.
     base: usize,
     origin: Instant,
     origin_unix_ns: u64,
@@ -153,8 +159,8 @@ impl Shared {
     fn slot_of(&self, index: usize) -> Option<usize> {
         if index < self.base {
             Some(self.plan.cmds[index].slot as usize)
-        } else if index < self.base + self.plan.orders.len() {
-            Some(index - self.base)
+        } else if index < self.base + CANCEL_ROUNDS * self.plan.orders.len() {
+            Some((index - self.base) % self.plan.orders.len())
         } else {
             None
         }
@@ -234,7 +240,7 @@ fn unix_now_ns() -> u64 {
 pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
     assert_eq!(cfg.comp_ids.len(), plan.sessions);
     let base = plan.cmds.len();
-    let total = base + plan.orders.len();
+    let total = base + CANCEL_ROUNDS * plan.orders.len();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         base,
@@ -352,12 +358,20 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
         .find(|&t| t > 0)
         .unwrap_or(0);
     let t_last = shared.last_measured_answer_ns.load(Ordering::Acquire);
-    // Cancel whatever is still open: every order must reach a terminal state.
-    let open: Vec<usize> = (0..plan.orders.len())
-        .filter(|&s| shared.state[s].load(Ordering::Acquire) == OPEN)
-        .collect();
-    if write_error.is_none() {
-        write_error = sender.cancel_all(&open).err();
+    // Cancel whatever is still open: every order must reach a terminal state. A cancel the
+    // acceptor refused (a BusinessMessageReject: it shed load) leaves its order open, and is
+    // sent again under a new ClOrdID after a pause, up to CANCEL_ROUNDS times.
+    for round in 0..CANCEL_ROUNDS {
+        let open: Vec<usize> = (0..plan.orders.len())
+            .filter(|&s| shared.state[s].load(Ordering::Acquire) == OPEN)
+            .collect();
+        if open.is_empty() || write_error.is_some() {
+            break;
+        }
+        if round > 0 {
+            std::thread::sleep(CANCEL_RETRY_PAUSE * round as u32);
+        }
+        write_error = sender.cancel_all(&open, round).err();
         sender.drain(cfg.drain_timeout);
     }
     let (sent, skipped, request_bytes) = (sender.sent, sender.skipped, sender.request_bytes);
@@ -623,7 +637,9 @@ impl Sender<'_> {
         true
     }
 
-    fn cancel_all(&mut self, slots: &[usize]) -> anyhow::Result<()> {
+    /// Sends round `round` of the cancel-all phase: a cancel of each order in `slots` still
+    /// open.
+    fn cancel_all(&mut self, slots: &[usize], round: usize) -> anyhow::Result<()> {
         let s = self.shared;
         for &slot in slots {
             if s.state[slot]
@@ -632,7 +648,7 @@ impl Sender<'_> {
             {
                 continue;
             }
-            let index = s.base + slot;
+            let index = s.base + round * s.plan.orders.len() + slot;
             let info = s.plan.orders[slot];
             let inst = &s.plan.instruments[usize::from(info.instrument)];
             let now = s.now_ns();

@@ -62,6 +62,9 @@ pub struct ApplianceOptions {
     pub io_assist: Option<bool>,
     /// `fix.read_spin_us`; None leaves the appliance's default.
     pub read_spin_us: Option<u64>,
+    /// Each session's message rate limit (`rate_per_second`, `rate_burst`; excess requests are
+    /// refused with a BusinessMessageReject). None: 1,000,000 / 1,000,000 (no limit in effect).
+    pub session_rate_limit: Option<(u32, u32)>,
     /// `fix.body_bytes_max`. The gateway's read buffer is this plus 64 bytes, and it drops a
     /// connection whose read fills that buffer (crates/gateway/src/server.rs treats a full
     /// buffer as junk even when it holds many whole pipelined messages), so an open-loop client
@@ -144,8 +147,10 @@ fn appliance_config_with(
     for (i, c) in comp_ids(sessions).iter().enumerate() {
         s.push_str(&format!(
             "\n[[fix.sessions]]\nsession_id = {id}\ntarget_comp_id = \"{c}\"\naccount = {id}\n\
-password = \"\"\ncancel_on_disconnect = true\nreset_on_logon = {reset}\nrate_per_second = 1000000\nrate_burst = 1000000\nrate_action = \"reject\"\n",
+password = \"\"\ncancel_on_disconnect = true\nreset_on_logon = {reset}\nrate_per_second = {rate}\nrate_burst = {burst}\nrate_action = \"reject\"\n",
             id = i + 1,
+            rate = opts.session_rate_limit.map_or(1_000_000, |r| r.0),
+            burst = opts.session_rate_limit.map_or(1_000_000, |r| r.1),
             // A cluster resumes sessions from replicated sequence numbers (no resets).
             reset = node.is_none()
         ));

@@ -167,3 +167,61 @@ fn a_short_load_over_tls_has_no_violation() {
     assert!(line.ends_with("violations 0"), "{line}");
     assert!(!line.contains(" fills 0 "), "{line}");
 }
+
+#[test]
+fn cancels_the_acceptor_refuses_are_retried_until_every_order_is_closed() {
+    // Each session limited to 2,000 messages/s with a burst of 60, refusing the excess with a
+    // BusinessMessageReject: the final cancel-all phase sends each session's open orders back
+    // to back, well past the burst, so some cancels are refused and their orders stay open.
+    // The load generator must send those again (new ClOrdIDs, after a pause) until every
+    // order has its terminal state; with a single round this run reports a violation.
+    let appliance = appliance_binary();
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--sessions",
+            "2",
+            "--rates",
+            "400",
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0.2",
+            "--instruments",
+            "2",
+            "--resting",
+            "200",
+            "--fill-rate",
+            "1000",
+            "--session-rate-limit",
+            "2000,60",
+            "--targets",
+            "appliance",
+            "--appliance-bin",
+        ])
+        .arg(&appliance)
+        .arg("--work-dir")
+        .arg(work.path())
+        .env("LOADGEN_APPLIANCE_LOG", "error")
+        .output()
+        .expect("running loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("appliance") && l.contains(" sent "))
+        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    assert!(line.ends_with("violations 0"), "{line}\n{stdout}");
+    let at = line.find(" errors ").unwrap() + " errors ".len();
+    let refused: u64 = line[at..].split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        refused > 0,
+        "no request was refused, the retry was not exercised: {line}"
+    );
+}
