@@ -64,8 +64,10 @@ pub struct L3Book {
     bids: BTreeMap<i64, Level>,
     asks: BTreeMap<i64, Level>,
     /// Order id → (side, price). Only looked up, never iterated, so its order never reaches
-    /// any output.
-    index: HashMap<u64, (Side, i64)>,
+    /// any output. Hashed with foldhash (seeded per map, so ids chosen by a hostile sender of
+    /// a consumer's feed cannot be aimed at one bucket) rather than SipHash: the publisher
+    /// looks an order up for every book event, and SipHash was its largest single cost.
+    index: HashMap<u64, (Side, i64), foldhash::fast::RandomState>,
     orders_max: usize,
 }
 
@@ -74,7 +76,10 @@ impl L3Book {
         L3Book {
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
-            index: HashMap::with_capacity(orders_max.min(1 << 16)),
+            index: HashMap::with_capacity_and_hasher(
+                orders_max.min(1 << 16),
+                foldhash::fast::RandomState::default(),
+            ),
             orders_max,
         }
     }

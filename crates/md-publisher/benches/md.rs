@@ -11,7 +11,7 @@
 //!    of the command that caused it (the command's intended time: paced sends, so no
 //!    coordinated omission). Journals on /dev/shm-backed temp dirs, no fsync.
 //!
-//! Arguments: `--quick` for a short run.
+//! Arguments: `--quick` for a short run, `--throughput-only` for part 1 alone.
 
 use hdrhistogram::Histogram;
 use journal::{IdleStrategy, Journal, JournalConfig, TestClock, WaitStrategy};
@@ -436,6 +436,9 @@ fn main() {
             .unwrap_or_default()
     );
     throughput(commands);
+    if std::env::args().any(|a| a == "--throughput-only") {
+        return;
+    }
     fairness_multicast(packets, Duration::from_micros(50));
     fairness_tcp(packets, Duration::from_micros(50));
     let lat_commands = if quick { 5_000 } else { 50_000 };
