@@ -1,7 +1,6 @@
 //! The engine: books, order manager, risk and funds in one deterministic state machine.
 //!
-//! Layout (docs/matching.md has the costs; the three changes of the multi-instrument round
-//! below are described here and in BENCHMARKS.md until that document catches up):
+//! Layout (docs/matching.md has the costs):
 //! - orders live in a slab (`orders`) and are linked into FIFO queues by `u32` slot indices;
 //!   freed slots go back to their instrument's free list (`order_free_heads`), so a busy
 //!   instrument's orders stay together in the slab;
@@ -12,7 +11,8 @@
 //!   Inserting or removing a level shifts the shorter side of the ring, not every better level:
 //!   deep in a book (where the bench's moves of old orders land) that is a few entries instead
 //!   of nearly the whole side;
-//! - positions are instrument-major (`instrument * accounts_max + account`).
+//! - positions are instrument-major (`instrument * accounts_max + account`);
+//! - the large tables are [`Huge`] tables (transparent huge pages where the kernel allows).
 
 use std::collections::VecDeque;
 
@@ -254,9 +254,9 @@ fn search_side(book: &VecDeque<LevelKey>, key: i64, interpolate: bool) -> Result
     Err(hi)
 }
 
-/// [`search_side`] for a key near a known entry `book[from]`. Gallops
-/// from `from` towards `key` (1, 2, 4, ... entries), then bisects the last step: a re-priced
-/// level moves a few entries, whose keys share the cache lines just read.
+/// [`search_side`] for a key near a known entry `book[from]`: gallops from `from` towards
+/// `key` (1, 2, 4, ... entries), then bisects the last step. A re-priced level moves a few
+/// entries, whose keys share the cache lines the search for its old entry just read.
 #[inline(always)]
 fn search_near(book: &VecDeque<LevelKey>, key: i64, from: usize) -> Result<usize, usize> {
     let n = book.len();
