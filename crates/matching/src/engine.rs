@@ -12,7 +12,7 @@
 //!   deep in a book (where the bench's moves of old orders land) that is a few entries instead
 //!   of nearly the whole side;
 //! - positions are instrument-major (`instrument * accounts_max + account`);
-//! - the large tables are [`Huge`] tables (transparent huge pages where the kernel allows).
+//! - the large tables are `Huge` tables (`huge.rs`: transparent huge pages where the kernel allows).
 
 use std::collections::VecDeque;
 
