@@ -8,15 +8,20 @@ use sbe_order_entry as sbe;
 use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, WriteBuf};
 use std::sync::atomic::Ordering;
 
-/// Attempts before back-pressure is reported to the client.
-const PUBLISH_ATTEMPTS_MAX: u32 = 10_000;
+/// How long a request waits for room in the sequencer's hand-off before it is refused
+/// ("Engine busy", BusinessMessageReject 380=4; docs/fix-rules-of-engagement.md).
+pub(crate) const PUBLISH_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Hands an event to the sequencer; false when it stayed full (back-pressure) or refused it.
-/// With a pipeline assist the sequencer's thread is not woken: the connection task calls
-/// `Shared::assist_pipeline` after its messages, which runs the turn or wakes that thread.
+/// Hands an event to the sequencer; false when it stayed full for [`PUBLISH_WAIT_MAX`]
+/// (back-pressure) or refused it. With a pipeline assist the sequencer's thread is not woken:
+/// the connection task calls `Shared::assist_pipeline` after its messages, which runs the turn
+/// or wakes that thread; and a full hand-off is drained on this thread when the pipeline's
+/// own thread is not at it.
 pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
     let quiet = shared.config.pipeline_assist.is_some();
-    for attempt in 0..PUBLISH_ATTEMPTS_MAX {
+    let mut deadline = None;
+    let mut attempt = 0_u32;
+    loop {
         let r = if quiet {
             shared.publisher.try_publish_quiet(template, bytes)
         } else {
@@ -41,11 +46,17 @@ pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
                     // The sequencer is behind: make sure its thread is awake to drain.
                     shared.publisher.doorbell().ring();
                 }
+                // The clock is read only once the hand-off is found full.
+                let now = std::time::Instant::now();
+                if now >= *deadline.get_or_insert(now + PUBLISH_WAIT_MAX) {
+                    break;
+                }
                 if attempt > 100 {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();
                 }
+                attempt = attempt.saturating_add(1);
             }
             Err(_) => break,
         }

@@ -96,11 +96,26 @@ pub(crate) struct SessionOrders {
 pub(crate) enum Handled {
     /// Answered directly (a reject); nothing for the engine.
     Answered,
-    /// An SBE event of `len` bytes with `template` waits in the buffer.
-    Publish { template: u16, len: usize },
+    /// An SBE event of `len` bytes with `template` waits in the buffer. The order or request
+    /// is registered already; if the event cannot be handed to the sequencer, `undo` it
+    /// ([`SessionOrders::unpublish`]): it never existed.
+    Publish {
+        template: u16,
+        len: usize,
+        undo: Undo,
+    },
     /// A possible duplicate (PossDupFlag=Y) of an order or request whose ClOrdID is known: it
     /// was journaled already (a resend after a reconnection or a takeover), so it is ignored.
     PossDupIgnored,
+}
+
+/// What [`SessionOrders::unpublish`] needs to forget an order or request that was registered
+/// but never reached the sequencer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Undo {
+    key: u64,
+    /// For a cancel or replace: its target order and the request it had pending before.
+    target: Option<(u64, Option<u64>)>,
 }
 
 const OUR_ORDER_ID_NONE: &[u8] = b"NONE";
@@ -170,6 +185,27 @@ impl SessionOrders {
         self.entries.retain(|_, e| !closed(e));
         let entries = &self.entries;
         self.by_cl_ord_id.retain(|_, k| entries.contains_key(k));
+    }
+
+    /// Forgets an order or request the sequencer refused (`Handled::Publish` whose event could
+    /// not be handed over): its ClOrdID may be used again, and a cancel's or replace's target
+    /// has the request it had pending before.
+    pub fn unpublish(&mut self, undo: Undo) {
+        let cl = match self.entries.remove(&undo.key) {
+            Some(Entry::Order(o)) => o.cl_ord_id,
+            Some(Entry::Request(r)) => r.cl_ord_id,
+            None => return,
+        };
+        if self.by_cl_ord_id.get(&cl) == Some(&undo.key) {
+            self.by_cl_ord_id.remove(&cl);
+        }
+        if let Some((target, before)) = undo.target {
+            if let Some(Entry::Order(o)) = self.entries.get_mut(&target) {
+                if o.pending == Some(undo.key) {
+                    o.pending = before;
+                }
+            }
+        }
     }
 
     pub fn order(&self, key: u64) -> Option<&Order> {
@@ -392,6 +428,7 @@ fn new_order(
             Handled::Publish {
                 template: sbe::new_order_event_codec::SBE_TEMPLATE_ID,
                 len,
+                undo: Undo { key, target: None },
             }
         }
         Err(_) => {
@@ -601,10 +638,18 @@ fn cancel_or_replace(
             target,
         }),
     );
+    let mut before = None;
     if let Some(Entry::Order(o)) = orders.entries.get_mut(&target) {
-        o.pending = Some(key);
+        before = o.pending.replace(key);
     }
-    Handled::Publish { template, len }
+    Handled::Publish {
+        template,
+        len,
+        undo: Undo {
+            key,
+            target: Some((target, before)),
+        },
+    }
 }
 
 fn status(

@@ -523,8 +523,15 @@ impl Connection<'_> {
                         .poss_dup_ignored
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                if let Handled::Publish { template, len } = handled {
+                if let Handled::Publish {
+                    template,
+                    len,
+                    undo,
+                } = handled
+                {
                     if !events::publish(shared, template, &sbe_buf[..len]) {
+                        // Refused: the order or request never existed.
+                        inner.orders.unpublish(undo);
                         let seq = msg.seq_num().unwrap_or(0);
                         send(b"j", &mut |w| {
                             w.field_u64(45, seq);

@@ -569,3 +569,111 @@ async fn a_full_hand_off_is_drained_by_the_publishing_thread() {
     );
     gw.shutdown();
 }
+
+/// An assist that can be held: while `held`, it reports the duty busy (as when the pipeline's
+/// own thread is in the middle of a long turn), so nothing drains the hand-off.
+struct HeldAssist {
+    held: std::sync::atomic::AtomicBool,
+    pipeline: std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>,
+}
+
+impl gateway::PipelineAssist for HeldAssist {
+    fn set_router_bell(&self, _bell: Arc<journal::Doorbell>) {}
+
+    fn assist(&self) -> Option<usize> {
+        if self.held.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let mut g = self.pipeline.try_lock().ok()?;
+        let (sequencer, agent) = &mut *g;
+        Some(sequencer.do_work().unwrap() + agent.do_work().unwrap())
+    }
+}
+
+/// When the engine cannot take a request (its 4-slot hand-off full and nothing draining it
+/// for longer than the gateway waits), the request is refused with BusinessMessageReject
+/// (380=4, "Engine busy") and forgotten: the same ClOrdID sent again later is a new order or
+/// cancel, not a duplicate, and a refused cancel leaves its order cancellable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_engine_cannot_take_is_refused_and_forgotten() {
+    use std::sync::atomic::Ordering::{Relaxed, Release};
+    let dir = tempfile::tempdir().unwrap();
+    let (inbound, sequencer, agent) = open_pipeline_with(dir.path(), |c| c.handoff_slots = 4);
+    let outbound = agent.outbound_journal().clone();
+    let assist = Arc::new(HeldAssist {
+        held: false.into(),
+        pipeline: std::sync::Mutex::new((sequencer, agent)),
+    });
+    let mut c = gateway_config(&dir.path().join("store"));
+    c.pipeline_assist = Some(assist.clone());
+    let gw = gateway::Gateway::start(c, &inbound, &outbound)
+        .await
+        .unwrap();
+    let mut client = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    client.logon().await;
+    client.send("D", &nos("B-0", "1", "10", "100.00")).await;
+    let ack = client.recv_app().await;
+    assert_eq!(
+        (ack.get(11), ack.get(150)),
+        (Some("B-0"), Some("0")),
+        "{ack:?}"
+    );
+
+    // Held: four orders fill the hand-off, the cancel of B-0 and a fifth order find it full.
+    assist.held.store(true, Release);
+    let cancel = |cl: &str| format!("41=B-0|11={cl}|55=ACME|54=1|60={}|", ts(now_ns()));
+    let mut batch = Vec::new();
+    for i in 1..=4 {
+        batch.extend(client.build(
+            "D",
+            client.seq,
+            "",
+            &nos(&format!("B-{i}"), "1", "10", "100.00"),
+        ));
+        client.seq += 1;
+    }
+    let cancel_seq = client.seq;
+    batch.extend(client.build("F", client.seq, "", &cancel("C-0")));
+    client.seq += 1;
+    batch.extend(client.build("D", client.seq, "", &nos("B-5", "1", "10", "100.00")));
+    client.seq += 1;
+    client.send_raw(&batch).await;
+    for (seq, msg_type) in [(cancel_seq, "F"), (cancel_seq + 1, "D")] {
+        let j = client.recv_app().await;
+        assert_eq!(j.msg_type(), "j", "{j:?}");
+        assert_eq!(
+            (j.get(45), j.get(372), j.get(380)),
+            (Some(seq.to_string().as_str()), Some(msg_type), Some("4")),
+            "{j:?}"
+        );
+        assert!(j.get(58).unwrap_or("").starts_with("Engine busy"), "{j:?}");
+    }
+    assert_eq!(gw.stats().publish_back_pressure.load(Relaxed), 2);
+
+    // Released: the same cancel and order again are accepted as new requests.
+    assist.held.store(false, Release);
+    client.send("F", &cancel("C-0")).await;
+    client.send("D", &nos("B-5", "1", "10", "100.00")).await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let m = client.recv_app().await;
+        assert_eq!(m.msg_type(), "8", "{m:?}");
+        seen.push((
+            m.get(11).unwrap_or("").to_string(),
+            m.get(150).unwrap_or("").to_string(),
+        ));
+    }
+    let expected: Vec<(String, String)> = [
+        ("B-1", "0"),
+        ("B-2", "0"),
+        ("B-3", "0"),
+        ("B-4", "0"),
+        ("C-0", "4"),
+        ("B-5", "0"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    gw.shutdown();
+}
