@@ -122,7 +122,8 @@ pub struct GatewayConfig {
     pub body_len_max: usize,
     /// Fields per message at most.
     pub fields_max: usize,
-    /// ClOrdID length at most.
+    /// ClOrdID length at most (bytes; ClOrdIDs are held inline, so values above 64 act as
+    /// 64). A longer one is rejected.
     pub cl_ord_id_len_max: usize,
     /// Orders (and cancel/replace requests) remembered per session.
     pub orders_per_session_max: usize,

@@ -33,7 +33,7 @@ pub use config::{
 };
 pub use shared::GatewayStats;
 
-use crate::orders::{Entry, Order, Request, SessionOrders};
+use crate::orders::{ClOrdId, Entry, Order, Request, SessionOrders, CL_ORD_ID_LEN_MAX};
 use crate::shared::{Shared, Slot, SlotInner};
 use fix_codec::Dictionary;
 use fix_session::{FileStore, Session};
@@ -412,7 +412,7 @@ fn rebuild(
                     continue;
                 };
                 let order = Order {
-                    cl_ord_id: Box::from(&b""[..]),
+                    cl_ord_id: ClOrdId::new(b""),
                     instrument: inst,
                     side: if d.side() == sbe::Side::Buy {
                         b'1'
@@ -439,15 +439,18 @@ fn rebuild(
                     pending: None,
                 };
                 let Ok(cl) = d.cl_ord_id() else { continue };
-                let cl = cl.to_vec();
+                if cl.len() > CL_ORD_ID_LEN_MAX {
+                    // Not one this gateway could have accepted.
+                    continue;
+                }
                 let order = Order {
-                    cl_ord_id: cl.clone().into_boxed_slice(),
+                    cl_ord_id: ClOrdId::new(cl),
                     ..order
                 };
                 let period = slot.entry.fix.period_start_ns(now);
                 slot.lock()
                     .orders
-                    .observe_key(key, &cl, Entry::Order(order), received >= period);
+                    .observe_key(key, cl, Entry::Order(order), received >= period);
             }
             sbe::cancel_order_event_codec::SBE_TEMPLATE_ID
             | sbe::replace_order_event_codec::SBE_TEMPLATE_ID => {
@@ -486,13 +489,16 @@ fn rebuild(
                 let Some(slot) = shared.slot(sid) else {
                     continue;
                 };
+                if cl.len() > CL_ORD_ID_LEN_MAX {
+                    continue;
+                }
                 let current = received >= slot.entry.fix.period_start_ns(now);
                 let mut inner = slot.lock();
                 inner.orders.observe_key(
                     key,
                     &cl,
                     Entry::Request(Request {
-                        cl_ord_id: cl.clone().into_boxed_slice(),
+                        cl_ord_id: ClOrdId::new(&cl),
                         target,
                     }),
                     current,

@@ -45,10 +45,71 @@ impl Instruments {
     }
 }
 
+/// Longest ClOrdID the gateway takes (FIX 4.2 sets no limit; `GatewayConfig::cl_ord_id_len_max`
+/// can only lower it).
+pub(crate) const CL_ORD_ID_LEN_MAX: usize = 64;
+
+/// A ClOrdID held inline, so that registering an order or a request allocates nothing.
+/// Hashes and compares as its bytes, so maps keyed by it are looked up with a `&[u8]`.
+#[derive(Clone)]
+pub(crate) struct ClOrdId {
+    len: u8,
+    bytes: [u8; CL_ORD_ID_LEN_MAX],
+}
+
+impl ClOrdId {
+    /// The ClOrdID `s`; the caller has checked its length (at most [`CL_ORD_ID_LEN_MAX`]
+    /// bytes: debug builds assert it, release builds keep the first that many).
+    pub fn new(s: &[u8]) -> Self {
+        debug_assert!(s.len() <= CL_ORD_ID_LEN_MAX, "ClOrdID of {} bytes", s.len());
+        let len = s.len().min(CL_ORD_ID_LEN_MAX);
+        let mut bytes = [0_u8; CL_ORD_ID_LEN_MAX];
+        bytes[..len].copy_from_slice(&s[..len]);
+        Self {
+            len: len as u8,
+            bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for ClOrdId {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ClOrdId {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for ClOrdId {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ClOrdId {}
+
+impl std::hash::Hash for ClOrdId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Exactly as the `[u8]` it borrows as, so lookups by `&[u8]` find it.
+        (**self).hash(state);
+    }
+}
+
+impl std::fmt::Debug for ClOrdId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// What the gateway remembers of one order.
 #[derive(Clone, Debug)]
 pub(crate) struct Order {
-    pub cl_ord_id: Box<[u8]>,
+    pub cl_ord_id: ClOrdId,
     pub instrument: usize,
     pub side: u8,
     pub ord_type: u8,
@@ -68,7 +129,7 @@ pub(crate) struct Order {
 /// A cancel or replace request, keyed by its own client_order_id.
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
-    pub cl_ord_id: Box<[u8]>,
+    pub cl_ord_id: ClOrdId,
     pub target: u64,
 }
 
@@ -85,7 +146,7 @@ pub(crate) struct SessionOrders {
     pub cancel_on_disconnect: bool,
     next: u64,
     pub entries: HashMap<u64, Entry>,
-    by_cl_ord_id: HashMap<Box<[u8]>, u64>,
+    by_cl_ord_id: HashMap<ClOrdId, u64>,
     entries_max: usize,
     gateway_exec_ids: u64,
     /// Start (ns) of the trading period whose ClOrdIDs count as duplicates.
@@ -165,7 +226,7 @@ impl SessionOrders {
     pub fn observe_key(&mut self, key: u64, cl_ord_id: &[u8], entry: Entry, current_period: bool) {
         self.next = self.next.max((key & ((1 << 40) - 1)) + 1);
         if current_period {
-            self.by_cl_ord_id.insert(cl_ord_id.into(), key);
+            self.by_cl_ord_id.insert(ClOrdId::new(cl_ord_id), key);
         }
         self.entries.insert(key, entry);
     }
@@ -196,8 +257,8 @@ impl SessionOrders {
             Some(Entry::Request(r)) => r.cl_ord_id,
             None => return,
         };
-        if self.by_cl_ord_id.get(&cl) == Some(&undo.key) {
-            self.by_cl_ord_id.remove(&cl);
+        if self.by_cl_ord_id.get(&*cl) == Some(&undo.key) {
+            self.by_cl_ord_id.remove(&*cl);
         }
         if let Some((target, before)) = undo.target {
             if let Some(Entry::Order(o)) = self.entries.get_mut(&target) {
@@ -325,7 +386,7 @@ fn new_order(
         return Handled::PossDupIgnored;
     }
     let checked = (|| {
-        if cl.len() > ctx.cl_ord_id_len_max {
+        if cl.len() > ctx.cl_ord_id_len_max.min(CL_ORD_ID_LEN_MAX) {
             return Err(rej(0, "ClOrdID too long"));
         }
         if orders.by_cl_ord_id.contains_key(cl) {
@@ -375,7 +436,7 @@ fn new_order(
     };
     let key = orders.new_key();
     let order = Order {
-        cl_ord_id: cl.into(),
+        cl_ord_id: ClOrdId::new(cl),
         instrument: inst,
         side: side[0],
         ord_type,
@@ -423,7 +484,7 @@ fn new_order(
     })();
     match encoded {
         Ok(len) => {
-            orders.by_cl_ord_id.insert(cl.into(), key);
+            orders.by_cl_ord_id.insert(ClOrdId::new(cl), key);
             orders.entries.insert(key, Entry::Order(order));
             Handled::Publish {
                 template: sbe::new_order_event_codec::SBE_TEMPLATE_ID,
@@ -514,7 +575,9 @@ fn cancel_or_replace(
         cancel_reject(cl, orig, None, is_replace, 1, b"Unknown order", send);
         return Handled::Answered;
     };
-    if cl.len() > ctx.cl_ord_id_len_max || orders.by_cl_ord_id.contains_key(cl) {
+    if cl.len() > ctx.cl_ord_id_len_max.min(CL_ORD_ID_LEN_MAX)
+        || orders.by_cl_ord_id.contains_key(cl)
+    {
         cancel_reject(
             cl,
             orig,
@@ -630,11 +693,11 @@ fn cancel_or_replace(
         );
         return Handled::Answered;
     };
-    orders.by_cl_ord_id.insert(cl.into(), key);
+    orders.by_cl_ord_id.insert(ClOrdId::new(cl), key);
     orders.entries.insert(
         key,
         Entry::Request(Request {
-            cl_ord_id: cl.into(),
+            cl_ord_id: ClOrdId::new(cl),
             target,
         }),
     );
@@ -770,7 +833,7 @@ mod tests {
 
     fn order(cl: &str, status: u8) -> Entry {
         Entry::Order(Order {
-            cl_ord_id: cl.as_bytes().into(),
+            cl_ord_id: ClOrdId::new(cl.as_bytes()),
             instrument: 0,
             side: b'1',
             ord_type: b'2',
@@ -783,6 +846,21 @@ mod tests {
             status,
             pending: None,
         })
+    }
+
+    #[test]
+    fn inline_clordids_are_found_by_their_bytes() {
+        let mut m = HashMap::new();
+        m.insert(ClOrdId::new(b"ORDER-1"), 1_u64);
+        m.insert(ClOrdId::new(&[b'x'; CL_ORD_ID_LEN_MAX]), 2);
+        m.insert(ClOrdId::new(b""), 3);
+        assert_eq!(m.get(&b"ORDER-1"[..]), Some(&1));
+        assert_eq!(m.get(&[b'x'; CL_ORD_ID_LEN_MAX][..]), Some(&2));
+        assert_eq!(m.get(&b""[..]), Some(&3));
+        assert_eq!(m.get(&b"ORDER-"[..]), None, "a prefix is another ClOrdID");
+        assert_eq!(&*ClOrdId::new(b"abc"), b"abc");
+        assert!(ClOrdId::new(b"abc") == ClOrdId::new(b"abc"));
+        assert!(ClOrdId::new(b"abc") != ClOrdId::new(b"abcd"));
     }
 
     #[test]

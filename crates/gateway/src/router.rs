@@ -7,7 +7,7 @@
 //! restart. The last handled sequence is saved in `<store_dir>/router.cursor`; on start the
 //! journals up to it are replayed into the order maps without sending anything.
 
-use crate::orders::{Entry, Order, Report, SessionOrders};
+use crate::orders::{ClOrdId, Entry, Order, Report, SessionOrders};
 use crate::shared::{Shared, Slot};
 use fix_codec::Writer;
 use journal::{FrameView, IdleStrategy, Reader};
@@ -285,8 +285,8 @@ pub(crate) fn apply(
             };
             let key = d.client_order_id();
             let reason = d.reason();
-            let mut request_cl: Option<Box<[u8]>> = None;
-            let mut orig_cl: Option<Box<[u8]>> = None;
+            let mut request_cl: Option<ClOrdId> = None;
+            let mut orig_cl: Option<ClOrdId> = None;
             if let Some(Entry::Order(o)) = orders.entries.get_mut(&key) {
                 o.status = b'4';
                 o.cum_qty = d.cum_qty();
@@ -367,7 +367,7 @@ pub(crate) fn apply(
                         o.cl_ord_id.clone(),
                     )
                 }
-                _ => (b'8', None, Box::from(&b"NONE"[..])),
+                _ => (b'8', None, ClOrdId::new(b"NONE")),
             };
             let cxl_reason: u64 = match reason {
                 sbe::RejectReason::UnknownOrder => 1,
@@ -399,8 +399,8 @@ struct ReportArgs {
     last: Option<(u64, i64)>,
     rej: Option<u8>,
     text: Option<&'static [u8]>,
-    cl_ord_id: Option<Box<[u8]>>,
-    orig: Option<Box<[u8]>>,
+    cl_ord_id: Option<ClOrdId>,
+    orig: Option<ClOrdId>,
 }
 
 impl ReportArgs {

@@ -303,3 +303,41 @@ async fn cancel_on_disconnect_cancels_the_sessions_orders() {
     assert!(r.get(122).is_some(), "OrigSendingTime on a resent message");
     gw.shutdown();
 }
+
+/// ClOrdIDs are held inline, at most 64 bytes: one of 64 bytes is an order like any other (and
+/// its cancel finds it), one of 65 is rejected with a reason, even when the configuration
+/// allows longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clordids_of_up_to_64_bytes_are_taken_and_longer_ones_rejected() {
+    let (_dir, _engine, gw) = setup(|c| c.cl_ord_id_len_max = 1_000).await;
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    let longest = "L".repeat(64);
+    a.send("D", &nos(&longest, "1", "10", "100.00")).await;
+    let ack = a.recv_app().await;
+    assert_eq!(
+        (ack.msg_type(), ack.get(11), ack.get(150)),
+        ("8", Some(longest.as_str()), Some("0")),
+        "{ack:?}"
+    );
+    let too_long = "T".repeat(65);
+    a.send("D", &nos(&too_long, "1", "10", "100.00")).await;
+    let rej = a.recv_app().await;
+    assert_eq!(
+        (rej.msg_type(), rej.get(150), rej.get(39), rej.get(58)),
+        ("8", Some("8"), Some("8"), Some("ClOrdID too long")),
+        "{rej:?}"
+    );
+    a.send(
+        "F",
+        &format!("41={longest}|11=CXL-1|55=ACME|54=1|60={}|", ts(now_ns())),
+    )
+    .await;
+    let cxl = a.recv_app().await;
+    assert_eq!(
+        (cxl.get(150), cxl.get(11), cxl.get(41)),
+        (Some("4"), Some("CXL-1"), Some(longest.as_str())),
+        "{cxl:?}"
+    );
+    gw.shutdown();
+}
