@@ -55,13 +55,50 @@ fn appliance_binary() -> PathBuf {
     bin
 }
 
+/// Runs `loadgen run <args>` against the appliance binary, with its work directory in `work`,
+/// and returns its standard output; fails the test if it exits unsuccessfully.
+fn run_loadgen(work: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("run")
+        .args(args)
+        .arg("--appliance-bin")
+        .arg(appliance_binary())
+        .arg("--work-dir")
+        .arg(work)
+        .env("LOADGEN_APPLIANCE_LOG", "error")
+        .output()
+        .expect("running loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "loadgen failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The summary line of one target (`<target> rate ...: sent ... violations N`).
+fn summary<'a>(stdout: &'a str, target: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(target) && l.contains(" sent "))
+        .unwrap_or_else(|| panic!("no summary for {target}:\n{stdout}"))
+}
+
+/// A counter of a summary line (`... <name> N ...`).
+fn field(line: &str, name: &str) -> u64 {
+    let at = line.find(&format!(" {name} ")).unwrap() + name.len() + 2;
+    line[at..].split(' ').next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn a_short_load_against_the_appliance_and_quickfix_has_no_violation() {
-    let appliance = appliance_binary();
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "run",
+    let out_dir = work.path().join("out");
+    let stdout = run_loadgen(
+        work.path(),
+        &[
             "--sessions",
             "3",
             "--rates",
@@ -78,56 +115,31 @@ fn a_short_load_against_the_appliance_and_quickfix_has_no_violation() {
             "5000",
             "--targets",
             "appliance,quickfix",
-            "--appliance-bin",
-        ])
-        .arg(&appliance)
-        .arg("--work-dir")
-        .arg(work.path())
-        .arg("--out-dir")
-        .arg(work.path().join("out"))
-        .env("LOADGEN_APPLIANCE_LOG", "error")
-        .output()
-        .expect("running loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "loadgen failed ({}):\n{stdout}\n{stderr}",
-        out.status
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
     );
     // Both targets answered every request, and the appliance traded and published the trades.
-    let line = |target: &str| {
-        stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(target) && l.contains(" sent "))
-            .unwrap_or_else(|| panic!("no summary for {target}:\n{stdout}"))
-            .to_string()
-    };
     for target in ["appliance", "quickfix"] {
-        let l = line(target);
+        let l = summary(&stdout, target);
         assert!(l.ends_with("violations 0"), "{l}");
-        let field = |name: &str| -> u64 {
-            let at = l.find(&format!(" {name} ")).unwrap() + name.len() + 2;
-            l[at..].split(' ').next().unwrap().parse().unwrap()
-        };
-        assert!(field("sent") > 3_000, "{l}");
-        assert_eq!(field("sent"), field("answered"), "{l}");
+        assert!(field(l, "sent") > 3_000, "{l}");
+        assert_eq!(field(l, "sent"), field(l, "answered"), "{l}");
     }
-    let l = line("appliance");
+    let l = summary(&stdout, "appliance");
     assert!(!l.contains(" fills 0 "), "the stream trades: {l}");
     assert!(!l.contains(" md-trades 0 "), "trades reach the feed: {l}");
-    let summary = std::fs::read_to_string(work.path().join("out/summary.csv")).unwrap();
+    let summary = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 3, "{summary}");
-    assert!(work.path().join("out/appliance-2000-new.hgrm").exists());
+    assert!(out_dir.join("appliance-2000-new.hgrm").exists());
 }
 
 #[test]
 fn a_short_load_over_tls_has_no_violation() {
-    let appliance = appliance_binary();
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "run",
+    let stdout = run_loadgen(
+        work.path(),
+        &[
             "--tls",
             "--sessions",
             "2",
@@ -145,25 +157,9 @@ fn a_short_load_over_tls_has_no_violation() {
             "5000",
             "--targets",
             "appliance",
-            "--appliance-bin",
-        ])
-        .arg(&appliance)
-        .arg("--work-dir")
-        .arg(work.path())
-        .env("LOADGEN_APPLIANCE_LOG", "error")
-        .output()
-        .expect("running loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let line = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("appliance") && l.contains(" sent "))
-        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    let line = summary(&stdout, "appliance");
     assert!(line.ends_with("violations 0"), "{line}");
     assert!(!line.contains(" fills 0 "), "{line}");
 }
@@ -175,11 +171,10 @@ fn cancels_the_acceptor_refuses_are_retried_until_every_order_is_closed() {
     // to back, well past the burst, so some cancels are refused and their orders stay open.
     // The load generator must send those again (new ClOrdIDs, after a pause) until every
     // order has its terminal state; with a single round this run reports a violation.
-    let appliance = appliance_binary();
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "run",
+    let stdout = run_loadgen(
+        work.path(),
+        &[
             "--sessions",
             "2",
             "--rates",
@@ -198,30 +193,12 @@ fn cancels_the_acceptor_refuses_are_retried_until_every_order_is_closed() {
             "2000,60",
             "--targets",
             "appliance",
-            "--appliance-bin",
-        ])
-        .arg(&appliance)
-        .arg("--work-dir")
-        .arg(work.path())
-        .env("LOADGEN_APPLIANCE_LOG", "error")
-        .output()
-        .expect("running loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "loadgen failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let line = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("appliance") && l.contains(" sent "))
-        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    let line = summary(&stdout, "appliance");
     assert!(line.ends_with("violations 0"), "{line}\n{stdout}");
-    let at = line.find(" errors ").unwrap() + " errors ".len();
-    let refused: u64 = line[at..].split(' ').next().unwrap().parse().unwrap();
     assert!(
-        refused > 0,
+        field(line, "errors") > 0,
         "no request was refused, the retry was not exercised: {line}"
     );
 }
