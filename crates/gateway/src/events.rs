@@ -34,11 +34,11 @@ pub(crate) fn publish(shared: &Shared, template: u16, bytes: &[u8]) -> bool {
                     // The sequencer is behind: drain the hand-off on this thread when the
                     // pipeline's own thread is not at it (the turn takes no session lock, so
                     // it may run under the caller's), instead of shedding the request.
-                    if let Some(n) = assist.assist() {
-                        if n > 0 {
-                            shared.outbound_bell.ring();
-                            shared.router_bell.ring();
-                        }
+                    // A turn that moved nothing (the journal behind the sequencer is full
+                    // itself) counts against the wait like any other attempt.
+                    if assist.assist().is_some_and(|n| n > 0) {
+                        shared.outbound_bell.ring();
+                        shared.router_bell.ring();
                         continue;
                     }
                 }

@@ -570,8 +570,9 @@ async fn a_full_hand_off_is_drained_by_the_publishing_thread() {
     gw.shutdown();
 }
 
-/// An assist that can be held: while `held`, it reports the duty busy (as when the pipeline's
-/// own thread is in the middle of a long turn), so nothing drains the hand-off.
+/// An assist that can be held: while `held`, its turns move nothing (as when the journal
+/// behind the sequencer is itself full), so nothing drains the hand-off. A publication must
+/// still give up after its bounded wait instead of taking such turns forever.
 struct HeldAssist {
     held: std::sync::atomic::AtomicBool,
     pipeline: std::sync::Mutex<(journal::Sequencer, matching_agent::MatchingAgent)>,
@@ -582,7 +583,7 @@ impl gateway::PipelineAssist for HeldAssist {
 
     fn assist(&self) -> Option<usize> {
         if self.held.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
+            return Some(0);
         }
         let mut g = self.pipeline.try_lock().ok()?;
         let (sequencer, agent) = &mut *g;
