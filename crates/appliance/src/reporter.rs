@@ -17,6 +17,7 @@ use std::time::Instant;
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+PRAGMA cache_size = -65536;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     order_id INTEGER PRIMARY KEY,
@@ -240,11 +241,12 @@ pub fn run_postgres(
 /// How long the reporter sleeps between looks for more frames while a transaction is open.
 const BATCH_WAIT: std::time::Duration = std::time::Duration::from_micros(250);
 /// Frames per reporter transaction at most.
-const BATCH_FRAMES_MAX: usize = 1024;
-/// How long a reporter transaction stays open for more frames: one commit per 5 ms at most
-/// under a steady flow (a commit costs more than a row), so the reporter, off the order path,
-/// leaves the cores to the agents that answer orders. Queries see results up to this late.
-const BATCH_TIME_MAX: std::time::Duration = std::time::Duration::from_millis(5);
+const BATCH_FRAMES_MAX: usize = 65_536;
+/// How long a reporter transaction stays open for more frames: one commit per 20 ms at most
+/// under a steady flow (a commit rewrites every page the transaction touched, and the pages of
+/// recent orders are touched again and again), so the reporter, off the order path, leaves the
+/// cores to the agents that answer orders. Queries see results up to this late.
+const BATCH_TIME_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Applies frames to `tx` until [`BATCH_FRAMES_MAX`] of them, [`BATCH_TIME_MAX`] after the
 /// first, or `stop`; then records the position reached in `meta`. Returns the frames applied
