@@ -5,6 +5,12 @@
 //! events carry (`session_id << 40 | n`), and per order what an ExecutionReport needs (symbol,
 //! side, quantities, the notional for AvgPx). Every ClOrdID also travels in the events'
 //! var-data, so the maps can be rebuilt from the journals.
+//!
+//! Both maps hash with foldhash, seeded at random per map, instead of SipHash: they are probed
+//! for every order, cancel and report, and SipHash was a visible part of that. The keys of
+//! `entries` are ours; the ClOrdIDs are the client's, but each session has its own map (a
+//! client aiming collisions at it slows only its own session, which its rate limit and its
+//! order capacity bound), and the seed is never observable from outside.
 
 use crate::config::InstrumentEntry;
 use fix_codec::{decimal, Message, Writer};
@@ -106,6 +112,9 @@ impl std::fmt::Debug for ClOrdId {
     }
 }
 
+/// The hasher of a session's maps (see the module documentation).
+pub(crate) type Hasher = foldhash::fast::RandomState;
+
 /// What the gateway remembers of one order.
 #[derive(Clone, Debug)]
 pub(crate) struct Order {
@@ -145,8 +154,8 @@ pub(crate) struct SessionOrders {
     pub account_id: u32,
     pub cancel_on_disconnect: bool,
     next: u64,
-    pub entries: HashMap<u64, Entry>,
-    by_cl_ord_id: HashMap<ClOrdId, u64>,
+    pub entries: HashMap<u64, Entry, Hasher>,
+    by_cl_ord_id: HashMap<ClOrdId, u64, Hasher>,
     entries_max: usize,
     gateway_exec_ids: u64,
     /// Start (ns) of the trading period whose ClOrdIDs count as duplicates.
@@ -193,8 +202,8 @@ impl SessionOrders {
             account_id,
             cancel_on_disconnect,
             next: 1,
-            entries: HashMap::new(),
-            by_cl_ord_id: HashMap::new(),
+            entries: HashMap::default(),
+            by_cl_ord_id: HashMap::default(),
             entries_max,
             gateway_exec_ids: 0,
             period_ns: 0,
