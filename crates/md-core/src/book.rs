@@ -261,10 +261,16 @@ impl L3Book {
         }
     }
 
+    /// Best bid and offer (no allocation: the publisher asks after every book event).
     pub fn bbo(&self) -> Bbo {
+        let level = |(&price, l): (&i64, &Level)| PriceLevel {
+            price,
+            quantity: l.quantity,
+            order_count: l.orders.len() as u32,
+        };
         Bbo {
-            bid: self.top_levels(Side::Buy, 1).first().copied(),
-            ask: self.top_levels(Side::Sell, 1).first().copied(),
+            bid: self.bids.last_key_value().map(level),
+            ask: self.asks.first_key_value().map(level),
         }
     }
 
@@ -409,6 +415,156 @@ mod tests {
             b.add(Side::Sell, i, 200, 1).unwrap();
         }
         assert_eq!(b.add(Side::Sell, 99, 200, 1), Err(BookError::Full(10)));
+    }
+
+    /// The naive book: a vector queue per level, scanned.
+    #[derive(Default)]
+    struct Model {
+        sides: [BTreeMap<i64, Vec<(u64, u64)>>; 2],
+        index: HashMap<u64, (Side, i64)>,
+    }
+
+    impl Model {
+        fn side(s: Side) -> usize {
+            usize::from(s == Side::Sell)
+        }
+        fn locate(&self, id: u64, side: Side, price: i64) -> Result<(), BookError> {
+            match self.index.get(&id) {
+                None => Err(BookError::UnknownOrder(id)),
+                Some(&(s, p)) if s == side && p == price => Ok(()),
+                Some(_) => Err(BookError::WrongPlace(id)),
+            }
+        }
+        fn add(
+            &mut self,
+            side: Side,
+            id: u64,
+            price: i64,
+            q: u64,
+            max: usize,
+        ) -> Result<(), BookError> {
+            if q == 0 {
+                return Err(BookError::BadQuantity(id, q));
+            }
+            if self.index.contains_key(&id) {
+                return Err(BookError::DuplicateOrder(id));
+            }
+            if self.index.len() >= max {
+                return Err(BookError::Full(max));
+            }
+            self.sides[Self::side(side)]
+                .entry(price)
+                .or_default()
+                .push((id, q));
+            self.index.insert(id, (side, price));
+            Ok(())
+        }
+        fn set(&mut self, side: Side, id: u64, price: i64, q: Option<u64>) {
+            let level = self.sides[Self::side(side)].get_mut(&price).unwrap();
+            let pos = level.iter().position(|o| o.0 == id).unwrap();
+            match q {
+                Some(q) => level[pos].1 = q,
+                None => {
+                    level.remove(pos);
+                    if level.is_empty() {
+                        self.sides[Self::side(side)].remove(&price);
+                    }
+                    self.index.remove(&id);
+                }
+            }
+        }
+        fn open(&self, side: Side, id: u64, price: i64) -> u64 {
+            self.sides[Self::side(side)][&price]
+                .iter()
+                .find(|o| o.0 == id)
+                .unwrap()
+                .1
+        }
+        fn orders(&self, side: Side) -> Vec<BookOrder> {
+            let levels: Vec<_> = match side {
+                Side::Buy => self.sides[0].iter().rev().collect(),
+                Side::Sell => self.sides[1].iter().collect(),
+            };
+            levels
+                .into_iter()
+                .flat_map(|(&price, l)| {
+                    l.iter().map(move |&(order_id, quantity)| BookOrder {
+                        side,
+                        order_id,
+                        price,
+                        quantity,
+                    })
+                })
+                .collect()
+        }
+    }
+
+    proptest::proptest! {
+        /// Random adds, deletes, modifies and executes (many of them invalid) give the same
+        /// answers, orders, level totals and BBO as the naive book.
+        #[test]
+        fn l3_matches_a_naive_book(ops in proptest::collection::vec(
+            (0_u8..4, 0_u64..24, proptest::bool::ANY, 98_i64..103, 0_u64..6), 1..300)) {
+            const MAX: usize = 16;
+            let mut b = L3Book::new(MAX);
+            let mut m = Model::default();
+            for (op, id, buy, price, q) in ops {
+                let side = if buy { Side::Buy } else { Side::Sell };
+                match op {
+                    0 => proptest::prop_assert_eq!(b.add(side, id, price, q), m.add(side, id, price, q, MAX)),
+                    1 => {
+                        let want = m.locate(id, side, price);
+                        if want.is_ok() {
+                            m.set(side, id, price, None);
+                        }
+                        proptest::prop_assert_eq!(b.delete(side, id, price), want);
+                    }
+                    2 => {
+                        let positive = match q {
+                            0 => Err(BookError::BadQuantity(id, q)),
+                            _ => Ok(()),
+                        };
+                        let want = m.locate(id, side, price).and(positive);
+                        if want.is_ok() {
+                            m.set(side, id, price, Some(q));
+                        }
+                        proptest::prop_assert_eq!(b.modify(side, id, price, q), want);
+                    }
+                    _ => {
+                        let want = m.locate(id, side, price).and_then(|()| {
+                            let open = m.open(side, id, price);
+                            if q == 0 || q > open {
+                                return Err(BookError::BadQuantity(id, q));
+                            }
+                            m.set(side, id, price, (open > q).then_some(open - q));
+                            Ok(open - q)
+                        });
+                        proptest::prop_assert_eq!(b.execute(side, id, price, q), want);
+                    }
+                }
+                for side in [Side::Buy, Side::Sell] {
+                    let orders = m.orders(side);
+                    proptest::prop_assert_eq!(b.orders(side), orders.clone());
+                    let mut levels: Vec<PriceLevel> = Vec::new();
+                    for o in &orders {
+                        match levels.last_mut() {
+                            Some(l) if l.price == o.price => {
+                                l.quantity += o.quantity;
+                                l.order_count += 1;
+                            }
+                            _ => levels.push(PriceLevel { price: o.price, quantity: o.quantity, order_count: 1 }),
+                        }
+                    }
+                    proptest::prop_assert_eq!(b.top_levels(side, usize::MAX), levels.clone());
+                    let best = levels.first().copied();
+                    let bbo = b.bbo();
+                    proptest::prop_assert_eq!(if side == Side::Buy { bbo.bid } else { bbo.ask }, best);
+                }
+                proptest::prop_assert_eq!(b.order_count(), m.index.len());
+            }
+            let copy = b.clone();
+            proptest::prop_assert!(copy == b);
+        }
     }
 
     #[test]
