@@ -1168,6 +1168,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
         state.inbound.written_seq(),
         state.inbound.committed_seq(),
         state.outbound.committed_seq(),
+        state.config.market_data.enabled,
     );
     use std::fmt::Write as _;
     for (name, help, v) in gateway_counters(&state) {

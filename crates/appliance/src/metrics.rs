@@ -32,11 +32,13 @@ pub struct Metrics {
 
 impl Metrics {
     /// Prometheus text exposition. Labels are fixed enum names, never user input.
+    /// `market_data`: the publisher runs (its lag behind the outbound journal is exported).
     pub fn render(
         &self,
         inbound_written: u64,
         inbound_committed: u64,
         outbound_committed: u64,
+        market_data: bool,
     ) -> String {
         let mut s = String::with_capacity(4096);
         let g = |s: &mut String, name: &str, help: &str, kind: &str, v: u64| {
@@ -112,6 +114,15 @@ impl Metrics {
             (
                 "reporter",
                 self.reporter_seq.load(Ordering::Relaxed),
+                outbound_committed,
+            ),
+            (
+                "market_data",
+                if market_data {
+                    self.md_seq.load(Ordering::Relaxed)
+                } else {
+                    outbound_committed
+                },
                 outbound_committed,
             ),
         ];

@@ -572,6 +572,11 @@ fn http_orders_fills_database_and_multicast_agree() {
     };
     assert!(counter("appliance_md_packets_total ") > 0, "{metrics}");
     assert_eq!(counter("appliance_md_events_split_total "), 0, "{metrics}");
+    assert!(
+        counter("appliance_consumer_lag{consumer=\"market_data\"} ")
+            <= counter("appliance_outbound_committed_seq "),
+        "{metrics}"
+    );
     // The day's executions and candles as Parquet, read back with an independent reader.
     let today = {
         let days = std::time::SystemTime::now()
