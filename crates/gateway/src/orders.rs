@@ -148,13 +148,146 @@ pub(crate) enum Entry {
     Request(Request),
 }
 
+/// The low 40 bits of a key: its number within the session.
+const KEY_NUMBER_MASK: u64 = (1 << 40) - 1;
+
+/// A key this far past the last direct slot is kept in the map instead (no run of empty slots
+/// is made for it).
+const DIRECT_GAP_MAX: u64 = 1 << 16;
+
+/// A session's orders and requests by key (`session_id << 40 | n`, `n` counting up from 1).
+/// The keys of the current trading period index a deque directly: no hashing, and the newest
+/// entries, which most engine results name, sit together at its end (a hash map spread them
+/// over a table of hundreds of megabytes by the end of a busy day, a cache miss for its
+/// control bytes and another for the entry on every lookup). Entries kept from earlier periods
+/// (open GTC orders) and keys outside that run sit in a map.
+pub(crate) struct Entries {
+    /// `session_id << 40`: the keys that may have a direct slot.
+    prefix: u64,
+    /// Number (`n`) of `slots[0]`.
+    base: u64,
+    slots: std::collections::VecDeque<Option<Entry>>,
+    others: HashMap<u64, Entry, Hasher>,
+    len: usize,
+}
+
+impl Entries {
+    pub fn new(session_id: u32) -> Self {
+        Self {
+            prefix: u64::from(session_id) << 40,
+            base: 1,
+            slots: std::collections::VecDeque::new(),
+            others: HashMap::default(),
+            len: 0,
+        }
+    }
+
+    /// Index of `key`'s direct slot, if it has one (the slot may be empty).
+    fn slot(&self, key: u64) -> Option<usize> {
+        if key & !KEY_NUMBER_MASK != self.prefix {
+            return None;
+        }
+        let i = (key & KEY_NUMBER_MASK).checked_sub(self.base)?;
+        (i < self.slots.len() as u64).then_some(i as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn get(&self, key: &u64) -> Option<&Entry> {
+        match self.slot(*key).and_then(|i| self.slots[i].as_ref()) {
+            Some(e) => Some(e),
+            None if self.others.is_empty() => None,
+            None => self.others.get(key),
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &u64) -> Option<&mut Entry> {
+        match self.slot(*key) {
+            Some(i) if self.slots[i].is_some() => self.slots[i].as_mut(),
+            _ => self.others.get_mut(key),
+        }
+    }
+
+    pub fn contains_key(&self, key: &u64) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn insert(&mut self, key: u64, entry: Entry) -> Option<Entry> {
+        let old = if self.others.is_empty() {
+            None
+        } else {
+            self.others.remove(&key)
+        };
+        let old = match self.slot(key) {
+            Some(i) => self.slots[i].replace(entry).or(old),
+            None => {
+                let n = key & KEY_NUMBER_MASK;
+                let end = self.base + self.slots.len() as u64;
+                if key & !KEY_NUMBER_MASK == self.prefix && n >= end && n - end <= DIRECT_GAP_MAX {
+                    for _ in end..n {
+                        self.slots.push_back(None);
+                    }
+                    self.slots.push_back(Some(entry));
+                    old
+                } else {
+                    self.others.insert(key, entry).or(old)
+                }
+            }
+        };
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    pub fn remove(&mut self, key: &u64) -> Option<Entry> {
+        let removed = match self.slot(*key).and_then(|i| self.slots[i].take()) {
+            Some(e) => Some(e),
+            None => self.others.remove(key),
+        };
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&u64, &mut Entry) -> bool) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let key = self.prefix | (self.base + i as u64);
+            if let Some(e) = slot {
+                if !keep(&key, e) {
+                    *slot = None;
+                    self.len -= 1;
+                }
+            }
+        }
+        let before = self.others.len();
+        self.others.retain(|k, e| keep(k, e));
+        self.len -= before - self.others.len();
+    }
+
+    /// Moves every entry into the map and starts the direct slots at number `next` (a new
+    /// trading period: few entries remain, and new keys start there).
+    pub fn rebase(&mut self, next: u64) {
+        let (prefix, base) = (self.prefix, self.base);
+        for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if let Some(e) = slot {
+                self.others.insert(prefix | (base + i as u64), e);
+            }
+        }
+        self.base = next;
+    }
+}
+
 /// One session's orders.
 pub(crate) struct SessionOrders {
     pub session_id: u32,
     pub account_id: u32,
     pub cancel_on_disconnect: bool,
     next: u64,
-    pub entries: HashMap<u64, Entry, Hasher>,
+    pub entries: Entries,
     by_cl_ord_id: HashMap<ClOrdId, u64, Hasher>,
     entries_max: usize,
     gateway_exec_ids: u64,
@@ -202,7 +335,7 @@ impl SessionOrders {
             account_id,
             cancel_on_disconnect,
             next: 1,
-            entries: HashMap::default(),
+            entries: Entries::new(session_id),
             by_cl_ord_id: HashMap::default(),
             entries_max,
             gateway_exec_ids: 0,
@@ -253,6 +386,8 @@ impl SessionOrders {
             Entry::Request(_) => true,
         };
         self.entries.retain(|_, e| !closed(e));
+        // The new period's keys start a fresh run of direct slots.
+        self.entries.rebase(self.next);
         let entries = &self.entries;
         self.by_cl_ord_id.retain(|_, k| entries.contains_key(k));
     }
@@ -870,6 +1005,84 @@ mod tests {
         assert_eq!(&*ClOrdId::new(b"abc"), b"abc");
         assert!(ClOrdId::new(b"abc") == ClOrdId::new(b"abc"));
         assert!(ClOrdId::new(b"abc") != ClOrdId::new(b"abcd"));
+    }
+
+    #[test]
+    fn entries_behave_as_a_map_whichever_way_they_are_held() {
+        let req = |target: u64| {
+            Entry::Request(Request {
+                cl_ord_id: ClOrdId::new(b"R"),
+                target,
+            })
+        };
+        let target = |e: Option<&Entry>| match e {
+            Some(Entry::Request(r)) => Some(r.target),
+            _ => None,
+        };
+        let k = |n: u64| 7 << 40 | n;
+        let mut e = Entries::new(7);
+        let mut model: HashMap<u64, u64> = HashMap::new();
+        // In order, with a small gap (direct slots), far ahead (the map), another session's
+        // key (the map), and a number below the slots after a rebase (the map).
+        for n in [1, 2, 3, 10, 11, 10 + DIRECT_GAP_MAX + 50, 12] {
+            assert!(e.insert(k(n), req(n)).is_none());
+            model.insert(k(n), n);
+        }
+        assert!(e.insert(3 << 40 | 5, req(99)).is_none());
+        model.insert(3 << 40 | 5, 99);
+        assert_eq!(
+            target(e.insert(k(2), req(20)).as_ref()),
+            Some(2),
+            "replaced"
+        );
+        model.insert(k(2), 20);
+        assert_eq!(target(e.remove(&k(11)).as_ref()), Some(11));
+        model.remove(&k(11));
+        assert!(e.remove(&k(11)).is_none());
+        assert!(e.remove(&k(4)).is_none(), "an empty slot");
+        if let Some(Entry::Request(r)) = e.get_mut(&k(12)) {
+            r.target = 120;
+        }
+        model.insert(k(12), 120);
+        e.retain(|key, _| *key != k(1));
+        model.remove(&k(1));
+        let check = |e: &Entries, model: &HashMap<u64, u64>| {
+            assert_eq!(e.len(), model.len());
+            for n in 0..20 {
+                assert_eq!(target(e.get(&k(n))), model.get(&k(n)).copied(), "key {n}");
+                assert_eq!(e.contains_key(&k(n)), model.contains_key(&k(n)));
+            }
+            for (key, want) in model {
+                assert_eq!(target(e.get(key)), Some(*want));
+            }
+        };
+        check(&e, &model);
+        e.rebase(200);
+        check(&e, &model);
+        assert!(e.insert(k(150), req(150)).is_none(), "below the new slots");
+        model.insert(k(150), 150);
+        assert!(e.insert(k(200), req(200)).is_none());
+        model.insert(k(200), 200);
+        check(&e, &model);
+        assert_eq!(target(e.get(&k(200))), Some(200));
+        assert_eq!(e.slot(k(200)), Some(0), "new keys are direct again");
+        // The slots grow past the key held in the map: it is still found, and replacing it
+        // leaves one entry.
+        let far = 200 + DIRECT_GAP_MAX + 10;
+        assert!(e.insert(k(far), req(far)).is_none());
+        for n in 201..far {
+            // (One number here was given out above, far ahead of the slots of then.)
+            assert_eq!(e.insert(k(n), req(n)).is_some(), model.contains_key(&k(n)));
+        }
+        assert!(e.insert(k(far + 1), req(far + 1)).is_none());
+        let len = e.len();
+        assert_eq!(e.slot(k(far)), Some((far - 200) as usize));
+        assert_eq!(target(e.get(&k(far))), Some(far));
+        assert_eq!(target(e.insert(k(far), req(1)).as_ref()), Some(far));
+        assert_eq!(e.len(), len);
+        assert_eq!(target(e.remove(&k(far)).as_ref()), Some(1));
+        assert!(e.get(&k(far)).is_none());
+        assert_eq!(e.len(), len - 1);
     }
 
     #[test]
