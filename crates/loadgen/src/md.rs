@@ -22,9 +22,13 @@ pub struct Listener {
     thread: std::thread::JoinHandle<Seen>,
 }
 
+/// Order ids are the engine's (not a hostile sender's): hashed with foldhash, not SipHash, as
+/// this thread looks one up for every market-data message and shares the cores it measures.
+pub type Ids = HashMap<u64, u64, foldhash::fast::RandomState>;
+
 pub struct Seen {
     /// Engine order id → first time (ns since the run's origin) a message named it.
-    pub first_seen: HashMap<u64, u64>,
+    pub first_seen: Ids,
     /// Trades per instrument, as the consumer applied them.
     pub trades: Vec<u64>,
 }
@@ -45,7 +49,8 @@ impl Listener {
         let thread = std::thread::Builder::new()
             .name("loadgen-md".into())
             .spawn(move || {
-                let mut first_seen = HashMap::new();
+                let mut first_seen =
+                    Ids::with_capacity_and_hasher(1 << 20, foldhash::fast::RandomState::default());
                 let trades = |c: &Consumer| -> Vec<u64> {
                     (0..instruments)
                         .map(|i| c.client().instrument(i as u32).map_or(0, |v| v.trades))
