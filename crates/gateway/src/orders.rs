@@ -155,6 +155,68 @@ const KEY_NUMBER_MASK: u64 = (1 << 40) - 1;
 /// is made for it).
 const DIRECT_GAP_MAX: u64 = 1 << 16;
 
+/// Slots per chunk of [`Chunked`].
+const CHUNK_SLOTS: usize = 4096;
+
+/// A growable array in fixed chunks: growing allocates one chunk and never moves what is
+/// stored (a vector or deque of a day's orders copied hundreds of megabytes at each doubling,
+/// a stall of the thread that happened to add the next order).
+pub(crate) struct Chunked<T> {
+    chunks: Vec<Box<[T]>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Default> Chunked<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn push(&mut self, value: T) {
+        if self.len == self.chunks.len() * CHUNK_SLOTS {
+            self.chunks
+                .push((0..CHUNK_SLOTS).map(|_| T::default()).collect());
+        }
+        let i = self.len;
+        self[i] = value;
+        self.len += 1;
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        let len = self.len;
+        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(len)
+    }
+
+    pub fn into_values(self) -> impl Iterator<Item = T> {
+        let len = self.len;
+        self.chunks
+            .into_iter()
+            .flat_map(|c| c.into_vec().into_iter())
+            .take(len)
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK_SLOTS][i % CHUNK_SLOTS]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK_SLOTS][i % CHUNK_SLOTS]
+    }
+}
+
 /// A session's orders and requests by key (`session_id << 40 | n`, `n` counting up from 1).
 /// The keys of the current trading period index a deque directly: no hashing, and the newest
 /// entries, which most engine results name, sit together at its end (a hash map spread them
@@ -166,7 +228,7 @@ pub(crate) struct Entries {
     prefix: u64,
     /// Number (`n`) of `slots[0]`.
     base: u64,
-    slots: std::collections::VecDeque<Option<Entry>>,
+    slots: Chunked<Option<Entry>>,
     others: HashMap<u64, Entry, Hasher>,
     len: usize,
 }
@@ -176,7 +238,7 @@ impl Entries {
         Self {
             prefix: u64::from(session_id) << 40,
             base: 1,
-            slots: std::collections::VecDeque::new(),
+            slots: Chunked::default(),
             others: HashMap::default(),
             len: 0,
         }
@@ -227,9 +289,9 @@ impl Entries {
                 let end = self.base + self.slots.len() as u64;
                 if key & !KEY_NUMBER_MASK == self.prefix && n >= end && n - end <= DIRECT_GAP_MAX {
                     for _ in end..n {
-                        self.slots.push_back(None);
+                        self.slots.push(None);
                     }
-                    self.slots.push_back(Some(entry));
+                    self.slots.push(Some(entry));
                     old
                 } else {
                     self.others.insert(key, entry).or(old)
@@ -272,7 +334,7 @@ impl Entries {
     /// trading period: few entries remain, and new keys start there).
     pub fn rebase(&mut self, next: u64) {
         let (prefix, base) = (self.prefix, self.base);
-        for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+        for (i, slot) in std::mem::take(&mut self.slots).into_values().enumerate() {
             if let Some(e) = slot {
                 self.others.insert(prefix | (base + i as u64), e);
             }
