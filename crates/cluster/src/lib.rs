@@ -309,8 +309,10 @@ impl Cluster {
         let raft = Raft::new(config.node_id, Arc::new(rc), network, log, sm.clone())
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let allowed = net::peer_addresses(&config.peers).await;
         let server = tokio::spawn(net::serve(
             listener,
+            allowed,
             raft.clone(),
             journal.clone(),
             config.dir.join("raft"),

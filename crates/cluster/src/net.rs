@@ -86,15 +86,46 @@ fn frame_digest(journal: &Journal, seq: u64) -> Option<(u64, u32)> {
     (f.sequence == seq).then(|| (f.timestamp_ns, crc32fast::hash(f.payload)))
 }
 
-/// Serves peers' RPCs for `raft` on `listener` until the task is dropped.
+/// The addresses the peers' configured names resolve to: the only sources the Raft port takes
+/// connections from. A name that does not resolve is left out (with a warning): that peer is
+/// refused until this node restarts.
+pub async fn peer_addresses(
+    peers: &std::collections::BTreeMap<NodeId, String>,
+) -> std::collections::HashSet<std::net::IpAddr> {
+    let mut ips = std::collections::HashSet::new();
+    for (id, addr) in peers {
+        match tokio::net::lookup_host(addr.as_str()).await {
+            Ok(found) => ips.extend(found.map(|a| a.ip())),
+            Err(e) => {
+                tracing::warn!(peer = id, %addr, error = %e, "peer address does not resolve; its Raft connections are refused")
+            }
+        }
+    }
+    ips
+}
+
+/// Serves peers' RPCs for `raft` on `listener` until the task is dropped. Connections from
+/// any address but the peers' (`allowed`) are closed unread: whoever can reach the port could
+/// otherwise vote, append entries (orders) or install a snapshot.
 pub async fn serve(
     listener: TcpListener,
+    allowed: std::collections::HashSet<std::net::IpAddr>,
     raft: Raft<TypeConfig>,
     journal: Journal,
     dir: PathBuf,
 ) -> std::io::Result<()> {
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let (mut s, peer) = listener.accept().await?;
+        if !allowed.contains(&peer.ip()) {
+            // At most one warning a second, however many such connections arrive.
+            if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                last_warning = Some(std::time::Instant::now());
+                tracing::warn!(%peer, "Raft connection from an address that is not a peer's, closed");
+            }
+            drop(s);
+            continue;
+        }
         let _ = s.set_nodelay(true);
         let (raft, journal, dir) = (raft.clone(), journal.clone(), dir.clone());
         tokio::spawn(async move {

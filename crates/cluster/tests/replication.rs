@@ -257,3 +257,37 @@ async fn replicates_fails_over_and_catches_up_a_wiped_node_by_snapshot() {
         n.kill().await;
     }
 }
+
+/// The Raft port takes connections only from the peers' addresses: one from another address
+/// (127.0.0.2, a loopback address that is not a peer's) is closed at once, unread, while a
+/// peer's stays open waiting for its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_port_refuses_connections_from_addresses_that_are_not_peers() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", loopback_ports::port());
+    let peers: BTreeMap<NodeId, String> = [(1, addr.clone())].into_iter().collect();
+    let mut node = start(1, &peers, dir.path(), 1_000).await;
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let connect_from = |ip: [u8; 4]| async move {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind((std::net::Ipv4Addr::from(ip), 0).into()).unwrap();
+        s.connect(target).await.unwrap()
+    };
+    let mut buf = [0_u8; 16];
+
+    let mut stranger = connect_from([127, 0, 0, 2]).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), stranger.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a stranger's connection is closed at once: {read:?}"
+    );
+
+    let mut peer = connect_from([127, 0, 0, 1]).await;
+    let read = tokio::time::timeout(Duration::from_millis(500), peer.read(&mut buf)).await;
+    assert!(
+        read.is_err(),
+        "a peer's connection waits for its request: {read:?}"
+    );
+    node.kill().await;
+}
