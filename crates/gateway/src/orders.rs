@@ -6,10 +6,12 @@
 //! side, quantities, the notional for AvgPx). Every ClOrdID also travels in the events'
 //! var-data, so the maps can be rebuilt from the journals.
 //!
-//! Both maps hash with foldhash, seeded at random per map, instead of SipHash: they are probed
-//! for every order, cancel and report, and SipHash was a visible part of that. The keys of
-//! `entries` are ours; the ClOrdIDs are the client's, but each session has its own map (a
-//! client aiming collisions at it slows only its own session, which its rate limit and its
+//! The entries are held by their key's number ([`Entries`]: no hashing); the ClOrdID table
+//! holds (hash, key) pairs and compares ClOrdIDs through the entries, finished requests and
+//! replaced orders' old keys staying behind as [`Entry::Retired`]. It hashes with foldhash,
+//! seeded at random per session, instead of SipHash (a visible cost when it was probed for
+//! every order and cancel): the ClOrdIDs are the client's, but each session has its own table
+//! (a client aiming collisions at it slows only its own session, which its rate limit and its
 //! order capacity bound), and the seed is never observable from outside.
 
 use crate::config::InstrumentEntry;
@@ -146,6 +148,21 @@ pub(crate) struct Request {
 pub(crate) enum Entry {
     Order(Order),
     Request(Request),
+    /// A key whose order or request is gone (a finished request, a replaced order's old key):
+    /// its ClOrdID stays known for the rest of the trading period (duplicates, "unknown
+    /// order" answers) and is found through it.
+    Retired(ClOrdId),
+}
+
+impl Entry {
+    /// The ClOrdID the entry's key was given for.
+    pub fn cl_ord_id(&self) -> &[u8] {
+        match self {
+            Entry::Order(o) => &o.cl_ord_id,
+            Entry::Request(r) => &r.cl_ord_id,
+            Entry::Retired(c) => c,
+        }
+    }
 }
 
 /// The low 40 bits of a key: its number within the session.
@@ -350,7 +367,11 @@ pub(crate) struct SessionOrders {
     pub cancel_on_disconnect: bool,
     next: u64,
     pub entries: Entries,
-    by_cl_ord_id: HashMap<ClOrdId, u64, Hasher>,
+    /// ClOrdID -> key, as (hash of the ClOrdID, key): 16 bytes a slot where a map holding the
+    /// ClOrdIDs themselves took 80, so the day's table stays far smaller than the entries; a
+    /// lookup compares the ClOrdID of the entry the key names (which it reads next anyway).
+    ids: hashbrown::HashTable<(u64, u64)>,
+    ids_hasher: Hasher,
     entries_max: usize,
     gateway_exec_ids: u64,
     /// Start (ns) of the trading period whose ClOrdIDs count as duplicates.
@@ -398,7 +419,8 @@ impl SessionOrders {
             cancel_on_disconnect,
             next: 1,
             entries: Entries::new(session_id),
-            by_cl_ord_id: HashMap::default(),
+            ids: hashbrown::HashTable::new(),
+            ids_hasher: Hasher::default(),
             entries_max,
             gateway_exec_ids: 0,
             period_ns: 0,
@@ -429,10 +451,21 @@ impl SessionOrders {
     /// (`current_period` false) do not count as duplicates any more.
     pub fn observe_key(&mut self, key: u64, cl_ord_id: &[u8], entry: Entry, current_period: bool) {
         self.next = self.next.max((key & ((1 << 40) - 1)) + 1);
-        if current_period {
-            self.by_cl_ord_id.insert(ClOrdId::new(cl_ord_id), key);
-        }
         self.entries.insert(key, entry);
+        if current_period {
+            // The latest key of a ClOrdID wins, as a replay meets them.
+            let h = self.cl_hash(cl_ord_id);
+            let entries = &self.entries;
+            let named = |&(eh, k): &(u64, u64)| {
+                eh == h && entries.get(&k).is_some_and(|e| e.cl_ord_id() == cl_ord_id)
+            };
+            match self.ids.find_mut(h, named) {
+                Some(slot) => slot.1 = key,
+                None => {
+                    self.ids.insert_unique(h, (h, key), |&(eh, _)| eh);
+                }
+            }
+        }
     }
 
     /// A new trading period (the session's daily sequence reset) started at `period_ns`: the
@@ -445,26 +478,25 @@ impl SessionOrders {
         self.period_ns = period_ns;
         let closed = |e: &Entry| match e {
             Entry::Order(o) => matches!(o.status, b'2' | b'4' | b'8' | b'C'),
-            Entry::Request(_) => true,
+            Entry::Request(_) | Entry::Retired(_) => true,
         };
         self.entries.retain(|_, e| !closed(e));
         // The new period's keys start a fresh run of direct slots.
         self.entries.rebase(self.next);
         let entries = &self.entries;
-        self.by_cl_ord_id.retain(|_, k| entries.contains_key(k));
+        self.ids.retain(|&mut (_, k)| entries.contains_key(&k));
     }
 
     /// Forgets an order or request the sequencer refused (`Handled::Publish` whose event could
     /// not be handed over): its ClOrdID may be used again, and a cancel's or replace's target
     /// has the request it had pending before.
     pub fn unpublish(&mut self, undo: Undo) {
-        let cl = match self.entries.remove(&undo.key) {
-            Some(Entry::Order(o)) => o.cl_ord_id,
-            Some(Entry::Request(r)) => r.cl_ord_id,
-            None => return,
+        let Some(entry) = self.entries.remove(&undo.key) else {
+            return;
         };
-        if self.by_cl_ord_id.get(&*cl) == Some(&undo.key) {
-            self.by_cl_ord_id.remove(&*cl);
+        let h = self.cl_hash(entry.cl_ord_id());
+        if let Ok(slot) = self.ids.find_entry(h, |&(eh, k)| eh == h && k == undo.key) {
+            slot.remove();
         }
         if let Some((target, before)) = undo.target {
             if let Some(Entry::Order(o)) = self.entries.get_mut(&target) {
@@ -473,6 +505,43 @@ impl SessionOrders {
                 }
             }
         }
+    }
+
+    fn cl_hash(&self, cl_ord_id: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.ids_hasher.hash_one(cl_ord_id)
+    }
+
+    /// The key a ClOrdID of this trading period was given (an order's, a request's, or
+    /// retired).
+    pub fn find(&self, cl_ord_id: &[u8]) -> Option<u64> {
+        let h = self.cl_hash(cl_ord_id);
+        let entries = &self.entries;
+        self.ids
+            .find(h, |&(eh, k)| {
+                eh == h && entries.get(&k).is_some_and(|e| e.cl_ord_id() == cl_ord_id)
+            })
+            .map(|&(_, k)| k)
+    }
+
+    /// Whether a ClOrdID was used in this trading period (a new order or request with it is a
+    /// duplicate).
+    pub fn knows(&self, cl_ord_id: &[u8]) -> bool {
+        self.find(cl_ord_id).is_some()
+    }
+
+    /// Gives a new ClOrdID (not [`SessionOrders::knows`]) the key whose entry was just
+    /// inserted.
+    fn register(&mut self, cl_ord_id: &[u8], key: u64) {
+        let h = self.cl_hash(cl_ord_id);
+        self.ids.insert_unique(h, (h, key), |&(eh, _)| eh);
+    }
+
+    /// Takes the order or request `key` out, leaving its ClOrdID known (see
+    /// [`Entry::Retired`]).
+    pub fn retire(&mut self, key: u64) -> Option<Entry> {
+        let cl = ClOrdId::new(self.entries.get(&key)?.cl_ord_id());
+        self.entries.insert(key, Entry::Retired(cl))
     }
 
     pub fn order(&self, key: u64) -> Option<&Order> {
@@ -588,14 +657,14 @@ fn new_order(
     let symbol = msg.get(55).unwrap_or(b"");
     let side = msg.get(54).unwrap_or(b"");
     let qty_raw = msg.get(38);
-    if msg.get_flag(43) && orders.by_cl_ord_id.contains_key(cl) {
+    if msg.get_flag(43) && orders.knows(cl) {
         return Handled::PossDupIgnored;
     }
     let checked = (|| {
         if cl.len() > ctx.cl_ord_id_len_max.min(CL_ORD_ID_LEN_MAX) {
             return Err(rej(0, "ClOrdID too long"));
         }
-        if orders.by_cl_ord_id.contains_key(cl) {
+        if orders.knows(cl) {
             return Err(rej(6, "Duplicate ClOrdID"));
         }
         if orders.entries.len() >= orders.entries_max {
@@ -690,8 +759,8 @@ fn new_order(
     })();
     match encoded {
         Ok(len) => {
-            orders.by_cl_ord_id.insert(ClOrdId::new(cl), key);
             orders.entries.insert(key, Entry::Order(order));
+            orders.register(cl, key);
             Handled::Publish {
                 template: sbe::new_order_event_codec::SBE_TEMPLATE_ID,
                 len,
@@ -772,18 +841,16 @@ fn cancel_or_replace(
 ) -> Handled {
     let cl = msg.get(11).unwrap_or(b"");
     let orig = msg.get(41).unwrap_or(b"");
-    if msg.get_flag(43) && orders.by_cl_ord_id.contains_key(cl) {
+    if msg.get_flag(43) && orders.knows(cl) {
         return Handled::PossDupIgnored;
     }
-    let target = orders.by_cl_ord_id.get(orig).copied();
+    let target = orders.find(orig);
     let order = target.and_then(|k| orders.order(k)).cloned();
     let Some((target, order)) = target.zip(order) else {
         cancel_reject(cl, orig, None, is_replace, 1, b"Unknown order", send);
         return Handled::Answered;
     };
-    if cl.len() > ctx.cl_ord_id_len_max.min(CL_ORD_ID_LEN_MAX)
-        || orders.by_cl_ord_id.contains_key(cl)
-    {
+    if cl.len() > ctx.cl_ord_id_len_max.min(CL_ORD_ID_LEN_MAX) || orders.knows(cl) {
         cancel_reject(
             cl,
             orig,
@@ -899,7 +966,6 @@ fn cancel_or_replace(
         );
         return Handled::Answered;
     };
-    orders.by_cl_ord_id.insert(ClOrdId::new(cl), key);
     orders.entries.insert(
         key,
         Entry::Request(Request {
@@ -907,6 +973,7 @@ fn cancel_or_replace(
             target,
         }),
     );
+    orders.register(cl, key);
     let mut before = None;
     if let Some(Entry::Order(o)) = orders.entries.get_mut(&target) {
         before = o.pending.replace(key);
@@ -928,7 +995,7 @@ fn status(
     send: &mut Send<'_>,
 ) {
     let cl = msg.get(11).unwrap_or(b"");
-    let key = orders.by_cl_ord_id.get(cl).copied();
+    let key = orders.find(cl);
     let mut exec_id = Vec::with_capacity(32);
     orders.next_gateway_exec_id(ctx.now_ns, &mut exec_id);
     match key.and_then(|k| orders.order(k)) {
@@ -1153,22 +1220,13 @@ mod tests {
         o.observe_key(1 << 40 | 1, b"DONE", order("DONE", b'2'), true);
         o.observe_key(1 << 40 | 2, b"OPEN", order("OPEN", b'0'), true);
         o.observe_key(1 << 40 | 3, b"OLD", order("OLD", b'4'), false);
-        assert!(o.by_cl_ord_id.contains_key(&b"DONE"[..]));
-        assert!(
-            !o.by_cl_ord_id.contains_key(&b"OLD"[..]),
-            "earlier periods do not count"
-        );
+        assert!(o.knows(b"DONE"));
+        assert!(!o.knows(b"OLD"), "earlier periods do not count");
         o.start_period(500);
-        assert!(
-            o.by_cl_ord_id.contains_key(&b"DONE"[..]),
-            "not a later period"
-        );
+        assert!(o.knows(b"DONE"), "not a later period");
         o.start_period(2_000);
-        assert!(!o.by_cl_ord_id.contains_key(&b"DONE"[..]));
-        assert!(
-            o.by_cl_ord_id.contains_key(&b"OPEN"[..]),
-            "a GTC order keeps its ClOrdID"
-        );
+        assert!(!o.knows(b"DONE"));
+        assert!(o.knows(b"OPEN"), "a GTC order keeps its ClOrdID");
         assert_eq!(o.entries.len(), 1);
         assert_eq!(o.new_key(), 1 << 40 | 4, "keys never repeat");
     }

@@ -296,7 +296,7 @@ pub(crate) fn apply(
                         if let Some(Entry::Request(r)) = orders.entries.get(&p) {
                             request_cl = Some(r.cl_ord_id.clone());
                         }
-                        orders.entries.remove(&p);
+                        orders.retire(p);
                     }
                 }
             }
@@ -317,7 +317,7 @@ pub(crate) fn apply(
                 return;
             };
             let (new_key, old_key) = (d.client_order_id(), d.orig_client_order_id());
-            let Some(Entry::Order(mut o)) = orders.entries.remove(&old_key) else {
+            let Some(Entry::Order(mut o)) = orders.retire(old_key) else {
                 return;
             };
             let orig_cl = o.cl_ord_id.clone();
@@ -352,10 +352,9 @@ pub(crate) fn apply(
             let request_key = match orders.entries.get(&key) {
                 Some(Entry::Request(_)) => Some(key),
                 Some(Entry::Order(o)) => o.pending,
-                None => None,
+                Some(Entry::Retired(_)) | None => None,
             };
-            let Some(Entry::Request(req)) = request_key.and_then(|k| orders.entries.remove(&k))
-            else {
+            let Some(Entry::Request(req)) = request_key.and_then(|k| orders.retire(k)) else {
                 return;
             };
             let (status, order_id, orig_cl) = match orders.entries.get_mut(&req.target) {

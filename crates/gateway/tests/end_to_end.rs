@@ -133,6 +133,36 @@ async fn an_order_is_acknowledged_filled_and_reported_on_both_sides() {
         "{rej:?}"
     );
 
+    // The replaced order's first ClOrdID and the finished cancel's stay used for the day; the
+    // first names no order any more; the order's status is still found by its ClOrdID.
+    for cl in ["BUY-1", "CXL-1"] {
+        a.send("D", &nos(cl, "1", "1", "100.00")).await;
+        let r = a.recv_app().await;
+        assert_eq!(
+            (r.get(39), r.get(103), r.get(58)),
+            (Some("8"), Some("6"), Some("Duplicate ClOrdID")),
+            "{cl}: {r:?}"
+        );
+    }
+    a.send(
+        "F",
+        &format!("41=BUY-1|11=CXL-3|55=ACME|54=1|60={}|", ts(now_ns())),
+    )
+    .await;
+    let r = a.recv_app().await;
+    assert_eq!(
+        (r.msg_type(), r.get(102), r.get(58)),
+        ("9", Some("1"), Some("Unknown order")),
+        "{r:?}"
+    );
+    a.send("H", "11=BUY-2|55=ACME|54=1|").await;
+    let r = a.recv_app().await;
+    assert_eq!(
+        (r.msg_type(), r.get(150), r.get(39), r.get(14), r.get(151)),
+        ("8", Some("4"), Some("4"), Some("40"), Some("0")),
+        "{r:?}"
+    );
+
     // The inbound journal holds the events with their ClOrdIDs.
     let inbound = engine.inbound_frames();
     assert!(inbound.iter().any(|(t, j)| *t == 1
