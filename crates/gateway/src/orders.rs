@@ -235,8 +235,8 @@ impl<T> std::ops::IndexMut<usize> for Chunked<T> {
 }
 
 /// A session's orders and requests by key (`session_id << 40 | n`, `n` counting up from 1).
-/// The keys of the current trading period index a deque directly: no hashing, and the newest
-/// entries, which most engine results name, sit together at its end (a hash map spread them
+/// The keys of the current trading period index an array (in [`Chunked`] pieces) directly: no
+/// hashing, and the newest entries, which most engine results name, sit together at its end (a hash map spread them
 /// over a table of hundreds of megabytes by the end of a busy day, a cache miss for its
 /// control bytes and another for the entry on every lookup). Entries kept from earlier periods
 /// (open GTC orders) and keys outside that run sit in a map.
