@@ -141,7 +141,19 @@ fn gateway_counters(state: &AppState) -> Vec<(&'static str, &'static str, u64)> 
             "Sessions logged out at the end of their MsgSeqNum reservation",
             l(&s.seq_reservation_exhausted),
         ),
+        (
+            "appliance_fix_router_stopped",
+            "1 once the report router stopped on a fault: no ExecutionReports go out (the health check fails; restart the appliance)",
+            l(&s.router_stopped),
+        ),
     ]
+}
+
+/// Whether the gateway's report router stopped on a fault.
+fn router_stopped(state: &AppState) -> bool {
+    let g = state.gateway.lock().expect("gateway slot");
+    g.as_ref()
+        .is_some_and(|g| g.stats().router_stopped.load(Ordering::Relaxed) > 0)
 }
 
 /// One server-sent event: its symbol (for the subscriber's filter), kind and JSON data.
@@ -1141,7 +1153,7 @@ async fn healthz(State(state): State<Shared>) -> Response {
     let m = &state.metrics;
     let inbound = state.inbound.committed_seq();
     let outbound = state.outbound.committed_seq();
-    let failed = state.failed.load(Ordering::Acquire);
+    let failed = state.failed.load(Ordering::Acquire) || router_stopped(&state);
     let body = json!({
         "status": if failed { "failed" } else { "ok" },
         "inbound": { "written": state.inbound.written_seq(), "committed": inbound },

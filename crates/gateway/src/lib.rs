@@ -273,6 +273,18 @@ impl Gateway {
         &self.shared.stats
     }
 
+    /// Panics on a thread while it holds the router's state, as a bug in routing would: for
+    /// tests of what follows (the router stops and says so).
+    #[doc(hidden)]
+    pub fn panic_while_routing_for_tests(&self) {
+        let shared = self.shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = shared.router.get().map(|m| m.lock());
+            panic!("a routing bug, on purpose");
+        })
+        .join();
+    }
+
     /// The next sequence numbers (sender, target) of a session.
     pub fn session_seq_nums(&self, session_id: u32) -> Option<(u64, u64)> {
         let slot = self.shared.slot(session_id)?;

@@ -748,8 +748,24 @@ impl RouterCore {
     }
 }
 
+/// Marks the router stopped when its thread ends without a shutdown (returning on a poisoned
+/// state, or unwinding from a panic).
+struct StoppedGuard<'a>(&'a Shared);
+
+impl Drop for StoppedGuard<'_> {
+    fn drop(&mut self) {
+        if !self.0.stop.load(Ordering::Relaxed) {
+            self.0.stats.router_stopped.store(1, Ordering::Relaxed);
+            tracing::error!(
+                "the report router stopped: no ExecutionReports go out until a restart"
+            );
+        }
+    }
+}
+
 /// The router thread's loop.
 pub(crate) fn run(shared: Arc<Shared>) {
+    let _stopped = StoppedGuard(&shared);
     let mut idle = IdleStrategy::new(shared.config.router_wait);
     let core = shared
         .router

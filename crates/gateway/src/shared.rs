@@ -127,6 +127,10 @@ pub struct GatewayStats {
     pub tls_handshake_failures: AtomicU64,
     pub publish_back_pressure: AtomicU64,
     pub router_errors: AtomicU64,
+    /// 1 once the router thread has stopped other than by a shutdown (a panic while routing,
+    /// which also poisons the router's state for the I/O threads' assists): no
+    /// ExecutionReports go out any more. Health checks report the appliance failed.
+    pub router_stopped: AtomicU64,
     /// PossDupFlag=Y orders, cancels and replaces whose ClOrdID was already known (journaled):
     /// ignored, not journaled again.
     pub poss_dup_ignored: AtomicU64,

@@ -371,3 +371,28 @@ async fn clordids_of_up_to_64_bytes_are_taken_and_longer_ones_rejected() {
     );
     gw.shutdown();
 }
+
+/// A fault while routing (a panic with the router's state held) stops the router, and the
+/// gateway says so (health checks read it), instead of accepting orders whose reports never go
+/// out while looking healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_fault_stops_the_router_and_says_so() {
+    let (_dir, _engine, gw) = setup(|_| {}).await;
+    let mut a = Client::tcp(gw.tcp_addr.unwrap(), "CLIENT1").await;
+    a.logon().await;
+    a.send("D", &nos("R-1", "1", "100", "100.25")).await;
+    assert_eq!(a.recv_app().await.get(150), Some("0"));
+    let stopped = |gw: &gateway::Gateway| {
+        gw.stats()
+            .router_stopped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(stopped(&gw), 0);
+    gw.panic_while_routing_for_tests();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while stopped(&gw) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(stopped(&gw), 1, "the router says it stopped");
+    gw.shutdown();
+}
