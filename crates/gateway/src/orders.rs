@@ -285,6 +285,7 @@ impl Entries {
     pub fn get_mut(&mut self, key: &u64) -> Option<&mut Entry> {
         match self.slot(*key) {
             Some(i) if self.slots[i].is_some() => self.slots[i].as_mut(),
+            _ if self.others.is_empty() => None,
             _ => self.others.get_mut(key),
         }
     }
@@ -540,8 +541,10 @@ impl SessionOrders {
     /// Takes the order or request `key` out, leaving its ClOrdID known (see
     /// [`Entry::Retired`]).
     pub fn retire(&mut self, key: u64) -> Option<Entry> {
-        let cl = ClOrdId::new(self.entries.get(&key)?.cl_ord_id());
-        self.entries.insert(key, Entry::Retired(cl))
+        // One lookup: the entry is replaced where it is.
+        let entry = self.entries.get_mut(&key)?;
+        let cl = ClOrdId::new(entry.cl_ord_id());
+        Some(std::mem::replace(entry, Entry::Retired(cl)))
     }
 
     pub fn order(&self, key: u64) -> Option<&Order> {
