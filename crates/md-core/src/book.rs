@@ -6,6 +6,8 @@
 //! has a fixed maximum size.
 
 use crate::msg::{Action, LevelEntry, Side};
+use std::collections::btree_map::Entry;
+use std::collections::hash_map;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// A price level: total quantity and number of orders.
@@ -119,19 +121,25 @@ impl L3Book {
         if quantity == 0 {
             return Err(BookError::BadQuantity(order_id, quantity));
         }
-        if self.index.contains_key(&order_id) {
+        let count = self.index.len();
+        let hash_map::Entry::Vacant(slot) = self.index.entry(order_id) else {
             return Err(BookError::DuplicateOrder(order_id));
-        }
-        if self.index.len() >= self.orders_max {
+        };
+        if count >= self.orders_max {
             return Err(BookError::Full(self.orders_max));
         }
-        let level = self.side_mut(side).entry(price).or_default();
+        let book = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        let level = book.entry(price).or_default();
+        // A new level starts at 0, so only an existing one can overflow (and then stays).
         level.quantity = level
             .quantity
             .checked_add(quantity)
             .ok_or(BookError::BadQuantity(order_id, quantity))?;
         level.orders.push_back((order_id, quantity));
-        self.index.insert(order_id, (side, price));
+        slot.insert((side, price));
         Ok(())
     }
 
@@ -178,8 +186,16 @@ impl L3Book {
     /// Removes an order.
     pub fn delete(&mut self, side: Side, order_id: u64, price: i64) -> Result<(), BookError> {
         self.locate(order_id, side, price)?;
-        let book = self.side_mut(side);
-        let level = book.get_mut(&price).ok_or(BookError::UnknownLevel(price))?;
+        // One walk of the side's tree, which also removes an emptied level (the publisher
+        // deletes an order for every move and cancel).
+        let book = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        let Entry::Occupied(mut entry) = book.entry(price) else {
+            return Err(BookError::UnknownLevel(price));
+        };
+        let level = entry.get_mut();
         let pos = level
             .orders
             .iter()
@@ -191,7 +207,7 @@ impl L3Book {
             .ok_or(BookError::UnknownOrder(order_id))?;
         level.quantity = level.quantity.saturating_sub(q);
         if level.orders.is_empty() {
-            book.remove(&price);
+            entry.remove();
         }
         self.index.remove(&order_id);
         Ok(())
@@ -207,21 +223,36 @@ impl L3Book {
         quantity: u64,
     ) -> Result<u64, BookError> {
         self.locate(order_id, side, price)?;
-        let open = self
-            .side(side)
-            .get(&price)
-            .and_then(|l| l.orders.iter().find(|o| o.0 == order_id))
-            .map(|o| o.1)
+        // One walk of the side's tree and one scan of the level, as in `delete`.
+        let book = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        let Entry::Occupied(mut entry) = book.entry(price) else {
+            return Err(BookError::UnknownOrder(order_id));
+        };
+        let level = entry.get_mut();
+        let pos = level
+            .orders
+            .iter()
+            .position(|o| o.0 == order_id)
             .ok_or(BookError::UnknownOrder(order_id))?;
+        let open = level.orders[pos].1;
         if quantity == 0 || quantity > open {
             return Err(BookError::BadQuantity(order_id, quantity));
         }
         let remaining = open - quantity;
-        if remaining == 0 {
-            self.delete(side, order_id, price)?;
-        } else {
-            self.modify(side, order_id, price, remaining)?;
+        // The level holds at least this order's open quantity.
+        level.quantity = level.quantity.saturating_sub(quantity);
+        if remaining > 0 {
+            level.orders[pos].1 = remaining;
+            return Ok(remaining);
         }
+        level.orders.remove(pos);
+        if level.orders.is_empty() {
+            entry.remove();
+        }
+        self.index.remove(&order_id);
         Ok(remaining)
     }
 

@@ -143,6 +143,14 @@ fn side_index(s: Side) -> usize {
     }
 }
 
+/// Whether `price` is strictly worse than `than` on `side` (lower for bids, higher for asks).
+fn worse(side: Side, price: i64, than: i64) -> bool {
+    match side {
+        Side::Buy => price < than,
+        Side::Sell => price > than,
+    }
+}
+
 fn side_from_oe(s: oe::Side) -> Option<Side> {
     match s {
         oe::Side::Buy => Some(Side::Buy),
@@ -171,6 +179,9 @@ pub struct MdCore {
     /// Frames of the current batch have been handled (the last frame was not marked
     /// end-of-batch).
     in_batch: bool,
+    /// The earliest close of any instrument's open bars (`u64::MAX`: none open): before it,
+    /// a frame does not look at the candles.
+    candles_due_ns: u64,
     stats: CoreStats,
 }
 
@@ -232,6 +243,7 @@ impl MdCore {
             event_time_ns: 0,
             snapshot_cursor: None,
             in_batch: false,
+            candles_due_ns: u64::MAX,
             stats: CoreStats::default(),
             config,
         }
@@ -514,6 +526,7 @@ impl MdCore {
                 self.emit(Channel::L3, &msg, sink);
                 let inst = self.instruments.get_mut(&id).expect("known");
                 inst.candles.on_trade(time_ns, price, quantity);
+                self.candles_due_ns = self.candles_due_ns.min(inst.candles.next_close_ns());
                 return;
             }
             Event::Status { status, .. } => {
@@ -640,15 +653,21 @@ impl MdCore {
         let rpt_seq = self.next_rpt(id, Channel::L3);
         let msg = with_rpt_seq(msg, rpt_seq);
         self.emit(Channel::L3, &msg, sink);
-        self.publish_l2(id, side, sink);
-        self.publish_l1(id, sink);
+        self.publish_l2(id, side, price, sink);
+        self.publish_l1(id, side, price, sink);
     }
 
     /// Diffs the side's top N against what L2 last published and sends the difference:
     /// deletes first (so a consumer's N-level book never overflows), then new and changed.
-    fn publish_l2(&mut self, id: u32, side: Side, sink: &mut dyn PacketSink) {
+    /// `price`: where the book event happened. Below a full published top N it changes none of
+    /// those levels (most events of a deep book), and the side is not looked at again.
+    fn publish_l2(&mut self, id: u32, side: Side, price: i64, sink: &mut dyn PacketSink) {
         let depth = self.config.l2_depth;
         let inst = self.instruments.get_mut(&id).expect("known");
+        let published = &inst.published_l2[side_index(side)];
+        if published.len() == depth && worse(side, price, published[depth - 1].price) {
+            return;
+        }
         let mut now = std::mem::take(&mut self.levels_scratch);
         inst.book.top_levels_into(side, depth, &mut now);
         let old = &inst.published_l2[side_index(side)];
@@ -705,8 +724,17 @@ impl MdCore {
         }
     }
 
-    fn publish_l1(&mut self, id: u32, sink: &mut dyn PacketSink) {
+    /// `price` as for [`MdCore::publish_l2`]: an event behind the side's published best
+    /// leaves the BBO as it is.
+    fn publish_l1(&mut self, id: u32, side: Side, price: i64, sink: &mut dyn PacketSink) {
         let inst = self.instruments.get_mut(&id).expect("known");
+        let best = match side {
+            Side::Buy => inst.published_bbo.bid,
+            Side::Sell => inst.published_bbo.ask,
+        };
+        if best.is_some_and(|b| worse(side, price, b.price)) {
+            return;
+        }
         let bbo = inst.book.bbo();
         if bbo == inst.published_bbo {
             return;
@@ -735,6 +763,9 @@ impl MdCore {
     /// Closes and publishes the bars whose interval ended before the current time.
     fn close_candles(&mut self, sink: &mut dyn PacketSink) {
         let now = self.event_time_ns;
+        if now < self.candles_due_ns {
+            return;
+        }
         let ids: Vec<u32> = self
             .instruments
             .iter()
@@ -752,6 +783,12 @@ impl MdCore {
                 self.emit_candle(id, c, sink);
             }
         }
+        self.candles_due_ns = self
+            .instruments
+            .values()
+            .map(|i| i.candles.next_close_ns())
+            .min()
+            .unwrap_or(u64::MAX);
     }
 
     /// Sends the next instrument of the snapshot cycle on the snapshot channel (its definition,
