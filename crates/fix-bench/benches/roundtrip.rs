@@ -250,12 +250,13 @@ fn main() {
     };
     c.router_doorbell = bells;
     c.direct_write = std::env::var("ROUNDTRIP_DIRECT").as_deref() != Ok("0");
-    // ROUNDTRIP_READ_SPIN_US=N: the connection's task polls its socket N µs before parking.
+    // ROUNDTRIP_READ_SPIN_US=N: the connection's task polls its socket N µs before parking
+    // (default 20, the appliance's `fix.read_spin_us`).
     c.read_spin = Duration::from_micros(
         std::env::var("ROUNDTRIP_READ_SPIN_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+            .unwrap_or(20),
     );
     println!("read spin: {:?}", c.read_spin);
     println!("router writes reports itself: {}", c.direct_write);
