@@ -9,6 +9,7 @@ use journal::{IdleStrategy, Journal};
 use rusqlite::{Connection, OptionalExtension};
 use sbe_order_entry as sbe;
 use sbe_order_entry::{message_header_codec::ENCODED_LENGTH as HDR, ReadBuf};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -121,20 +122,24 @@ pub trait Exec {
     fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()>;
 }
 
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ToSqlOutput;
+        Ok(match self {
+            Value::Int(i) => ToSqlOutput::from(*i),
+            // Borrowed: no copy of the text per row.
+            Value::Text(t) => ToSqlOutput::from(t.as_str()),
+            Value::Null => ToSqlOutput::from(rusqlite::types::Null),
+        })
+    }
+}
+
 impl Exec for rusqlite::Transaction<'_> {
     fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()> {
-        let values: Vec<rusqlite::types::Value> = params
-            .iter()
-            .map(|v| match v {
-                Value::Int(i) => rusqlite::types::Value::Integer(*i),
-                Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                Value::Null => rusqlite::types::Value::Null,
-            })
-            .collect();
         // Prepared once per connection (the reporter runs a handful of fixed statements):
         // parsing the SQL on every row was a fifth of the appliance's CPU time under load.
         self.prepare_cached(sql)?
-            .execute(rusqlite::params_from_iter(values))?;
+            .execute(rusqlite::params_from_iter(params))?;
         Ok(())
     }
 }
@@ -153,21 +158,36 @@ pub fn to_postgres_placeholders(sql: &str) -> String {
     out
 }
 
-impl Exec for postgres::Transaction<'_> {
+/// A reporter transaction on PostgreSQL with the connection's prepared statements: each of the
+/// reporter's few fixed statements is parsed by the server once per connection, then every row
+/// is one Bind/Execute (executing SQL text parsed and described it again on every row, a
+/// second round trip per row).
+pub struct PgTx<'t, 'c> {
+    pub tx: postgres::Transaction<'t>,
+    pub statements: &'c mut HashMap<String, postgres::Statement>,
+}
+
+impl Exec for PgTx<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Value]) -> anyhow::Result<()> {
-        let boxed: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+        let statement = match self.statements.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.tx.prepare(&to_postgres_placeholders(sql))?;
+                self.statements.insert(sql.to_string(), s.clone());
+                s
+            }
+        };
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
             .iter()
-            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            .map(|v| -> &(dyn postgres::types::ToSql + Sync) {
                 match v {
-                    Value::Int(i) => Box::new(*i),
-                    Value::Text(t) => Box::new(t.clone()),
-                    Value::Null => Box::new(Option::<i64>::None),
+                    Value::Int(i) => i,
+                    Value::Text(t) => t,
+                    Value::Null => &None::<i64>,
                 }
             })
             .collect();
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            boxed.iter().map(|b| b.as_ref()).collect();
-        self.execute(to_postgres_placeholders(sql).as_str(), &refs)?;
+        self.tx.execute(&statement, &refs)?;
         Ok(())
     }
 }
@@ -222,6 +242,7 @@ pub fn run_postgres(
             .unwrap_or_else(|| id.to_string())
     };
     let quiet = Metrics::default();
+    let mut statements = HashMap::new();
     loop {
         // Idle without touching the database: a transaction starts with the first frame.
         if !reader.has_next() {
@@ -231,9 +252,12 @@ pub fn run_postgres(
             idle.idle(0);
             continue;
         }
-        let mut tx = client.transaction()?;
+        let mut tx = PgTx {
+            tx: client.transaction()?,
+            statements: &mut statements,
+        };
         let n = fill_batch(&mut tx, &mut reader, &stop, &symbol, &quiet)?.0;
-        tx.commit()?;
+        tx.tx.commit()?;
         idle.idle(n);
     }
 }
