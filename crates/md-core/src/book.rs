@@ -60,6 +60,9 @@ struct Level {
     orders: VecDeque<(u64, u64)>,
 }
 
+/// Orders an [`L3Book`]'s id index has room for before it first grows.
+const INDEX_CAPACITY_START: usize = 2048;
+
 /// Order-by-order book of one instrument.
 #[derive(Debug, Clone)]
 pub struct L3Book {
@@ -78,8 +81,11 @@ impl L3Book {
         L3Book {
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
+            // Sized for a typical book and grown with it (by doubling, rarely): a table sized
+            // for the maximum from the start spreads a thousand orders over megabytes, so
+            // every lookup missed the caches (the largest cost of a delete, perf).
             index: HashMap::with_capacity_and_hasher(
-                orders_max.min(1 << 16),
+                orders_max.min(INDEX_CAPACITY_START),
                 foldhash::fast::RandomState::default(),
             ),
             orders_max,
