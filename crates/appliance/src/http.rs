@@ -6,6 +6,7 @@
 //! (balances, books) and from the reporter's database (orders, executions, candles).
 
 use crate::config::Config;
+use crate::idempotency::{Claim, Keys};
 use crate::metrics::Metrics;
 use crate::replica::{Outcome, Pending, Replica, HTTP_SESSION};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub gateway: Arc<std::sync::Mutex<Option<gateway::Gateway>>>,
     /// Cluster mode: this node's membership.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// `Idempotency-Key`s of `POST /v1/order`.
+    pub idempotency: Keys,
 }
 
 /// The HTTP address of a cluster node, from the configuration.
@@ -190,12 +193,18 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = match self.field {
+impl ApiError {
+    fn body(&self) -> Value {
+        match self.field {
             Some(f) => json!({ "error": self.message, "field": f }),
             None => json!({ "error": self.message }),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         (self.status, Json(body)).into_response()
     }
 }
@@ -538,13 +547,161 @@ async fn new_order(
         "fok" => TimeInForce::Fok,
         _ => return Err(bad("timeInForce", "must be day, gtc, ioc or fok")),
     };
+    let key = match idempotency_key(&headers)? {
+        None => None,
+        Some(k) => {
+            let fingerprint = order_fingerprint(
+                instrument.id,
+                side,
+                order_type,
+                price,
+                quantity,
+                time_in_force,
+            );
+            match state
+                .idempotency
+                .claim(account_id, &k, fingerprint, std::time::Instant::now())
+            {
+                Claim::New => Some(k),
+                Claim::Replay(status, body) => {
+                    return Ok(
+                        (status, [("idempotent-replayed", "true")], Json(body)).into_response()
+                    )
+                }
+                Claim::InProgress => {
+                    return Err(ApiError::status(
+                        StatusCode::CONFLICT,
+                        "a request with this Idempotency-Key is still waiting for its outcome; \
+                         retry later",
+                    ))
+                }
+                Claim::Mismatch => {
+                    return Err(ApiError::status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "this Idempotency-Key was used for a different order",
+                    ))
+                }
+            }
+        }
+    };
+    let order = NewOrder {
+        account_id,
+        symbol,
+        instrument_id: instrument.id,
+        price_scale: instrument.price_scale,
+        side,
+        order_type,
+        price,
+        quantity,
+        time_in_force,
+    };
+    let Some(key) = key else {
+        return place_order(&state, order)
+            .await
+            .map(|body| (StatusCode::OK, Json(body)).into_response());
+    };
+    // With a key the order runs to its outcome on a task of its own, so a client that hangs up
+    // does not leave its key claimed by an abandoned request: the retry gets the answer.
+    let task_state = state.clone();
+    let result = tokio::spawn(async move {
+        let state = task_state;
+        let result = place_order(&state, order).await;
+        match &result {
+            Ok(body) => state
+                .idempotency
+                .finish(account_id, &key, StatusCode::OK, body.clone()),
+            // Journaled, outcome unknown: the key stays taken, with this answer.
+            Err(e) if e.status == StatusCode::GATEWAY_TIMEOUT => {
+                state
+                    .idempotency
+                    .finish(account_id, &key, e.status, e.body())
+            }
+            // Refused before the journal: nothing was placed.
+            Err(_) => state.idempotency.release(account_id, &key),
+        }
+        result
+    })
+    .await
+    .map_err(|_| {
+        ApiError::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the order's task failed; its outcome is unknown",
+        )
+    })?;
+    result.map(|body| (StatusCode::OK, Json(body)).into_response())
+}
+
+/// A validated `POST /v1/order`.
+struct NewOrder {
+    account_id: u32,
+    symbol: String,
+    instrument_id: u32,
+    price_scale: i64,
+    side: Side,
+    order_type: OrderType,
+    price: i64,
+    quantity: u64,
+    time_in_force: TimeInForce,
+}
+
+/// The order fields an `Idempotency-Key` is bound to.
+fn order_fingerprint(
+    instrument_id: u32,
+    side: Side,
+    order_type: OrderType,
+    price: i64,
+    quantity: u64,
+    time_in_force: TimeInForce,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (
+        instrument_id,
+        side as u8,
+        order_type as u8,
+        price,
+        quantity,
+        time_in_force as u8,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// The request's `Idempotency-Key`, if it sent one (400 when it is not 1-255 visible ASCII
+/// characters).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    if !crate::idempotency::valid_key(v.as_bytes()) {
+        return Err(ApiError::bad(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+}
+
+/// Journals the order and waits for its outcome; the response body.
+async fn place_order(state: &AppState, order: NewOrder) -> Result<Value, ApiError> {
+    let NewOrder {
+        account_id,
+        symbol,
+        instrument_id,
+        price_scale,
+        side,
+        order_type,
+        price,
+        quantity,
+        time_in_force,
+    } = order;
     state.metrics.http_orders.fetch_add(1, Ordering::Relaxed);
-    let client_order_id = next_id(&state);
+    let client_order_id = next_id(state);
     let kind = CommandKind::NewOrder {
         session_id: HTTP_SESSION,
         account_id,
         client_order_id,
-        instrument_id: instrument.id,
+        instrument_id,
         side,
         order_type,
         price,
@@ -552,8 +709,8 @@ async fn new_order(
         time_in_force,
         stp_mode: StpMode::None,
     };
-    let outcome = submit(&state, kind, client_order_id).await?;
-    let scale = instrument.price_scale;
+    let outcome = submit(state, kind, client_order_id).await?;
+    let scale = price_scale;
     let mut order_id = None;
     let mut status = "new";
     let (mut filled, mut remaining) = (0_u64, quantity);
@@ -612,7 +769,7 @@ async fn new_order(
         "reason": reason,
         "fills": fills,
     });
-    Ok((StatusCode::OK, Json(body)).into_response())
+    Ok(body)
 }
 
 async fn cancel_order(

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod export;
 pub mod ha;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod node;
 pub mod replay;

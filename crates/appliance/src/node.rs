@@ -447,6 +447,8 @@ impl Node {
             engine: replica_engine,
             processed_seq: replica_seq,
         }));
+        let caught_up = replica::catch_up(&inbound, &replica)?;
+        metrics.replica_seq.store(caught_up, Ordering::Relaxed);
         let pending = Arc::new(Pending::default());
         {
             let (j, r, p, m, s) = (
@@ -609,6 +611,7 @@ impl Node {
             stream: tokio::sync::broadcast::channel(4096).0,
             gateway: gateway_slot.clone(),
             cluster: cluster.clone(),
+            idempotency: Default::default(),
         });
         {
             let (st, s) = (state.clone(), stop_input.clone());

@@ -102,6 +102,26 @@ pub fn run(
     }
 }
 
+/// Replays into the replica what the inbound journal holds now, on the calling thread: at
+/// start-up, before the HTTP API serves, so that its queries answer from the recovered state
+/// rather than from a replica still catching up on its own thread (a book read right after a
+/// restart showed the state of the last checkpoint). Returns the sequence reached.
+pub fn catch_up(inbound: &Journal, replica: &RwLock<Replica>) -> anyhow::Result<u64> {
+    let mut guard = replica.write().expect("replica lock");
+    let mut reader = inbound.reader(guard.processed_seq + 1)?;
+    let mut outputs: Vec<Output> = Vec::with_capacity(1024);
+    while let Some(f) = reader.poll()? {
+        let decoded = inbound::decode(f.sequence, f.timestamp_ns, f.template_id, f.payload);
+        guard.processed_seq = f.sequence;
+        if let Ok(Inbound::Command(cmd, _)) = decoded {
+            // No HTTP request waits for these yet: nothing to route.
+            outputs.clear();
+            guard.engine.process(&cmd, &mut outputs);
+        }
+    }
+    Ok(guard.processed_seq)
+}
+
 /// Hands the outputs of an HTTP session's command to the request waiting for them.
 fn route(cmd: &matching::Command, outputs: &[Output], pending: &Pending) {
     use matching::CommandKind;

@@ -43,10 +43,12 @@ impl Drop for Server {
     }
 }
 
-fn ports() -> (Ipv4Addr, u16) {
+/// The multicast group and first port of test `slot` of this process (each server uses five
+/// ports from there; tests of one process run at once and must not hear each other).
+fn ports(slot: u8) -> (Ipv4Addr, u16) {
     let pid = std::process::id();
-    let group = Ipv4Addr::new(239, 255, (pid >> 8) as u8, pid as u8);
-    let port = 41_000 + (pid % 2_000) as u16 * 8;
+    let group = Ipv4Addr::new(239, 255 - slot, (pid >> 8) as u8, pid as u8);
+    let port = 41_000 + (pid % 1_000) as u16 * 16 + u16::from(slot) * 8;
     (group, port)
 }
 
@@ -76,7 +78,12 @@ fn start(data: &Path) -> Server {
 }
 
 fn start_with(data: &Path, extra: &str) -> Server {
-    let (group, port) = ports();
+    start_in(data, extra, 0)
+}
+
+/// Starts a server publishing on the market-data ports of test `slot` ([`ports`]).
+fn start_in(data: &Path, extra: &str, slot: u8) -> Server {
+    let (group, port) = ports(slot);
     let config = data.with_extension("toml");
     std::fs::write(
         &config,
@@ -234,7 +241,7 @@ fn get(c: &reqwest::blocking::Client, url: String, key: &str) -> Value {
 fn http_orders_fills_database_and_multicast_agree() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (group, port) = ports();
+    let (group, port) = ports(0);
     let mut cfg = ConsumerConfig::new(FeedGroups::on_group(group, port));
     cfg.retransmit_server = Some(format!("127.0.0.1:{}", port + 4).parse().unwrap());
     cfg.from_session_start = true;
@@ -694,6 +701,14 @@ fn http_orders_fills_database_and_multicast_agree() {
     drop(server);
     drop(consumer);
     let server = start(&data);
+    // Queries answer from the recovered state as soon as the API serves.
+    let book_at_start = get(
+        &c,
+        format!("{}/marketdata/book/ACME?depth=10", server.base),
+        "",
+    );
+    assert_eq!(book_at_start["asks"], book["asks"]);
+    assert_eq!(book_at_start["bids"], book["bids"]);
     let (mut fix, logon) = FixClient::resume(&server.fix_tcp, "CLIENT1", client_next, false);
     assert_eq!(
         field(&logon, 34).parse::<u64>().unwrap(),
@@ -727,6 +742,82 @@ fn http_orders_fills_database_and_multicast_agree() {
     assert!(logout.contains("|58=gateway shutdown|"), "{logout}");
     let mut server = server;
     assert!(server.child.wait().unwrap().success());
+}
+
+/// A retried `POST /v1/order` with the same `Idempotency-Key` places one order and gets the
+/// first answer again; the key is bound to its order and to its account.
+#[test]
+fn an_idempotency_key_places_an_order_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_in(&tmp.path().join("data"), "", 1);
+    let c = reqwest::blocking::Client::new();
+    let b = &server.base;
+    let send = |api_key: &str, idem: &str, body: Value| {
+        let r = c
+            .post(format!("{b}/v1/order"))
+            .header("X-API-Key", api_key)
+            .header("Idempotency-Key", idem)
+            .json(&body)
+            .send()
+            .unwrap();
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        (r.status().as_u16(), replayed, r.json::<Value>().unwrap())
+    };
+    let sell = json!({"symbol": "ACME", "side": "sell", "price": "100.00", "quantity": 5, "timeInForce": "gtc"});
+    let (s, replayed, first) = send("demo-key-1", "retry-me-1", sell.clone());
+    assert_eq!(
+        (s, replayed, first["status"].as_str()),
+        (200, false, Some("new")),
+        "{first}"
+    );
+    // The retry: the same answer, marked as replayed, and no second order.
+    let (s, replayed, again) = send("demo-key-1", "retry-me-1", sell.clone());
+    assert_eq!((s, replayed), (200, true), "{again}");
+    assert_eq!(again, first);
+    // The same key for another order is refused.
+    let mut other = sell.clone();
+    other["quantity"] = json!(6);
+    let (s, _, v) = send("demo-key-1", "retry-me-1", other);
+    assert_eq!(s, 422, "{v}");
+    // Another account's key of the same name is its own.
+    let buy = json!({"symbol": "ACME", "side": "buy", "price": "99.00", "quantity": 1, "timeInForce": "gtc"});
+    let (s, replayed, theirs) = send("demo-key-2", "retry-me-1", buy);
+    assert_eq!(
+        (s, replayed, theirs["status"].as_str()),
+        (200, false, Some("new")),
+        "{theirs}"
+    );
+    assert_ne!(theirs["id"], first["id"]);
+    // A key that is not 1-255 visible ASCII characters is a bad request.
+    let (s, _, v) = send("demo-key-1", "has space", sell.clone());
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (400, Some("Idempotency-Key")),
+        "{v}"
+    );
+    // One order of 5 rests at 100.00, not two.
+    let book = get(&c, format!("{b}/marketdata/book/ACME?depth=10"), "");
+    let asks: Vec<(String, u64)> = book["asks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["price"].as_str().unwrap().to_string(),
+                l["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(asks, vec![("100.00".to_string(), 5)], "{book}");
+    // Without a key a repeated request is a new order.
+    let (_, _, a) = send_without_key(&c, b, sell.clone());
+    let (_, _, b2) = send_without_key(&c, b, sell);
+    assert_ne!(a["id"], b2["id"]);
+}
+
+fn send_without_key(c: &reqwest::blocking::Client, b: &str, body: Value) -> (u16, bool, Value) {
+    let (s, v) = post(c, b, "demo-key-1", body);
+    (s, false, v)
 }
 
 /// `serve --demo` shows trading within seconds: simulated FIX clients trade and the live view
