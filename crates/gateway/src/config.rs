@@ -162,7 +162,8 @@ pub struct GatewayConfig {
     /// After a connection's task handled messages, it keeps polling its socket this long
     /// (yielding to the runtime's other tasks between polls) before it lets its thread park:
     /// the next message of an active client is then read without a wake-up of the I/O thread
-    /// (tens of microseconds on a VM). Zero (the default): park at once. Polling is gated per
+    /// (tens of microseconds on a VM). Zero (this type's default; the appliance sets 20 µs,
+    /// `fix.read_spin_us`): park at once. Polling is gated per
     /// connection by how it pays: a poll that ends without a message makes the next 1, 3, 7,
     /// ... (at most 1,023) turns park at once, and one that catches a message starts over; so
     /// a client that answers within this time (a trading loop) is polled after every message,
