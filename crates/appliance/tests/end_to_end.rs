@@ -701,14 +701,17 @@ fn http_orders_fills_database_and_multicast_agree() {
     drop(server);
     drop(consumer);
     let server = start(&data);
+    let same_book = |when: &str| {
+        let now = get(
+            &c,
+            format!("{}/marketdata/book/ACME?depth=10", server.base),
+            "",
+        );
+        assert_eq!(now["asks"], book["asks"], "{when}");
+        assert_eq!(now["bids"], book["bids"], "{when}");
+    };
     // Queries answer from the recovered state as soon as the API serves.
-    let book_at_start = get(
-        &c,
-        format!("{}/marketdata/book/ACME?depth=10", server.base),
-        "",
-    );
-    assert_eq!(book_at_start["asks"], book["asks"]);
-    assert_eq!(book_at_start["bids"], book["bids"]);
+    same_book("at start");
     let (mut fix, logon) = FixClient::resume(&server.fix_tcp, "CLIENT1", client_next, false);
     assert_eq!(
         field(&logon, 34).parse::<u64>().unwrap(),
@@ -718,13 +721,7 @@ fn http_orders_fills_database_and_multicast_agree() {
     fix.send(b"1", &[(112, "after-restart")]);
     let hb = fix.recv_until(b"0");
     assert_eq!(field(&hb, 112), "after-restart", "{hb}");
-    let book_after = get(
-        &c,
-        format!("{}/marketdata/book/ACME?depth=10", server.base),
-        "",
-    );
-    assert_eq!(book_after["asks"], book["asks"]);
-    assert_eq!(book_after["bids"], book["bids"]);
+    same_book("after the FIX session resumed");
     let order = get(
         &c,
         format!("{}/v1/order/{}", server.base, buy["id"]),

@@ -191,32 +191,7 @@ impl L3Book {
 
     /// Removes an order.
     pub fn delete(&mut self, side: Side, order_id: u64, price: i64) -> Result<(), BookError> {
-        self.locate(order_id, side, price)?;
-        // One walk of the side's tree, which also removes an emptied level (the publisher
-        // deletes an order for every move and cancel).
-        let book = match side {
-            Side::Buy => &mut self.bids,
-            Side::Sell => &mut self.asks,
-        };
-        let Entry::Occupied(mut entry) = book.entry(price) else {
-            return Err(BookError::UnknownLevel(price));
-        };
-        let level = entry.get_mut();
-        let pos = level
-            .orders
-            .iter()
-            .position(|o| o.0 == order_id)
-            .ok_or(BookError::UnknownOrder(order_id))?;
-        let (_, q) = level
-            .orders
-            .remove(pos)
-            .ok_or(BookError::UnknownOrder(order_id))?;
-        level.quantity = level.quantity.saturating_sub(q);
-        if level.orders.is_empty() {
-            entry.remove();
-        }
-        self.index.remove(&order_id);
-        Ok(())
+        self.take(side, order_id, price, None).map(|_| ())
     }
 
     /// Executes `quantity` of a resting order; it leaves the book when nothing remains.
@@ -228,14 +203,30 @@ impl L3Book {
         price: i64,
         quantity: u64,
     ) -> Result<u64, BookError> {
+        self.take(side, order_id, price, Some(quantity))
+    }
+
+    /// Takes `quantity` (`None`: all) of a resting order off its level, in one walk of the
+    /// side's tree and one scan of the level; the order leaves the book, and an emptied level
+    /// the side, when nothing remains (the publisher does this for every move, cancel and
+    /// fill). Returns what remains.
+    fn take(
+        &mut self,
+        side: Side,
+        order_id: u64,
+        price: i64,
+        quantity: Option<u64>,
+    ) -> Result<u64, BookError> {
         self.locate(order_id, side, price)?;
-        // One walk of the side's tree and one scan of the level, as in `delete`.
         let book = match side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
         };
         let Entry::Occupied(mut entry) = book.entry(price) else {
-            return Err(BookError::UnknownOrder(order_id));
+            return Err(match quantity {
+                None => BookError::UnknownLevel(price),
+                Some(_) => BookError::UnknownOrder(order_id),
+            });
         };
         let level = entry.get_mut();
         let pos = level
@@ -244,12 +235,13 @@ impl L3Book {
             .position(|o| o.0 == order_id)
             .ok_or(BookError::UnknownOrder(order_id))?;
         let open = level.orders[pos].1;
-        if quantity == 0 || quantity > open {
-            return Err(BookError::BadQuantity(order_id, quantity));
+        let taken = quantity.unwrap_or(open);
+        if taken == 0 || taken > open {
+            return Err(BookError::BadQuantity(order_id, taken));
         }
-        let remaining = open - quantity;
+        let remaining = open - taken;
         // The level holds at least this order's open quantity.
-        level.quantity = level.quantity.saturating_sub(quantity);
+        level.quantity = level.quantity.saturating_sub(taken);
         if remaining > 0 {
             level.orders[pos].1 = remaining;
             return Ok(remaining);
@@ -259,7 +251,7 @@ impl L3Book {
             entry.remove();
         }
         self.index.remove(&order_id);
-        Ok(remaining)
+        Ok(0)
     }
 
     /// The level at a price.
