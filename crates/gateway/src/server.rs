@@ -26,19 +26,28 @@ pub(crate) async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // A second handle for the router's direct writes (same open socket, non-blocking).
-        let direct = if shared.config.direct_write {
+        let handle = || {
             use std::os::fd::AsFd as _;
             stream
                 .as_fd()
                 .try_clone_to_owned()
                 .ok()
                 .map(std::net::TcpStream::from)
+        };
+        // A second handle for the router's direct writes (same open socket, non-blocking).
+        let direct = if shared.config.direct_write {
+            handle()
         } else {
             None
         };
+        // And one for the read poll's eager phase (`read_spin`).
+        let poll = if shared.config.read_spin.is_zero() {
+            None
+        } else {
+            handle()
+        };
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move { serve(shared, stream, guard, direct).await });
+        tokio::spawn(async move { serve(shared, stream, guard, direct, poll).await });
     }
 }
 
@@ -64,7 +73,7 @@ pub(crate) async fn accept_tls(
         tokio::spawn(async move {
             let timeout = Duration::from_millis(shared.config.tls_handshake_timeout_ms);
             match tokio::time::timeout(timeout, tls.accept(stream)).await {
-                Ok(Ok(s)) => serve(shared, s, guard, None).await,
+                Ok(Ok(s)) => serve(shared, s, guard, None, None).await,
                 _ => {
                     shared
                         .stats
@@ -119,6 +128,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     mut guard: IpGuard,
     direct: Option<std::net::TcpStream>,
+    mut poll: Option<std::net::TcpStream>,
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let cap = shared.config.body_len_max + 64;
@@ -269,6 +279,30 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             let (until, polite) = (start + shared.config.read_spin, start + SPIN_EAGER);
             let mut read = None;
             let mut notified = false;
+            if let Some(sock) = poll.as_mut() {
+                // Plain TCP: the eager phase reads the socket itself, one non-blocking recv a
+                // try (as a busy-polling client does), instead of a pass through the runtime
+                // (its epoll turn, then this task's select) per try.
+                use std::io::Read as _;
+                loop {
+                    match sock.read(&mut buf[filled..]) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        r => {
+                            read = Some(r);
+                            break;
+                        }
+                    }
+                    if notify_pending(&slot.notify) {
+                        notified = true;
+                        break;
+                    }
+                    if std::time::Instant::now() >= polite {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
             loop {
                 let now = std::time::Instant::now();
                 if read.is_some() || notified || now >= until {
@@ -328,6 +362,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         // loop (a read that fills the buffer with many whole messages is normal under load).
     }
     conn.detach();
+}
+
+/// Takes a stored `notify_one` permit of `notify` without waiting: whether bytes were queued
+/// for the connection's task to write.
+fn notify_pending(notify: &tokio::sync::Notify) -> bool {
+    use std::future::Future as _;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let notified = std::pin::pin!(notify.notified());
+    notified.poll(&mut cx).is_ready()
 }
 
 /// How long a read poll (`read_spin`) polls without yielding the core to other threads: about
