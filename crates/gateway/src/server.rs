@@ -640,6 +640,20 @@ impl Connection<'_> {
 mod tests {
     use super::SpinGate;
 
+    /// The eager poll sees a write the router handed over (a stored permit) once, and takes it:
+    /// the task's own `notified()` does not see it again.
+    #[test]
+    fn a_pending_write_notification_is_seen_once_without_waiting() {
+        let n = tokio::sync::Notify::new();
+        assert!(!super::notify_pending(&n));
+        n.notify_one();
+        assert!(super::notify_pending(&n));
+        assert!(!super::notify_pending(&n));
+        // Polling found nothing and left no waiter behind: a later permit is stored again.
+        n.notify_one();
+        assert!(super::notify_pending(&n));
+    }
+
     #[test]
     fn a_client_that_answers_in_time_is_always_polled() {
         let mut g = SpinGate::default();
