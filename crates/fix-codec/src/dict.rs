@@ -70,6 +70,7 @@ impl FieldType {
     }
 
     /// Whether `v` (non-empty) is well formed for this type.
+    #[inline(always)]
     pub fn accepts(self, v: &[u8]) -> bool {
         match self {
             Self::Int => {
@@ -680,9 +681,9 @@ impl Dictionary {
         Ok(i)
     }
 
-    /// Tag, value and type checks of one field. `Ok(None)` when the field is to be skipped
+    /// Tag, value and type checks of one field. `Ok(false)` when the field is to be skipped
     /// (an allowed user-defined or undefined tag).
-    #[inline]
+    #[inline(always)]
     fn check_field(
         &self,
         msg: &Message<'_>,

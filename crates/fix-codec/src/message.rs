@@ -45,21 +45,89 @@ fn find_soh(hay: &[u8]) -> Option<usize> {
     hay[i..].iter().position(|&b| b == SOH).map(|p| i + p)
 }
 
+/// One bit per length tag of [`DATA_PAIRS`] (all below 384): a single test per field.
+const DATA_LENGTH_TAGS: [u64; 6] = {
+    let mut bits = [0_u64; 6];
+    let mut i = 0;
+    while i < DATA_PAIRS.len() {
+        let t = DATA_PAIRS[i].0;
+        bits[(t / 64) as usize] |= 1 << (t % 64);
+        i += 1;
+    }
+    bits
+};
+
 /// The data tag a length tag announces (see [`DATA_PAIRS`]).
 #[inline]
 fn data_tag_of(tag: u32) -> Option<u32> {
-    match tag {
-        90 | 93 | 95 | 212 | 348..=364 => {
-            DATA_PAIRS.iter().find(|(l, _)| *l == tag).map(|&(_, d)| d)
-        }
-        _ => None,
+    if tag < 384 && DATA_LENGTH_TAGS[(tag / 64) as usize] & (1 << (tag % 64)) != 0 {
+        DATA_PAIRS.iter().find(|(l, _)| *l == tag).map(|&(_, d)| d)
+    } else {
+        None
     }
+}
+
+/// A tag of one to three digits (no leading zero) followed by `=` at `pos`: the common case,
+/// decided from four bytes at once. Returns the tag and the position of the `=`.
+#[inline(always)]
+fn short_tag(buf: &[u8], pos: usize) -> Option<(u32, usize)> {
+    let &[b0, b1, b2, b3] = buf.get(pos..pos + 4)?.first_chunk::<4>()?;
+    let d0 = b0.wrapping_sub(b'0');
+    let d1 = b1.wrapping_sub(b'0');
+    let d2 = b2.wrapping_sub(b'0');
+    if d0 == 0 || d0 >= 10 {
+        None
+    } else if b1 == b'=' {
+        Some((u32::from(d0), pos + 1))
+    } else if d1 >= 10 {
+        None
+    } else if b2 == b'=' {
+        Some((u32::from(d0) * 10 + u32::from(d1), pos + 2))
+    } else if d2 < 10 && b3 == b'=' {
+        Some((
+            u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2),
+            pos + 3,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Any other tag at `pos`: up to nine digits without a leading zero, else tag 0 (an invalid
+/// tag number, rejected by validation). Returns the tag and the position of the `=`.
+#[cold]
+fn long_tag(buf: &[u8], pos: usize) -> Result<(u32, usize), ParseError> {
+    let mut i = pos;
+    let mut tag: u32 = 0;
+    while i < buf.len() {
+        let d = buf[i].wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
+        tag = tag.wrapping_mul(10).wrapping_add(u32::from(d));
+        i += 1;
+    }
+    let digits = i - pos;
+    if i < buf.len() && buf[i] == b'=' && digits > 0 && digits <= 9 && buf[pos] != b'0' {
+        return Ok((tag, i));
+    }
+    // Find '=' (a SOH first means the field has none).
+    while i < buf.len() && buf[i] != b'=' {
+        if buf[i] == SOH {
+            return Err(ParseError::Structure);
+        }
+        i += 1;
+    }
+    if i >= buf.len() {
+        return Err(ParseError::Structure);
+    }
+    Ok((0, i))
 }
 
 /// Reusable parser state: the field array and the tag table, allocated once.
 pub struct Parser {
-    fields: Vec<FieldRef>,
-    fields_max: usize,
+    fields: Box<[FieldRef]>,
+    len: usize,
     /// Position + 1 of the first occurrence of each small tag; 0 = absent.
     index: Box<[u16; TAG_INDEX_LEN]>,
 }
@@ -69,95 +137,46 @@ impl Parser {
     pub fn new(fields_max: usize) -> Parser {
         let fields_max = fields_max.clamp(4, usize::from(u16::MAX) - 1);
         Parser {
-            fields: Vec::with_capacity(fields_max),
-            fields_max,
+            fields: vec![FieldRef::default(); fields_max].into_boxed_slice(),
+            len: 0,
             index: Box::new([0; TAG_INDEX_LEN]),
         }
     }
 
     /// Splits `buf` (one whole framed message) into fields.
     pub fn parse<'a>(&'a mut self, buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        for f in &self.fields {
+        for f in &self.fields[..self.len] {
             if (f.tag as usize) < TAG_INDEX_LEN {
                 self.index[f.tag as usize] = 0;
             }
         }
-        self.fields.clear();
+        self.len = 0;
+        let mut n = 0_usize;
         let mut pos = 0_usize;
         let mut pending_data: Option<(u32, usize)> = None;
-        while pos < buf.len() {
-            if self.fields.len() == self.fields_max {
-                return Err(ParseError::TooManyFields(self.fields_max));
+        let result = loop {
+            if pos >= buf.len() {
+                break Ok(());
             }
-            // Tag: digits up to '='. The common case (1-9 digits, no leading zero) is one tight
-            // loop; anything else takes the slow path and becomes tag 0 (an invalid tag number).
-            let tag_start = pos;
-            let mut tag: u32 = 0;
-            // Fast path for 1-3 digit tags: find '=' in the next four bytes at once.
-            if let Some(&[b0, b1, b2, b3]) = buf
-                .get(pos..pos + 4)
-                .and_then(|s| <&[u8; 4]>::try_from(s).ok())
-            {
-                let d0 = b0.wrapping_sub(b'0');
-                let d1 = b1.wrapping_sub(b'0');
-                let d2 = b2.wrapping_sub(b'0');
-                let fast = if d0 == 0 || d0 >= 10 {
-                    None
-                } else if b1 == b'=' {
-                    Some((u32::from(d0), 1))
-                } else if d1 < 10 && b2 == b'=' {
-                    Some((u32::from(d0) * 10 + u32::from(d1), 2))
-                } else if d1 < 10 && d2 < 10 && b3 == b'=' {
-                    Some((u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2), 3))
-                } else {
-                    None
-                };
-                if let Some((t, n)) = fast {
-                    tag = t;
-                    pos += n;
-                }
+            if n == self.fields.len() {
+                break Err(ParseError::TooManyFields(self.fields.len()));
             }
-            let fast_done = tag != 0;
-            while !fast_done && pos < buf.len() {
-                let d = buf[pos].wrapping_sub(b'0');
-                if d >= 10 {
-                    break;
-                }
-                tag = tag.wrapping_mul(10).wrapping_add(u32::from(d));
-                pos += 1;
-            }
-            let digits = pos - tag_start;
-            if pos >= buf.len()
-                || buf[pos] != b'='
-                || digits == 0
-                || digits > 9
-                || buf[tag_start] == b'0'
-            {
-                // Slow path: find '=' (a SOH first means the field has none).
-                while pos < buf.len() && buf[pos] != b'=' {
-                    if buf[pos] == SOH {
-                        return Err(ParseError::Structure);
-                    }
-                    pos += 1;
-                }
-                if pos >= buf.len() {
-                    return Err(ParseError::Structure);
-                }
-                tag = 0;
-            }
-            pos += 1; // '='
-            let value_start = pos;
+            let (tag, eq) = match short_tag(buf, pos) {
+                Some(t) => t,
+                None => match long_tag(buf, pos) {
+                    Ok(t) => t,
+                    Err(e) => break Err(e),
+                },
+            };
+            let value_start = eq + 1;
             let value_end = match pending_data {
-                Some((data_tag, len)) if data_tag == tag => {
-                    let end = value_start.checked_add(len).ok_or(ParseError::DataLength)?;
-                    if end >= buf.len() || buf[end] != SOH {
-                        return Err(ParseError::DataLength);
-                    }
-                    end
-                }
+                Some((data_tag, len)) if data_tag == tag => match value_start.checked_add(len) {
+                    Some(end) if end < buf.len() && buf[end] == SOH => end,
+                    _ => break Err(ParseError::DataLength),
+                },
                 _ => match find_soh(&buf[value_start..]) {
                     Some(p) => value_start + p,
-                    None => return Err(ParseError::Structure),
+                    None => break Err(ParseError::Structure),
                 },
             };
             pending_data = None;
@@ -166,27 +185,27 @@ impl Parser {
                     pending_data = Some((data_tag, len as usize));
                 }
             }
-            let i = self.fields.len();
             if (tag as usize) < TAG_INDEX_LEN && self.index[tag as usize] == 0 {
-                self.index[tag as usize] = (i + 1) as u16;
+                self.index[tag as usize] = (n + 1) as u16;
             }
-            self.fields.push(FieldRef {
+            self.fields[n] = FieldRef {
                 tag,
                 start: value_start as u32,
                 end: value_end as u32,
-            });
+            };
+            n += 1;
             pos = value_end + 1;
-        }
-        if self.fields.len() < 4
-            || self.fields[0].tag != 8
-            || self.fields[1].tag != 9
-            || self.fields[2].tag != 35
-        {
+        };
+        // Recorded even on failure, so the next parse clears what this one indexed.
+        self.len = n;
+        result?;
+        let fields = &self.fields[..n];
+        if n < 4 || fields[0].tag != 8 || fields[1].tag != 9 || fields[2].tag != 35 {
             return Err(ParseError::Header);
         }
         Ok(Message {
             buf,
-            fields: &self.fields,
+            fields,
             index: &self.index,
         })
     }

@@ -116,25 +116,57 @@ pub fn parse_time_of_day(v: &[u8]) -> Option<u64> {
     Some(ns)
 }
 
+/// Whether each of the eight bytes of `w` selected by `mask` (0xFF per byte) is an ASCII digit.
+#[inline(always)]
+fn digits_at(w: u64, mask: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const SIX: u64 = 0x0606_0606_0606_0606;
+    // A byte is a digit when its high nibble is 3 and adding 6 leaves it there (0x30..=0x39).
+    // No byte carries into the next: a byte whose high nibble is 3 plus 6 is at most 0x45.
+    let high = HIGH & mask;
+    (w & high) == (ZEROS & mask) && (((w & mask) + (SIX & mask)) & high) == (ZEROS & mask)
+}
+
+/// Two digits at byte `i` of `w` (known to be digits) as a number.
+#[inline(always)]
+fn two(w: u64, i: u32) -> u32 {
+    let a = ((w >> (8 * i)) & 0x0F) as u32;
+    let b = ((w >> (8 * (i + 1))) & 0x0F) as u32;
+    a * 10 + b
+}
+
 /// Whether `v` is a valid UTCTIMESTAMP (calendar and clock ranges checked), without converting.
+/// Eight bytes at a time: the date `YYYYMMDD` and the time `HH:MM:SS` are one load each.
 #[inline]
 pub fn is_timestamp(v: &[u8]) -> bool {
-    if (v.len() != 17 && v.len() != 21) || v[8] != b'-' || v[11] != b':' || v[14] != b':' {
+    if v.len() != 17 && v.len() != 21 {
         return false;
     }
-    let d = |i: usize| -> Option<u32> {
-        let (a, b) = (v[i].wrapping_sub(b'0'), v[i + 1].wrapping_sub(b'0'));
-        (a < 10 && b < 10).then(|| u32::from(a) * 10 + u32::from(b))
-    };
-    let (Some(c), Some(yy), Some(m), Some(day), Some(h), Some(mi), Some(sec)) =
-        (d(0), d(2), d(4), d(6), d(9), d(12), d(15))
-    else {
+    let (Some(date), Some(clock)) = (v.first_chunk::<8>(), v[9..].first_chunk::<8>()) else {
         return false;
     };
-    if !(1..=12).contains(&m) || day == 0 || day > days_in_month(c * 100 + yy, m) {
+    let date = u64::from_le_bytes(*date);
+    let clock = u64::from_le_bytes(*clock);
+    // Bytes 2 and 5 of the clock are ':', the others digits.
+    const COLONS: u64 = 0x0000_3A00_003A_0000;
+    const COLON_MASK: u64 = 0x0000_FF00_00FF_0000;
+    if v[8] != b'-'
+        || clock & COLON_MASK != COLONS
+        || !digits_at(date, u64::MAX)
+        || !digits_at(clock, !COLON_MASK)
+    {
         return false;
     }
-    if h > 23 || mi > 59 || sec > 60 {
+    let (year, m, day) = (
+        two(date, 0) * 100 + two(date, 2),
+        two(date, 4),
+        two(date, 6),
+    );
+    if !(1..=12).contains(&m) || day == 0 || day > days_in_month(year, m) {
+        return false;
+    }
+    if two(clock, 0) > 23 || two(clock, 3) > 59 || two(clock, 6) > 60 {
         return false;
     }
     v.len() == 17 || (v[17] == b'.' && v[18..21].iter().all(u8::is_ascii_digit))
@@ -192,6 +224,52 @@ mod tests {
             b"20251122 02:30:00",
         ] {
             assert_eq!(is_timestamp(v), parse_timestamp(v).is_some(), "{v:?}");
+        }
+    }
+
+    /// The field-by-field definition `is_timestamp` must agree with (any year, unlike
+    /// `parse_timestamp`, which refuses dates before 1970).
+    fn reference(v: &[u8]) -> bool {
+        v.len() >= 17
+            && v[8] == b'-'
+            && parse_date(&v[..8]).is_some()
+            && parse_time_of_day(&v[9..]).is_some()
+    }
+
+    #[test]
+    fn is_timestamp_agrees_with_the_reference_on_every_byte_change() {
+        // Each position of valid stamps through every byte value: the word-at-a-time check
+        // against the field-by-field parse.
+        for base in [
+            &b"20240229-23:59:60.999"[..],
+            b"20251231-00:00:00",
+            b"19991130-09:05:07.000",
+        ] {
+            let mut v = base.to_vec();
+            for i in 0..v.len() {
+                let keep = v[i];
+                for b in 0..=255_u8 {
+                    v[i] = b;
+                    assert_eq!(is_timestamp(&v), reference(&v), "{v:?}");
+                }
+                v[i] = keep;
+            }
+        }
+        for m in 0..=13 {
+            for d in 0..=32 {
+                for y in [1900, 2000, 2023, 2024] {
+                    let v = format!("{y:04}{m:02}{d:02}-12:00:00");
+                    assert_eq!(is_timestamp(v.as_bytes()), reference(v.as_bytes()), "{v}");
+                }
+            }
+        }
+        for h in 0..=25 {
+            for mi in [0, 59, 60, 99] {
+                for s in [0, 59, 60, 61] {
+                    let v = format!("20250101-{h:02}:{mi:02}:{s:02}");
+                    assert_eq!(is_timestamp(v.as_bytes()), reference(v.as_bytes()), "{v}");
+                }
+            }
         }
     }
 
