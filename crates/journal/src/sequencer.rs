@@ -74,7 +74,7 @@ struct SegmentHelper {
 }
 
 impl SegmentHelper {
-    fn start(dir: std::path::PathBuf, segment_size: u64) -> Self {
+    fn start(dir: std::path::PathBuf, segment_size: u64, prefault_write: bool) -> Self {
         let (tx, req) = std::sync::mpsc::channel::<Job>();
         let (done, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -84,7 +84,7 @@ impl SegmentHelper {
                     match job {
                         Job::Prepare(index) => {
                             if done
-                                .send(prepare_segment(&dir, segment_size, index))
+                                .send(prepare_segment(&dir, segment_size, index, prefault_write))
                                 .is_err()
                             {
                                 break;
@@ -199,9 +199,13 @@ impl<C: Clock> Sequencer<C> {
         written: u64,
     ) -> Self {
         let tail = active.tail;
-        let mut helper = cfg
-            .preallocate_next
-            .then(|| SegmentHelper::start(shared.dir.clone(), cfg.segment_size));
+        let mut helper = cfg.preallocate_next.then(|| {
+            SegmentHelper::start(
+                shared.dir.clone(),
+                cfg.segment_size,
+                crate::journal::prefault_write(&cfg),
+            )
+        });
         if let Some(p) = helper.as_mut() {
             p.request(active.index + 1);
         }
@@ -603,8 +607,13 @@ where
         let sync = matches!(self.cfg.durability, Durability::Sync);
         let prepared = match self.helper.as_mut().and_then(|p| p.take(new_index)) {
             Some(p) => p,
-            None => prepare_segment(&self.shared.dir, self.cfg.segment_size, new_index)
-                .map_err(append_io)?,
+            None => prepare_segment(
+                &self.shared.dir,
+                self.cfg.segment_size,
+                new_index,
+                crate::journal::prefault_write(&self.cfg),
+            )
+            .map_err(append_io)?,
         };
         let (file, map) = finish_segment(
             &self.shared.dir,

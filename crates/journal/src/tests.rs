@@ -749,3 +749,53 @@ fn end_of_batch_marks_the_last_frame_of_each_publication_and_survives_a_reopen()
         [false, false, true, true, false, false, true, false, true, true]
     );
 }
+
+/// The `Rss` and dirty kilobytes /proc/self/smaps gives the mapping of `path`.
+fn mapping_kb(path: &Path) -> Option<(u64, u64)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let name = path.to_str()?;
+    let mut lines = smaps.lines();
+    while let Some(line) = lines.next() {
+        if !line.ends_with(name) {
+            continue;
+        }
+        let (mut rss, mut dirty) = (0, 0);
+        for l in lines.by_ref() {
+            let mut it = l.split_whitespace();
+            let (Some(key), Some(kb)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok()))
+            else {
+                break; // the next mapping's header
+            };
+            match key {
+                "Rss:" => rss = kb,
+                "Shared_Dirty:" | "Private_Dirty:" => dirty += kb,
+                _ => {}
+            }
+        }
+        return Some((rss, dirty));
+    }
+    None
+}
+
+#[test]
+fn prepared_segments_are_mapped_writable_unless_every_batch_is_synced() {
+    // A segment for an unsynced journal is populated writable (every page resident and
+    // already written once, so the writer takes no write-protect fault per page); one for a
+    // synced journal is populated for reading only (its msync writes just what was written).
+    let dir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    for (index, write) in [(7, true), (8, false)] {
+        let p = crate::journal::prepare_segment(dir.path(), size, index, write).unwrap();
+        let (rss, dirty) = mapping_kb(&p.tmp).expect("the segment is mapped");
+        assert_eq!(rss, size / 1024, "all pages resident (write = {write})");
+        if write {
+            assert_eq!(dirty, size / 1024, "all pages written once");
+        } else {
+            assert_eq!(dirty, 0, "no page written");
+        }
+    }
+    let mut c = cfg(dir.path());
+    assert!(crate::journal::prefault_write(&c));
+    c.durability = Durability::Sync;
+    assert!(!crate::journal::prefault_write(&c));
+}
