@@ -444,6 +444,8 @@ fn check_identical(cl: &Cluster) -> Vec<(u64, u64, u16, Vec<u8>)> {
         std::fs::read_dir(n.data.join("snapshots"))
             .map(|d| {
                 d.flatten()
+                    // Whole snapshots only (not one being written aside).
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".bin"))
                     .map(|e| {
                         (
                             e.file_name().to_string_lossy().into_owned(),

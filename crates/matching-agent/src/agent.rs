@@ -124,6 +124,135 @@ pub struct MatchingAgent {
     snapshots: Option<SnapshotPolicy>,
     last_snapshot_seq: u64,
     restored_from: Option<u64>,
+    /// Writes the snapshot files (with snapshots configured).
+    writer: Option<SnapshotWriter>,
+}
+
+/// A snapshot to write: its final path and its bytes.
+enum SnapshotJob {
+    Write {
+        path: PathBuf,
+        bytes: Vec<u8>,
+        keep_max: usize,
+    },
+    /// Answered once every job sent before it is done.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Writes snapshot files on a thread of its own. The bytes are taken on the pipeline's thread
+/// at the exact inbound position (that part is the state); writing the file, syncing it (tens
+/// of milliseconds on a slow disk), renaming it and deleting old ones happen here, so the
+/// thread that runs the pipeline (the engine thread, or a gateway I/O thread assisting it)
+/// does not stall every `every_events` events with orders waiting. A failure is reported by
+/// the agent's next duty cycle. At most two snapshots wait; a third waits for room (bounded
+/// memory when the disk cannot keep up).
+struct SnapshotWriter {
+    tx: Option<std::sync::mpsc::SyncSender<SnapshotJob>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    /// Set with `error` by a failed write; checked without the lock on every duty cycle.
+    failed: Arc<AtomicBool>,
+    error: Arc<std::sync::Mutex<Option<AgentError>>>,
+}
+
+impl SnapshotWriter {
+    fn start() -> Result<SnapshotWriter, AgentError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SnapshotJob>(2);
+        let failed = Arc::new(AtomicBool::new(false));
+        let error = Arc::new(std::sync::Mutex::new(None));
+        let (f, e) = (Arc::clone(&failed), Arc::clone(&error));
+        let handle = std::thread::Builder::new()
+            .name("snapshot-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        SnapshotJob::Write {
+                            path,
+                            bytes,
+                            keep_max,
+                        } => {
+                            if let Err(err) = write_snapshot(&path, &bytes, keep_max) {
+                                let mut slot = e.lock().unwrap_or_else(|p| p.into_inner());
+                                slot.get_or_insert(err);
+                                f.store(true, Ordering::Release);
+                            }
+                        }
+                        SnapshotJob::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|source| AgentError::Snapshot {
+                path: PathBuf::from("(snapshot-writer thread)"),
+                source,
+            })?;
+        Ok(SnapshotWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            failed,
+            error,
+        })
+    }
+
+    /// The first write that failed, if one did (taken: reported once).
+    fn take_error(&self) -> Option<AgentError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        let e = slot.take();
+        if e.is_some() {
+            self.failed.store(false, Ordering::Release);
+        }
+        e
+    }
+
+    fn send(&self, job: SnapshotJob) {
+        // The thread runs as long as the sender lives (it only ends when `tx` is dropped).
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Waits until every snapshot handed over so far is written (or failed).
+    fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.send(SnapshotJob::Flush(done));
+        let _ = wait.recv();
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        // Pending snapshots are written before the agent is gone.
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Writes a snapshot aside, syncs it and renames it into place (a crash leaves the old set
+/// or the new one), then deletes all but the newest `keep_max`.
+fn write_snapshot(path: &Path, bytes: &[u8], keep_max: usize) -> Result<(), AgentError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AgentError::Snapshot { path, source }
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        for old in list_snapshots(dir).into_iter().skip(keep_max.max(1)) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(())
 }
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"AGSNAP01";
@@ -255,6 +384,16 @@ impl MatchingAgent {
             None => (0, 0, None),
         };
         let restored_from = restored.as_ref().map(|_| in_seq);
+        let writer = match &config.snapshots {
+            Some(policy) => {
+                std::fs::create_dir_all(&policy.dir).map_err(|source| AgentError::Snapshot {
+                    path: policy.dir.clone(),
+                    source,
+                })?;
+                Some(SnapshotWriter::start()?)
+            }
+            None => None,
+        };
         let engine = restored.unwrap_or_else(|| Engine::new(config.engine));
         let verify = if recorded_end > out_seq {
             Some(outbound_journal.reader(out_seq + 1)?)
@@ -279,6 +418,7 @@ impl MatchingAgent {
             snapshots: config.snapshots,
             last_snapshot_seq: in_seq,
             restored_from,
+            writer,
         })
     }
 
@@ -288,6 +428,10 @@ impl MatchingAgent {
         let Some(policy) = &self.snapshots else {
             return Ok(());
         };
+        // A snapshot file that could not be written (reported here, on the pipeline's thread).
+        if let Some(e) = self.writer.as_ref().and_then(SnapshotWriter::take_error) {
+            return Err(e);
+        }
         // At multiples of `every_events` only: the same positions whatever the batching, so
         // replicas of one journal (a cluster) write the same snapshot files, comparable by
         // their digests.
@@ -297,11 +441,6 @@ impl MatchingAgent {
         {
             return Ok(());
         }
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| AgentError::Snapshot { path, source }
-        };
-        std::fs::create_dir_all(&policy.dir).map_err(io(&policy.dir))?;
         let engine = self.engine.snapshot();
         let mut bytes = Vec::with_capacity(engine.len() + 36);
         bytes.extend_from_slice(SNAPSHOT_MAGIC);
@@ -311,24 +450,28 @@ impl MatchingAgent {
         bytes.extend_from_slice(&engine);
         let crc = crc32fast::hash(&bytes);
         bytes.extend_from_slice(&crc.to_le_bytes());
-        // Written aside, synced, then renamed: a crash leaves the old set or the new one.
-        let path = policy.dir.join(snapshot_name(self.processed_seq));
-        let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        for old in list_snapshots(&policy.dir)
-            .into_iter()
-            .skip(policy.keep_max.max(1))
-        {
-            let _ = std::fs::remove_file(old);
+        let job = SnapshotJob::Write {
+            path: policy.dir.join(snapshot_name(self.processed_seq)),
+            bytes,
+            keep_max: policy.keep_max,
+        };
+        if let Some(w) = &self.writer {
+            w.send(job);
         }
         self.last_snapshot_seq = self.processed_seq;
         Ok(())
+    }
+
+    /// Waits until every snapshot taken so far is in its file; the first write that failed,
+    /// if any.
+    pub fn wait_for_snapshots(&mut self) -> Result<(), AgentError> {
+        match &self.writer {
+            Some(w) => {
+                w.flush();
+                w.take_error().map_or(Ok(()), Err)
+            }
+            None => Ok(()),
+        }
     }
 
     /// The inbound sequence of the snapshot this run started from, if any.

@@ -432,6 +432,8 @@ fn snapshots_fall_on_the_same_sequences_and_bytes_whatever_the_batching() {
         });
         let mut agent = MatchingAgent::open(c, &inbound).unwrap();
         run_to(&mut agent, total);
+        // Written by the agent's snapshot thread: wait for them.
+        agent.wait_for_snapshots().unwrap();
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("snapshots"))
             .unwrap()
             .map(|e| {
@@ -460,4 +462,52 @@ fn snapshots_fall_on_the_same_sequences_and_bytes_whatever_the_batching() {
     );
     assert_eq!(d_one, d_odd);
     assert!(d_one.iter().all(|d| d.inbound_seq % 700 == 0));
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_is_reported_by_the_agent() {
+    // The files are written by the agent's snapshot thread; a failure there comes back as
+    // the agent's error (from its next duty cycle, or when waiting for the snapshots).
+    let tmp = tempfile::tempdir().unwrap();
+    let w = workload();
+    let inbound = write_inbound(&tmp.path().join("in"), &all_commands(&w));
+    let snaps = tmp.path().join("snapshots");
+    let mut c = AgentConfig::new(
+        w.engine_config.clone(),
+        small_journal(&tmp.path().join("out")),
+    );
+    c.snapshots = Some(matching_agent::SnapshotPolicy {
+        dir: snaps.clone(),
+        every_events: 100,
+        keep_max: 2,
+    });
+    let mut agent = MatchingAgent::open(c, &inbound).unwrap();
+    run_to(&mut agent, 200);
+    agent.wait_for_snapshots().unwrap();
+    assert!(snaps.join("snapshot-00000000000000000200.bin").exists());
+    // The directory is replaced by a file: the next snapshot cannot be created.
+    std::fs::remove_dir_all(&snaps).unwrap();
+    std::fs::write(&snaps, b"not a directory").unwrap();
+    let mut failed = None;
+    while agent.processed_seq() < 400 {
+        match agent.do_work() {
+            Ok(n) => assert!(n > 0),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let e = match failed {
+        Some(e) => e,
+        None => agent.wait_for_snapshots().expect_err("the write failed"),
+    };
+    assert!(
+        matches!(e, matching_agent::AgentError::Snapshot { .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("snapshot-00000000000000000300.tmp"),
+        "{e}"
+    );
 }
