@@ -16,6 +16,11 @@ use md_consumer::{Consumer, ConsumerConfig};
 use md_core::packet::PacketMessages;
 use md_core::{FeedGroups, MdMsg};
 
+/// How long the listener waits, once the run stops, for a consumer whose trade count stopped
+/// moving, and in all.
+const STALL_MAX: Duration = Duration::from_secs(5);
+const CATCH_UP_MAX: Duration = Duration::from_secs(60);
+
 pub struct Listener {
     stop: Arc<AtomicBool>,
     want: Arc<std::sync::Mutex<Option<Vec<u64>>>>,
@@ -31,6 +36,9 @@ pub struct Seen {
     pub first_seen: Ids,
     /// Trades per instrument, as the consumer applied them.
     pub trades: Vec<u64>,
+    /// The consumer's counters (gaps, retransmissions, snapshot recoveries): what explains a
+    /// trade count short of the fills.
+    pub stats: md_consumer::ClientStats,
 }
 
 impl Listener {
@@ -57,6 +65,8 @@ impl Listener {
                         .collect()
                 };
                 let mut stop_at: Option<Instant> = None;
+                // Once the run stops: the last time the consumer's trade count moved.
+                let mut progress: Option<(Instant, Vec<u64>)> = None;
                 loop {
                     let n = consumer.poll_with(|_, bytes| {
                         let now = origin.elapsed().as_nanos() as u64;
@@ -84,16 +94,30 @@ impl Listener {
                         }
                     });
                     if s.load(Ordering::Acquire) {
-                        let at = *stop_at.get_or_insert_with(Instant::now);
-                        // Wait (bounded) until the consumer has applied the trades expected.
+                        // Wait until the consumer has applied the trades expected: as long as
+                        // it keeps applying some (a listener that fell behind at saturation,
+                        // sharing the cores, catches up after the load stops), at most
+                        // STALL_MAX without progress and CATCH_UP_MAX in all.
+                        let now_trades = trades(&consumer);
+                        let (since, last) =
+                            progress.get_or_insert_with(|| (Instant::now(), now_trades.clone()));
+                        if *last != now_trades {
+                            *since = Instant::now();
+                            *last = now_trades.clone();
+                        }
                         let done = match w.lock().expect("want lock").as_ref() {
-                            Some(want) => trades(&consumer) == *want,
+                            Some(want) => now_trades == *want,
                             None => true,
                         };
-                        if done || at.elapsed() > Duration::from_secs(5) {
+                        let stopped_at = *stop_at.get_or_insert_with(Instant::now);
+                        if done
+                            || since.elapsed() > STALL_MAX
+                            || stopped_at.elapsed() > CATCH_UP_MAX
+                        {
                             return Seen {
                                 first_seen,
-                                trades: trades(&consumer),
+                                trades: now_trades,
+                                stats: consumer.client().stats(),
                             };
                         }
                     }
@@ -105,7 +129,8 @@ impl Listener {
         Ok(Listener { stop, want, thread })
     }
 
-    /// Stops listening, after the consumer caught up with `want` trades per instrument (or 5 s).
+    /// Stops listening, after the consumer caught up with `want` trades per instrument (or
+    /// stopped making progress: see `STALL_MAX`).
     pub fn finish(self, want: Option<&[u64]>) -> Seen {
         *self.want.lock().expect("want lock") = want.map(<[u64]>::to_vec);
         self.stop.store(true, Ordering::Release);

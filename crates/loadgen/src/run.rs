@@ -481,9 +481,18 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
         let seen = md.finish(if cfg.matching { Some(&want) } else { None });
         out.md_trades = seen.trades.iter().sum();
         if cfg.matching && seen.trades != want {
+            let st = &seen.stats;
             violation(format!(
-                "market-data trades per instrument {:?}, fills (buy side) per instrument {:?}",
-                seen.trades, want
+                "market-data trades per instrument {:?}, fills (buy side) per instrument {:?} \
+                 (consumer: {} gaps, {} retransmit requests, {} packets never obtained, {} \
+                 instrument desyncs, {} snapshots applied)",
+                seen.trades,
+                want,
+                st.gaps_detected,
+                st.retransmit_requests,
+                st.packets_skipped,
+                st.instrument_desyncs,
+                st.snapshots_applied
             ));
         }
         let from = shared.measure_from.load(Ordering::Acquire);
