@@ -371,12 +371,45 @@ pub(crate) struct SessionOrders {
     /// ClOrdID -> key, as (hash of the ClOrdID, key): 16 bytes a slot where a map holding the
     /// ClOrdIDs themselves took 80, so the day's table stays far smaller than the entries; a
     /// lookup compares the ClOrdID of the entry the key names (which it reads next anyway).
-    ids: hashbrown::HashTable<(u64, u64)>,
+    ids: IdShards,
     ids_hasher: Hasher,
     entries_max: usize,
     gateway_exec_ids: u64,
     /// Start (ns) of the trading period whose ClOrdIDs count as duplicates.
     pub period_ns: u64,
+}
+
+/// Shards of a session's ClOrdID table, chosen by bits of the hash the tables themselves do not
+/// use (a table takes its bucket from the low bits and its tag from the top seven). A table
+/// that grows moves all it holds at once, on the thread that registered the order that filled
+/// it: one table of a busy day's ClOrdIDs stalled a gateway I/O thread (every session on it)
+/// for milliseconds at each doubling; a shard holds a sixteenth of them.
+#[derive(Default)]
+pub(crate) struct IdShards([hashbrown::HashTable<(u64, u64)>; ID_SHARDS]);
+
+const ID_SHARDS: usize = 16;
+
+impl IdShards {
+    #[inline]
+    fn index(h: u64) -> usize {
+        ((h >> 40) as usize) % ID_SHARDS
+    }
+
+    #[inline]
+    fn of(&self, h: u64) -> &hashbrown::HashTable<(u64, u64)> {
+        &self.0[Self::index(h)]
+    }
+
+    #[inline]
+    fn of_mut(&mut self, h: u64) -> &mut hashbrown::HashTable<(u64, u64)> {
+        &mut self.0[Self::index(h)]
+    }
+
+    /// ClOrdIDs held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.iter().map(hashbrown::HashTable::len).sum()
+    }
 }
 
 /// Result of handling one application message.
@@ -420,7 +453,7 @@ impl SessionOrders {
             cancel_on_disconnect,
             next: 1,
             entries: Entries::new(session_id),
-            ids: hashbrown::HashTable::new(),
+            ids: IdShards::default(),
             ids_hasher: Hasher::default(),
             entries_max,
             gateway_exec_ids: 0,
@@ -460,10 +493,11 @@ impl SessionOrders {
             let named = |&(eh, k): &(u64, u64)| {
                 eh == h && entries.get(&k).is_some_and(|e| e.cl_ord_id() == cl_ord_id)
             };
-            match self.ids.find_mut(h, named) {
+            let shard = self.ids.of_mut(h);
+            match shard.find_mut(h, named) {
                 Some(slot) => slot.1 = key,
                 None => {
-                    self.ids.insert_unique(h, (h, key), |&(eh, _)| eh);
+                    shard.insert_unique(h, (h, key), |&(eh, _)| eh);
                 }
             }
         }
@@ -485,7 +519,9 @@ impl SessionOrders {
         // The new period's keys start a fresh run of direct slots.
         self.entries.rebase(self.next);
         let entries = &self.entries;
-        self.ids.retain(|&mut (_, k)| entries.contains_key(&k));
+        for shard in self.ids.0.iter_mut() {
+            shard.retain(|&mut (_, k)| entries.contains_key(&k));
+        }
     }
 
     /// Forgets an order or request the sequencer refused (`Handled::Publish` whose event could
@@ -496,7 +532,11 @@ impl SessionOrders {
             return;
         };
         let h = self.cl_hash(entry.cl_ord_id());
-        if let Ok(slot) = self.ids.find_entry(h, |&(eh, k)| eh == h && k == undo.key) {
+        if let Ok(slot) = self
+            .ids
+            .of_mut(h)
+            .find_entry(h, |&(eh, k)| eh == h && k == undo.key)
+        {
             slot.remove();
         }
         if let Some((target, before)) = undo.target {
@@ -519,6 +559,7 @@ impl SessionOrders {
         let h = self.cl_hash(cl_ord_id);
         let entries = &self.entries;
         self.ids
+            .of(h)
             .find(h, |&(eh, k)| {
                 eh == h && entries.get(&k).is_some_and(|e| e.cl_ord_id() == cl_ord_id)
             })
@@ -535,7 +576,7 @@ impl SessionOrders {
     /// inserted.
     fn register(&mut self, cl_ord_id: &[u8], key: u64) {
         let h = self.cl_hash(cl_ord_id);
-        self.ids.insert_unique(h, (h, key), |&(eh, _)| eh);
+        self.ids.of_mut(h).insert_unique(h, (h, key), |&(eh, _)| eh);
     }
 
     /// Takes the order or request `key` out, leaving its ClOrdID known (see
@@ -1232,5 +1273,34 @@ mod tests {
         assert!(o.knows(b"OPEN"), "a GTC order keeps its ClOrdID");
         assert_eq!(o.entries.len(), 1);
         assert_eq!(o.new_key(), 1 << 40 | 4, "keys never repeat");
+    }
+
+    #[test]
+    fn clordids_spread_over_the_shards_and_are_all_found() {
+        let mut o = SessionOrders::new(1, 1, false, 100_000);
+        let n = 20_000_u64;
+        for i in 1..=n {
+            let cl = format!("C{i}");
+            let key = o.new_key();
+            o.entries.insert(key, order(&cl, b'0'));
+            o.register(cl.as_bytes(), key);
+        }
+        assert_eq!(o.ids.len(), n as usize);
+        let smallest = o.ids.0.iter().map(hashbrown::HashTable::len).min().unwrap();
+        let largest = o.ids.0.iter().map(hashbrown::HashTable::len).max().unwrap();
+        // Even spread: each shard near n / 16 = 1,250.
+        assert!(smallest > 1_000 && largest < 1_500, "{smallest}..{largest}");
+        for i in 1..=n {
+            assert_eq!(o.find(format!("C{i}").as_bytes()), Some(1 << 40 | i));
+        }
+        assert_eq!(o.find(b"C0"), None);
+        // Forgetting one (a refused publication) touches only its own.
+        o.unpublish(Undo {
+            key: 1 << 40 | 7,
+            target: None,
+        });
+        assert_eq!(o.find(b"C7"), None);
+        assert_eq!(o.find(b"C8"), Some(1 << 40 | 8));
+        assert_eq!(o.ids.len(), n as usize - 1);
     }
 }
