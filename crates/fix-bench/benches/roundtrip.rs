@@ -1,7 +1,9 @@
 //! Single-session round trip over loopback: NewOrderSingle → ack ExecutionReport through the
 //! whole appliance path (gateway → inbound journal → sequencer → matching agent → outbound
 //! journal → gateway), beside a raw TCP ping-pong with the same message sizes measured in the
-//! same run as the floor. Closed loop: one order outstanding at a time; HDR histograms in ns.
+//! same run as the floor, the two in alternating blocks of 1,000 round trips (so a change of
+//! the machine's speed during the run reaches both alike). Closed loop: one order outstanding
+//! at a time; HDR histograms in ns.
 //!
 //! cargo bench -p fix-bench --bench roundtrip [-- ITERATIONS]
 //!
@@ -94,6 +96,47 @@ fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, tmp: &mut [u8]) -> usize {
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// Round trips per block of the interleaved FIX / floor measurement, and the first ones of
+/// each block left out (the side that was idle wakes up in them).
+const BLOCK: usize = 1_000;
+const BLOCK_WARM: usize = 50;
+
+/// The floor server's read: busy-polls like [`spin_read_exact`] while requests come, but
+/// after `FLOOR_SPIN_MAX` without one (the FIX path's block is running) waits in a blocking
+/// read. False when the client closed the connection.
+fn floor_server_read_exact(s: &mut TcpStream, buf: &mut [u8]) -> bool {
+    const FLOOR_SPIN_MAX: Duration = Duration::from_micros(200);
+    let mut got = 0;
+    let mut idle_since = None;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                got += n;
+                idle_since = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < FLOOR_SPIN_MAX {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                s.set_nonblocking(false).unwrap();
+                let r = s.read(&mut buf[got..]);
+                s.set_nonblocking(true).unwrap();
+                match r {
+                    Ok(0) => return false,
+                    Ok(n) => got += n,
+                    Err(e) => panic!("{e}"),
+                }
+                idle_since = None;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    true
 }
 
 fn print(name: &str, h: &Histogram<u64>) {
@@ -314,37 +357,91 @@ fn main() {
     let n = read_message(&mut s, &mut rbuf, &mut tmp);
     rbuf.drain(..n);
 
-    let mut fix_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    let mut nos_len = 0;
-    let mut ack_len = 0;
-    let warmup = iterations / 10;
-    for i in 0..iterations + warmup {
-        // IOC buys below the (empty) offer: an ack, then the IOC remainder cancel.
+    // One FIX round trip: an IOC buy below the (empty) offer gets an ack, then the IOC
+    // remainder cancel. Returns the time to the ack and the ack's size.
+    let mut next_order = 0_usize;
+    let mut fix_round = |s: &mut TcpStream, rbuf: &mut Vec<u8>, tmp: &mut [u8]| {
+        let i = next_order;
+        next_order += 1;
         let nos = fix_bench::new_order_single(i as u64 + 2, &format!("O{i}"), &ts(), b"3");
-        nos_len = nos.len();
         if !gap.is_zero() {
             std::thread::sleep(gap);
         }
         let t0 = Instant::now();
         s.write_all(&nos).unwrap();
-        let n = read_message(&mut s, &mut rbuf, &mut tmp);
+        let n = read_message(s, rbuf, tmp);
         let rtt = t0.elapsed().as_nanos() as u64;
         assert!(
             rbuf[..n].windows(7).any(|w| w == b"\x01150=0\x01"),
             "not an ack"
         );
-        ack_len = n;
         rbuf.drain(..n);
-        let n = read_message(&mut s, &mut rbuf, &mut tmp);
+        let ack = n;
+        let n = read_message(s, rbuf, tmp);
         rbuf.drain(..n);
-        if i >= warmup {
-            fix_hist.record(rtt.max(1)).unwrap();
+        (rtt, nos.len(), ack)
+    };
+    let warmup = iterations / 10;
+    let (mut nos_len, mut ack_len) = (0, 0);
+    for _ in 0..warmup {
+        (_, nos_len, ack_len) = fix_round(&mut s, &mut rbuf, &mut tmp);
+    }
+
+    // Floor: raw TCP ping-pong with the same sizes (request nos_len bytes, reply ack_len
+    // bytes), measured in blocks interleaved with the FIX path's, so both see the same
+    // machine (on a shared VM the speed of loopback TCP itself moves by a third between
+    // minutes). The floor's server busy-polls like the gateway's eager read, but blocks while
+    // the FIX path runs (it would take a core from it).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let paddr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_nonblocking(true).unwrap();
+        let mut req = vec![0_u8; nos_len];
+        let reply = vec![b'x'; ack_len];
+        while floor_server_read_exact(&mut c, &mut req) {
+            c.write_all(&reply).unwrap();
+        }
+    });
+    let mut c = TcpStream::connect(paddr).unwrap();
+    c.set_nodelay(true).unwrap();
+    c.set_nonblocking(true).unwrap();
+    let req = vec![b'y'; nos_len];
+    let mut reply = vec![0_u8; ack_len];
+    let mut floor_round = |c: &mut TcpStream| {
+        let t0 = Instant::now();
+        c.write_all(&req).unwrap();
+        spin_read_exact(c, &mut reply);
+        t0.elapsed().as_nanos() as u64
+    };
+    for _ in 0..warmup {
+        floor_round(&mut c);
+    }
+    let mut fix_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let mut raw_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let blocks = iterations.div_ceil(BLOCK);
+    for _ in 0..blocks {
+        for j in 0..BLOCK + BLOCK_WARM {
+            let (rtt, _, _) = fix_round(&mut s, &mut rbuf, &mut tmp);
+            if j >= BLOCK_WARM {
+                fix_hist.record(rtt.max(1)).unwrap();
+            }
+        }
+        for j in 0..BLOCK + BLOCK_WARM {
+            let rtt = floor_round(&mut c);
+            if j >= BLOCK_WARM {
+                raw_hist.record(rtt.max(1)).unwrap();
+            }
         }
     }
+    drop(c);
+    server.join().unwrap();
+
     // The gateway alone: an unknown symbol is rejected by the gateway without the journal or
     // the engine (one hop fewer each way).
     let mut gw_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    let base = (iterations + warmup) as u64 + 2;
+    let base = next_order as u64 + 2;
     for i in 0..iterations + warmup {
         let nos = fix_bench::new_order_single(base + i as u64, &format!("R{i}"), &ts(), b"0");
         let nos = String::from_utf8(nos)
@@ -371,40 +468,13 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     engine_thread.join().unwrap();
 
-    // Floor: raw TCP ping-pong with the same sizes (request nos_len bytes, reply ack_len bytes).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let paddr = listener.local_addr().unwrap();
-    let total = iterations + warmup;
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().unwrap();
-        c.set_nodelay(true).unwrap();
-        c.set_nonblocking(true).unwrap();
-        let mut req = vec![0_u8; nos_len];
-        let reply = vec![b'x'; ack_len];
-        for _ in 0..total {
-            spin_read_exact(&mut c, &mut req);
-            c.write_all(&reply).unwrap();
-        }
-    });
-    let mut c = TcpStream::connect(paddr).unwrap();
-    c.set_nodelay(true).unwrap();
-    c.set_nonblocking(true).unwrap();
-    let req = vec![b'y'; nos_len];
-    let mut reply = vec![0_u8; ack_len];
-    let mut raw_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    for i in 0..total {
-        let t0 = Instant::now();
-        c.write_all(&req).unwrap();
-        spin_read_exact(&mut c, &mut reply);
-        let rtt = t0.elapsed().as_nanos() as u64;
-        if i >= warmup {
-            raw_hist.record(rtt.max(1)).unwrap();
-        }
-    }
-    server.join().unwrap();
     std::thread::sleep(Duration::from_millis(10));
 
-    println!("single-session round trip, {iterations} iterations after {warmup} warm-up, request {nos_len} B, reply {ack_len} B");
+    println!(
+        "single-session round trip, {} iterations after {warmup} warm-up, request {nos_len} B, reply {ack_len} B; \
+         FIX and floor interleaved in blocks of {BLOCK} (the first {BLOCK_WARM} of each block not recorded)",
+        blocks * BLOCK
+    );
     print("NewOrderSingle -> ack ExecutionReport (FIX)", &fix_hist);
     print("unknown symbol -> reject (gateway only)", &gw_hist);
     print("raw TCP ping-pong (same sizes, floor)", &raw_hist);
