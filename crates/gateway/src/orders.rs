@@ -595,12 +595,58 @@ impl SessionOrders {
         }
     }
 
-    fn next_gateway_exec_id(&mut self, now_ns: u64, out: &mut Vec<u8>) {
+    /// `G<now_ns>-<n>`: the ExecID of a report the gateway answers itself.
+    fn next_gateway_exec_id(&mut self, now_ns: u64) -> ShortId {
         self.gateway_exec_ids += 1;
-        out.extend_from_slice(b"G");
-        fix_codec::write_u64(out, now_ns);
-        out.push(b'-');
-        fix_codec::write_u64(out, self.gateway_exec_ids);
+        let mut id = ShortId::default();
+        id.push(b"G");
+        id.push_u64(now_ns);
+        id.push(b"-");
+        id.push_u64(self.gateway_exec_ids);
+        id
+    }
+}
+
+/// A short identifier built on the stack (the ExecIDs and OrderIDs of the reports the gateway
+/// answers itself: rejects, status answers), so those answers allocate nothing.
+pub(crate) struct ShortId {
+    len: usize,
+    bytes: [u8; 48],
+}
+
+impl Default for ShortId {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; 48],
+        }
+    }
+}
+
+impl ShortId {
+    /// Appends `s` (what does not fit is cut off: callers stay far below 48 bytes).
+    fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    fn push_u64(&mut self, mut v: u64) {
+        let mut digits = [0_u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -826,12 +872,11 @@ fn reject_new(
     r: &OrderReject,
     send: &mut Send<'_>,
 ) {
-    let mut exec_id = Vec::with_capacity(32);
-    orders.next_gateway_exec_id(ctx.now_ns, &mut exec_id);
+    let exec_id = orders.next_gateway_exec_id(ctx.now_ns);
     send(b"8", &mut |w| {
         w.field(37, OUR_ORDER_ID_NONE);
         w.field(11, msg.get(11).unwrap_or(b"NONE"));
-        w.field(17, &exec_id);
+        w.field(17, exec_id.as_bytes());
         w.field(20, b"0");
         w.field(150, b"8");
         w.field(39, b"8");
@@ -858,14 +903,14 @@ fn cancel_reject(
     text: &[u8],
     send: &mut Send<'_>,
 ) {
-    let mut order_id = Vec::with_capacity(20);
+    let mut order_id = ShortId::default();
     match order.and_then(|o| o.order_id) {
-        Some(id) => fix_codec::write_u64(&mut order_id, id),
-        None => order_id.extend_from_slice(OUR_ORDER_ID_NONE),
+        Some(id) => order_id.push_u64(id),
+        None => order_id.push(OUR_ORDER_ID_NONE),
     }
     let status = order.map_or(b'8', |o| o.status);
     send(b"9", &mut |w| {
-        w.field(37, &order_id);
+        w.field(37, order_id.as_bytes());
         w.field(11, cl);
         w.field(41, orig);
         w.field(39, &[status]);
@@ -1040,8 +1085,7 @@ fn status(
 ) {
     let cl = msg.get(11).unwrap_or(b"");
     let key = orders.find(cl);
-    let mut exec_id = Vec::with_capacity(32);
-    orders.next_gateway_exec_id(ctx.now_ns, &mut exec_id);
+    let exec_id = orders.next_gateway_exec_id(ctx.now_ns);
     match key.and_then(|k| orders.order(k)) {
         Some(o) => {
             let e = &ctx.instruments.list[o.instrument];
@@ -1050,7 +1094,7 @@ fn status(
                 order: o,
                 cl_ord_id: &o.cl_ord_id,
                 orig_cl_ord_id: None,
-                exec_id: &exec_id,
+                exec_id: exec_id.as_bytes(),
                 exec_trans_type: b'3',
                 exec_type,
                 last: None,
@@ -1067,7 +1111,7 @@ fn status(
         None => send(b"8", &mut |w| {
             w.field(37, OUR_ORDER_ID_NONE);
             w.field(11, cl);
-            w.field(17, &exec_id);
+            w.field(17, exec_id.as_bytes());
             w.field(20, b"3");
             w.field(150, b"8");
             w.field(39, b"8");
@@ -1302,5 +1346,23 @@ mod tests {
         assert_eq!(o.find(b"C7"), None);
         assert_eq!(o.find(b"C8"), Some(1 << 40 | 8));
         assert_eq!(o.ids.len(), n as usize - 1);
+    }
+
+    #[test]
+    fn short_ids_are_written_on_the_stack() {
+        let mut id = ShortId::default();
+        id.push(b"G");
+        id.push_u64(0);
+        id.push(b"-");
+        id.push_u64(u64::MAX);
+        assert_eq!(id.as_bytes(), b"G0-18446744073709551615");
+        let mut o = SessionOrders::new(1, 1, false, 10);
+        assert_eq!(o.next_gateway_exec_id(1_234).as_bytes(), b"G1234-1");
+        assert_eq!(o.next_gateway_exec_id(1_234).as_bytes(), b"G1234-2");
+        // Too long: cut at 48 bytes, never past the buffer.
+        for _ in 0..3 {
+            id.push_u64(u64::MAX);
+        }
+        assert_eq!(id.as_bytes().len(), 48);
     }
 }
