@@ -68,8 +68,25 @@ pub fn write(out: &mut Vec<u8>, mantissa: i128, decimals: u32) {
         out.push(b'-');
     }
     let mut tmp = [0_u8; 48];
+    let n = mantissa.unsigned_abs();
+    // Every price and quantity fits 64 bits, whose divisions are instructions; a 128-bit
+    // division is a library call per digit.
+    let i = match u64::try_from(n) {
+        Ok(n) => digits_into(&mut tmp, n, decimals),
+        Err(_) => digits_into(&mut tmp, n, decimals),
+    };
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// Writes the digits of `n / 10^decimals` at the end of `tmp`; returns where they start.
+#[inline]
+fn digits_into<T>(tmp: &mut [u8; 48], mut n: T, decimals: u32) -> usize
+where
+    T: Copy + PartialEq + From<u8> + std::ops::Rem<Output = T> + std::ops::Div<Output = T>,
+    u8: TryFrom<T>,
+{
+    let (zero, ten) = (T::from(0), T::from(10));
     let mut i = tmp.len();
-    let mut n = mantissa.unsigned_abs();
     let mut k = 0;
     loop {
         if k == decimals && decimals > 0 {
@@ -77,14 +94,14 @@ pub fn write(out: &mut Vec<u8>, mantissa: i128, decimals: u32) {
             tmp[i] = b'.';
         }
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        tmp[i] = b'0' + u8::try_from(n % ten).unwrap_or(0);
+        n = n / ten;
         k += 1;
-        if n == 0 && k > decimals {
+        if n == zero && k > decimals {
             break;
         }
     }
-    out.extend_from_slice(&tmp[i..]);
+    i
 }
 
 #[cfg(test)]
@@ -120,5 +137,12 @@ mod tests {
         assert_eq!(w(0, 2), "0.00");
         assert_eq!(w(-15, 1), "-1.5");
         assert_eq!(w(42, 0), "42");
+        // Past 64 bits (notionals): the 128-bit path.
+        assert_eq!(
+            w(i128::from(u64::MAX) * 1000 + 7, 3),
+            "18446744073709551615.007"
+        );
+        assert_eq!(w(-(1_i128 << 100), 0), "-1267650600228229401496703205376");
+        assert_eq!(w(i128::from(u64::MAX), 2), "184467440737095516.15");
     }
 }

@@ -35,10 +35,8 @@ fn put2(out: &mut [u8], v: u32) {
     out[1] = b'0' + (v % 10) as u8;
 }
 
-/// Formats `unix_ns` as `YYYYMMDD-HH:MM:SS.sss` (years 0..=9999).
-pub fn format_ms(unix_ns: u64, out: &mut [u8; TIMESTAMP_MS_LEN]) {
-    let secs = unix_ns / NS_PER_SEC;
-    let ms = ((unix_ns % NS_PER_SEC) / 1_000_000) as u32;
+/// Writes `YYYYMMDD-HH:MM:SS` of the second `secs` (since the epoch; years 0..=9999).
+fn format_second(secs: u64, out: &mut [u8]) {
     let days = (secs / 86_400) as i64;
     let sod = (secs % 86_400) as u32;
     let (y, m, d) = civil_from_days(days);
@@ -53,6 +51,28 @@ pub fn format_ms(unix_ns: u64, out: &mut [u8; TIMESTAMP_MS_LEN]) {
     put2(&mut out[12..14], (sod / 60) % 60);
     out[14] = b':';
     put2(&mut out[15..17], sod % 60);
+}
+
+thread_local! {
+    /// The last second this thread formatted and its text: the stamps a thread writes come
+    /// many to a second, and the calendar arithmetic is most of the cost of one.
+    static LAST_SECOND: std::cell::Cell<(u64, [u8; 17])> =
+        const { std::cell::Cell::new((u64::MAX, [0; 17])) };
+}
+
+/// Formats `unix_ns` as `YYYYMMDD-HH:MM:SS.sss` (years 0..=9999).
+pub fn format_ms(unix_ns: u64, out: &mut [u8; TIMESTAMP_MS_LEN]) {
+    let secs = unix_ns / NS_PER_SEC;
+    let ms = ((unix_ns % NS_PER_SEC) / 1_000_000) as u32;
+    let (cached, text) = LAST_SECOND.get();
+    if cached == secs {
+        out[..17].copy_from_slice(&text);
+    } else {
+        format_second(secs, &mut out[..17]);
+        let mut text = [0_u8; 17];
+        text.copy_from_slice(&out[..17]);
+        LAST_SECOND.set((secs, text));
+    }
     out[17] = b'.';
     out[18] = b'0' + (ms / 100) as u8;
     put2(&mut out[19..21], ms % 100);
@@ -190,6 +210,29 @@ pub fn parse_timestamp(v: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_second_cache_never_answers_for_another_second() {
+        // Stamps in and out of order across seconds, against the calendar arithmetic.
+        let base = 1_763_778_600_000_000_000_u64;
+        let mut out = [0_u8; TIMESTAMP_MS_LEN];
+        for ns in [
+            base,
+            base + 999_000_000,
+            base + 1_000_000_000,
+            base + 5,
+            base + 86_400_000_000_000,
+            base + 1_000_000_001,
+            0,
+            base,
+        ] {
+            format_ms(ns, &mut out);
+            let mut want = [0_u8; 17];
+            format_second(ns / NS_PER_SEC, &mut want);
+            assert_eq!(&out[..17], &want, "{ns}");
+            assert_eq!(parse_timestamp(&out), Some(ns - ns % 1_000_000), "{ns}");
+        }
+    }
 
     #[test]
     fn round_trip_and_known_values() {
