@@ -274,19 +274,10 @@ pub(crate) struct Prepared {
 
 /// Create `<index>.seg.tmp`, allocate its blocks and map it with pre-faulted
 /// page tables. Safe to run on a helper thread.
-///
-/// With `prefault_write` the page tables are populated writable (`MADV_POPULATE_WRITE`, as if
-/// each page had been written once): a mapping populated for reading maps each page
-/// read-only, and the writer's first store to every page then takes a write-protect fault
-/// (and the file system's `page_mkwrite`) on the critical path, one fault per 4 KiB of
-/// frames. The pages start dirty (zeros), so it is not used with [`crate::Durability::Sync`],
-/// whose per-batch `msync` should write only what the batch wrote. Kernels without
-/// `MADV_POPULATE_WRITE` (before 5.14) get the read-populated mapping.
 pub(crate) fn prepare_segment(
     dir: &Path,
     segment_size: u64,
     index: u64,
-    prefault_write: bool,
 ) -> Result<Prepared, OpenError> {
     let tmp = segment_path(dir, index).with_extension("seg.tmp");
     let f = OpenOptions::new()
@@ -309,38 +300,20 @@ pub(crate) fn prepare_segment(
     if rc != 0 {
         f.set_len(segment_size).map_err(io_err(&tmp))?;
     }
-    let map_with = |populate: bool| {
-        let mut o = MmapOptions::new();
-        o.len(segment_size as usize);
-        if populate {
-            o.populate();
-        }
-        // SAFETY: we created the file and are its only user until rename.
-        unsafe { o.map_mut(&f) }.map_err(io_err(&tmp))
-    };
-    let map = if prefault_write {
-        let map = map_with(false)?;
-        match map.advise(memmap2::Advice::PopulateWrite) {
-            Ok(()) => map,
-            Err(_) => {
-                drop(map);
-                map_with(true)?
-            }
-        }
-    } else {
-        map_with(true)?
-    };
+    // SAFETY: we created the file and are its only user until rename.
+    let map = unsafe {
+        MmapOptions::new()
+            .len(segment_size as usize)
+            .populate()
+            .map_mut(&f)
+    }
+    .map_err(io_err(&tmp))?;
     Ok(Prepared {
         index,
         file: f,
         map,
         tmp,
     })
-}
-
-/// Whether new segments of a journal so configured are pre-faulted writable.
-pub(crate) fn prefault_write(cfg: &JournalConfig) -> bool {
-    !matches!(cfg.durability, crate::Durability::Sync)
 }
 
 /// Turn a prepared file into segment `index`: write the header, rename it to
@@ -385,7 +358,7 @@ pub(crate) fn create_segment(
     base_sequence: u64,
     sync_dir: bool,
 ) -> Result<(File, MmapMut), OpenError> {
-    let p = prepare_segment(dir, cfg.segment_size, index, prefault_write(cfg))?;
+    let p = prepare_segment(dir, cfg.segment_size, index)?;
     finish_segment(dir, cfg, p, base_sequence, sync_dir)
 }
 

@@ -61,7 +61,24 @@ enum Job {
     Retire(ActiveSegment),
     /// Unlink a reclaimed segment file (freeing its pages off the hot path).
     Delete(std::path::PathBuf),
+    /// Fault in, writable, `len` bytes of the active segment's mapping at `addr`, ahead of
+    /// the writer (see `PREFAULT_AHEAD`). The mapping outlives the job: the segment is
+    /// retired through this same queue, after it, and the helper is dropped before the
+    /// active segment.
+    Prefault { addr: usize, len: usize },
 }
+
+/// How far ahead of its tail the writer has the helper fault the active segment in, writable,
+/// and in what steps. A segment is mapped populated for reading (the page cache holds its
+/// pages), which maps each page read-only: the writer's first store to every 4 KiB page then
+/// takes a write-protect fault and the file system's `page_mkwrite` on the critical path
+/// (seen on a gateway I/O thread running the pipeline at saturation). Faulting the whole
+/// segment in writable up front would dirty all of it with zeros (64 MiB of disk writes per
+/// segment on an idle appliance); a window ahead of the tail dirties at most this much more
+/// than was written. Not under `Durability::Sync`, whose `msync` should write only what each
+/// batch wrote.
+const PREFAULT_AHEAD: usize = 2 << 20;
+const PREFAULT_STEP: usize = 1 << 20;
 
 /// Helper thread that prepares the next segment file ahead of the roll and
 /// retires / deletes old ones, so a roll on the writer thread only writes a
@@ -74,7 +91,7 @@ struct SegmentHelper {
 }
 
 impl SegmentHelper {
-    fn start(dir: std::path::PathBuf, segment_size: u64, prefault_write: bool) -> Self {
+    fn start(dir: std::path::PathBuf, segment_size: u64) -> Self {
         let (tx, req) = std::sync::mpsc::channel::<Job>();
         let (done, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -84,13 +101,25 @@ impl SegmentHelper {
                     match job {
                         Job::Prepare(index) => {
                             if done
-                                .send(prepare_segment(&dir, segment_size, index, prefault_write))
+                                .send(prepare_segment(&dir, segment_size, index))
                                 .is_err()
                             {
                                 break;
                             }
                         }
                         Job::Retire(seg) => drop(seg),
+                        Job::Prefault { addr, len } => {
+                            // SAFETY: a range of a live shared mapping (see Job::Prefault);
+                            // populating never changes its contents. An error (a kernel
+                            // before 5.14) only leaves the faults to the writer.
+                            unsafe {
+                                libc::madvise(
+                                    addr as *mut libc::c_void,
+                                    len,
+                                    libc::MADV_POPULATE_WRITE,
+                                );
+                            }
+                        }
                         Job::Delete(path) => {
                             // NotFound is fine; other errors only delay reclamation.
                             let _ = std::fs::remove_file(path);
@@ -159,6 +188,9 @@ struct Writer<C> {
     shared: Arc<Shared>,
     cfg: JournalConfig,
     clock: C,
+    /// Declared before `active`, so it is dropped (its queue drained) while the active
+    /// segment is still mapped.
+    helper: Option<SegmentHelper>,
     active: ActiveSegment,
     first_segment: u64,
     written: u64,
@@ -169,7 +201,9 @@ struct Writer<C> {
     /// Timestamps are stamped non-decreasing: max(clock, previous), or strictly
     /// increasing (max(clock, previous + 1)) when configured.
     last_ts: u64,
-    helper: Option<SegmentHelper>,
+    /// Offset in the active segment up to which the helper was asked to fault pages in
+    /// writable (`usize::MAX`: not used).
+    prefaulted_to: usize,
     /// Offset in the active segment of the last frame written, and how many frames were
     /// written since the last publication (the batch to mark).
     last_frame: usize,
@@ -199,16 +233,17 @@ impl<C: Clock> Sequencer<C> {
         written: u64,
     ) -> Self {
         let tail = active.tail;
-        let mut helper = cfg.preallocate_next.then(|| {
-            SegmentHelper::start(
-                shared.dir.clone(),
-                cfg.segment_size,
-                crate::journal::prefault_write(&cfg),
-            )
-        });
+        let mut helper = cfg
+            .preallocate_next
+            .then(|| SegmentHelper::start(shared.dir.clone(), cfg.segment_size));
         if let Some(p) = helper.as_mut() {
             p.request(active.index + 1);
         }
+        let prefaulted_to = if helper.is_some() && !matches!(cfg.durability, Durability::Sync) {
+            tail
+        } else {
+            usize::MAX
+        };
         Self {
             rx: Some(rx),
             w: Writer {
@@ -226,6 +261,7 @@ impl<C: Clock> Sequencer<C> {
                 last_frame: 0,
                 unpublished: 0,
                 ring: true,
+                prefaulted_to,
                 helper,
             },
         }
@@ -417,6 +453,9 @@ where
         if self.active.tail + need > self.active.map.len() {
             self.roll()?;
         }
+        if self.active.tail + PREFAULT_AHEAD > self.prefaulted_to {
+            self.prefault_ahead();
+        }
         let seg = &mut self.active;
         let off = seg.tail;
         assert!(off + need <= seg.map.len(), "frame must fit after roll");
@@ -594,6 +633,28 @@ where
         Ok(())
     }
 
+    /// Asks the helper to fault in the next step of the active segment ahead of the tail.
+    #[cold]
+    fn prefault_ahead(&mut self) {
+        let len_total = self.active.map.len();
+        let Some(h) = self.helper.as_ref() else {
+            self.prefaulted_to = usize::MAX;
+            return;
+        };
+        let from = self.prefaulted_to.max(self.active.tail) & !4095;
+        if from >= len_total {
+            self.prefaulted_to = usize::MAX;
+            return;
+        }
+        let len = PREFAULT_STEP.min(len_total - from);
+        let addr = self.active.map.as_ptr() as usize + from;
+        if h.send(Job::Prefault { addr, len }).is_err() {
+            self.prefaulted_to = usize::MAX;
+            return;
+        }
+        self.prefaulted_to = from + len;
+    }
+
     fn roll(&mut self) -> Result<(), AppendError> {
         let new_index = self.active.index + 1;
         self.reclaim(new_index)?;
@@ -607,13 +668,8 @@ where
         let sync = matches!(self.cfg.durability, Durability::Sync);
         let prepared = match self.helper.as_mut().and_then(|p| p.take(new_index)) {
             Some(p) => p,
-            None => prepare_segment(
-                &self.shared.dir,
-                self.cfg.segment_size,
-                new_index,
-                crate::journal::prefault_write(&self.cfg),
-            )
-            .map_err(append_io)?,
+            None => prepare_segment(&self.shared.dir, self.cfg.segment_size, new_index)
+                .map_err(append_io)?,
         };
         let (file, map) = finish_segment(
             &self.shared.dir,
@@ -661,6 +717,11 @@ where
         }
         self.flush_from = tail;
         self.index_dirty = false;
+        self.prefaulted_to = if self.helper.is_some() && !sync {
+            tail
+        } else {
+            usize::MAX
+        };
         Ok(())
     }
 }

@@ -750,52 +750,70 @@ fn end_of_batch_marks_the_last_frame_of_each_publication_and_survives_a_reopen()
     );
 }
 
-/// The `Rss` and dirty kilobytes /proc/self/smaps gives the mapping of `path`.
-fn mapping_kb(path: &Path) -> Option<(u64, u64)> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let name = path.to_str()?;
-    let mut lines = smaps.lines();
-    while let Some(line) = lines.next() {
-        if !line.ends_with(name) {
+/// The dirty kilobytes /proc/self/smaps gives for this process's mappings of files in `dir`.
+fn dirty_kb_under(dir: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let dir = dir.to_str().unwrap_or("/nonexistent");
+    let mut dirty = 0;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let mut it = line.split_whitespace();
+        let first = it.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header line: range perms offset dev inode [path].
+            inside = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|p| p.starts_with(dir));
             continue;
         }
-        let (mut rss, mut dirty) = (0, 0);
-        for l in lines.by_ref() {
-            let mut it = l.split_whitespace();
-            let (Some(key), Some(kb)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok()))
-            else {
-                break; // the next mapping's header
-            };
-            match key {
-                "Rss:" => rss = kb,
-                "Shared_Dirty:" | "Private_Dirty:" => dirty += kb,
-                _ => {}
-            }
+        if inside && (first == "Shared_Dirty:" || first == "Private_Dirty:") {
+            dirty += it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         }
-        return Some((rss, dirty));
     }
-    None
+    dirty
 }
 
 #[test]
-fn prepared_segments_are_mapped_writable_unless_every_batch_is_synced() {
-    // A segment for an unsynced journal is populated writable (every page resident and
-    // already written once, so the writer takes no write-protect fault per page); one for a
-    // synced journal is populated for reading only (its msync writes just what was written).
-    let dir = tempfile::tempdir().unwrap();
-    let size = 1 << 20;
-    for (index, write) in [(7, true), (8, false)] {
-        let p = crate::journal::prepare_segment(dir.path(), size, index, write).unwrap();
-        let (rss, dirty) = mapping_kb(&p.tmp).expect("the segment is mapped");
-        assert_eq!(rss, size / 1024, "all pages resident (write = {write})");
-        if write {
-            assert_eq!(dirty, size / 1024, "all pages written once");
+fn the_writer_has_pages_ahead_of_its_tail_faulted_in_and_no_more() {
+    // Unsynced: the helper faults in (writable, so dirty) a window of up to PREFAULT_AHEAD
+    // past the tail, not the whole segment. Synced: nothing ahead (msync cleans what the
+    // batches wrote).
+    for sync in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.segment_size = 16 << 20;
+        c.index_entries_max = 4096;
+        if sync {
+            c.durability = Durability::Sync;
+        }
+        let (_j, mut seq) = Journal::open(c).unwrap();
+        let payload = vec![7_u8; 1000];
+        let mut written = 0_u64;
+        while written < 3 << 20 {
+            seq.append(1, &payload).unwrap();
+            written += 1000 + FRAME_HEADER_LEN as u64;
+        }
+        let written_kb = written / 1024;
+        // The helper works asynchronously: wait (bounded) for the window to appear.
+        let mut dirty = 0;
+        for _ in 0..200 {
+            dirty = dirty_kb_under(dir.path());
+            if sync || dirty >= written_kb + 1024 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if sync {
+            assert!(
+                dirty <= written_kb + 64,
+                "synced: {dirty} KiB dirty for {written_kb} written"
+            );
         } else {
-            assert_eq!(dirty, 0, "no page written");
+            assert!(
+                dirty >= written_kb + 1024 && dirty <= written_kb + 2 * 1024 + 256,
+                "unsynced: {dirty} KiB dirty for {written_kb} written (16 MiB segment)"
+            );
         }
     }
-    let mut c = cfg(dir.path());
-    assert!(crate::journal::prefault_write(&c));
-    c.durability = Durability::Sync;
-    assert!(!crate::journal::prefault_write(&c));
 }
