@@ -21,11 +21,35 @@ impl Writer {
         self.field(35, msg_type);
     }
 
+    /// Appends `tag=`: one to four digits from one small copy (every tag of a report), others
+    /// through the general integer writer.
+    #[inline]
+    fn tag(&mut self, tag: u32) {
+        let d = |v: u32| b'0' + (v % 10) as u8;
+        match tag {
+            0..=9 => self.body.extend_from_slice(&[d(tag), b'=']),
+            10..=99 => self.body.extend_from_slice(&[d(tag / 10), d(tag), b'=']),
+            100..=999 => self
+                .body
+                .extend_from_slice(&[d(tag / 100), d(tag / 10), d(tag), b'=']),
+            1000..=9999 => self.body.extend_from_slice(&[
+                d(tag / 1000),
+                d(tag / 100),
+                d(tag / 10),
+                d(tag),
+                b'=',
+            ]),
+            _ => {
+                write_u64(&mut self.body, u64::from(tag));
+                self.body.push(b'=');
+            }
+        }
+    }
+
     /// Appends `tag=value|`.
     #[inline]
     pub fn field(&mut self, tag: u32, value: &[u8]) {
-        write_u64(&mut self.body, u64::from(tag));
-        self.body.push(b'=');
+        self.tag(tag);
         self.body.extend_from_slice(value);
         self.body.push(SOH);
     }
@@ -33,8 +57,7 @@ impl Writer {
     /// Appends an unsigned integer field.
     #[inline]
     pub fn field_u64(&mut self, tag: u32, value: u64) {
-        write_u64(&mut self.body, u64::from(tag));
-        self.body.push(b'=');
+        self.tag(tag);
         write_u64(&mut self.body, value);
         self.body.push(SOH);
     }
@@ -42,8 +65,7 @@ impl Writer {
     /// Appends a fixed-point decimal `mantissa / 10^decimals`.
     #[inline]
     pub fn field_decimal(&mut self, tag: u32, mantissa: i128, decimals: u32) {
-        write_u64(&mut self.body, u64::from(tag));
-        self.body.push(b'=');
+        self.tag(tag);
         crate::decimal::write(&mut self.body, mantissa, decimals);
         self.body.push(SOH);
     }
@@ -111,5 +133,24 @@ mod tests {
         assert!(s.starts_with("8=FIX.4.2|9=10|35=0|49=A|10="), "{s}");
         let sum: u32 = out[..out.len() - 7].iter().map(|&b| u32::from(b)).sum();
         assert_eq!(&s[s.len() - 4..s.len() - 1], format!("{:03}", sum % 256));
+    }
+
+    #[test]
+    fn tags_of_every_width() {
+        let mut w = Writer::new(64);
+        w.begin(b"D");
+        for tag in [
+            0, 1, 9, 10, 55, 99, 100, 372, 999, 1000, 5001, 9999, 10_000, 123_456,
+        ] {
+            w.field(tag, b"v");
+        }
+        w.field_u64(34, 7);
+        w.field_decimal(44, 10125, 2);
+        let body = printable(w.body());
+        assert_eq!(
+            body,
+            "35=D|0=v|1=v|9=v|10=v|55=v|99=v|100=v|372=v|999=v|1000=v|5001=v|9999=v|\
+             10000=v|123456=v|34=7|44=101.25|"
+        );
     }
 }
