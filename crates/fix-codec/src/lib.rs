@@ -125,18 +125,24 @@ pub fn parse_u64(v: &[u8]) -> Option<u64> {
 
 /// Writes `n` in decimal into `out`; returns the number of bytes.
 #[inline]
-pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
     let mut tmp = [0_u8; 20];
-    let mut i = tmp.len();
+    out.extend_from_slice(u64_digits(n, &mut tmp));
+}
+
+/// The decimal digits of `n`, written at the end of `buf` (for callers without a `Vec`).
+#[inline]
+pub fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&tmp[i..]);
+    &buf[i..]
 }
 
 /// The FIX checksum: the sum of the bytes modulo 256.

@@ -631,18 +631,9 @@ impl ShortId {
         self.len += n;
     }
 
-    fn push_u64(&mut self, mut v: u64) {
+    fn push_u64(&mut self, v: u64) {
         let mut digits = [0_u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..]);
+        self.push(fix_codec::u64_digits(v, &mut digits));
     }
 
     fn as_bytes(&self) -> &[u8] {
