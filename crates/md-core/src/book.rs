@@ -8,7 +8,7 @@
 use crate::msg::{Action, LevelEntry, Side};
 use std::collections::btree_map::Entry;
 use std::collections::hash_map;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 /// A price level: total quantity and number of orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,41 +53,74 @@ pub enum BookError {
     DuplicateLevel(i64),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Level {
+/// No slot: the end of a queue or of a free list.
+const NIL: u32 = u32::MAX;
+
+/// A resting order in an [`L3Book`]'s slab, linked into its level's queue by slot indices.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    order_id: u64,
     quantity: u64,
-    /// (order id, open quantity) in time priority.
-    orders: VecDeque<(u64, u64)>,
+    prev: u32,
+    /// Next in time priority; in a free slot, the next free slot.
+    next: u32,
+    level: u32,
+}
+
+/// A price level in an [`L3Book`]'s slab: its totals and the ends of its queue.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    price: i64,
+    quantity: u64,
+    count: u32,
+    side: Side,
+    /// Oldest order; in a free slot, the next free slot.
+    head: u32,
+    tail: u32,
 }
 
 /// Orders an [`L3Book`]'s id index has room for before it first grows.
 const INDEX_CAPACITY_START: usize = 2048;
 
 /// Order-by-order book of one instrument.
+///
+/// Orders sit in a slab, each level's queue a doubly-linked list of slot indices, and the id
+/// index names an order's slot, which names its level: add, modify, delete and execute cost
+/// one index probe and O(1) list work wherever the order stands in its queue (a scan of a
+/// level's queue made deleting from the back of a deep level cost its length). Only creating
+/// or emptying a level touches the side's ordered map. Slots are reused, so after the book's
+/// largest size is reached nothing is allocated but the maps' own nodes.
 #[derive(Debug, Clone)]
 pub struct L3Book {
-    bids: BTreeMap<i64, Level>,
-    asks: BTreeMap<i64, Level>,
-    /// Order id → (side, price). Only looked up, never iterated, so its order never reaches
-    /// any output. Hashed with foldhash (seeded per map, so ids chosen by a hostile sender of
-    /// a consumer's feed cannot be aimed at one bucket) rather than SipHash: the publisher
-    /// looks an order up for every book event, and SipHash was its largest single cost.
-    index: HashMap<u64, (Side, i64), foldhash::fast::RandomState>,
+    /// Price → level slot.
+    bids: BTreeMap<i64, u32>,
+    asks: BTreeMap<i64, u32>,
+    /// Order id → order slot. Only looked up, never iterated, so its order never reaches any
+    /// output. Hashed with foldhash (seeded per map, so ids chosen by a hostile sender of a
+    /// consumer's feed cannot be aimed at one bucket) rather than SipHash: the publisher looks
+    /// an order up for every book event, and SipHash was its largest single cost.
+    index: HashMap<u64, u32, foldhash::fast::RandomState>,
+    nodes: Vec<Node>,
+    free_node: u32,
+    levels: Vec<Level>,
+    free_level: u32,
     orders_max: usize,
 }
 
 impl L3Book {
     pub fn new(orders_max: usize) -> L3Book {
+        // Sized for a typical book and grown with it (by doubling, rarely): a table sized for
+        // the maximum from the start spreads a thousand orders over megabytes, so every lookup
+        // missed the caches (the largest cost of a delete, perf).
+        let start = orders_max.min(INDEX_CAPACITY_START);
         L3Book {
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
-            // Sized for a typical book and grown with it (by doubling, rarely): a table sized
-            // for the maximum from the start spreads a thousand orders over megabytes, so
-            // every lookup missed the caches (the largest cost of a delete, perf).
-            index: HashMap::with_capacity_and_hasher(
-                orders_max.min(INDEX_CAPACITY_START),
-                foldhash::fast::RandomState::default(),
-            ),
+            index: HashMap::with_capacity_and_hasher(start, foldhash::fast::RandomState::default()),
+            nodes: Vec::with_capacity(start),
+            free_node: NIL,
+            levels: Vec::new(),
+            free_level: NIL,
             orders_max,
         }
     }
@@ -96,23 +129,29 @@ impl L3Book {
         self.bids.clear();
         self.asks.clear();
         self.index.clear();
+        self.nodes.clear();
+        self.free_node = NIL;
+        self.levels.clear();
+        self.free_level = NIL;
     }
 
     pub fn order_count(&self) -> usize {
         self.index.len()
     }
 
-    fn side_mut(&mut self, side: Side) -> &mut BTreeMap<i64, Level> {
-        match side {
-            Side::Buy => &mut self.bids,
-            Side::Sell => &mut self.asks,
-        }
-    }
-
-    fn side(&self, side: Side) -> &BTreeMap<i64, Level> {
+    fn side(&self, side: Side) -> &BTreeMap<i64, u32> {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
+        }
+    }
+
+    fn price_level(&self, level: u32) -> PriceLevel {
+        let l = &self.levels[level as usize];
+        PriceLevel {
+            price: l.price,
+            quantity: l.quantity,
+            order_count: l.count,
         }
     }
 
@@ -138,22 +177,78 @@ impl L3Book {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
         };
-        let level = book.entry(price).or_default();
-        // A new level starts at 0, so only an existing one can overflow (and then stays).
-        level.quantity = level
-            .quantity
-            .checked_add(quantity)
-            .ok_or(BookError::BadQuantity(order_id, quantity))?;
-        level.orders.push_back((order_id, quantity));
-        slot.insert((side, price));
+        let level = match book.entry(price) {
+            Entry::Occupied(e) => {
+                let level = *e.get();
+                let l = &mut self.levels[level as usize];
+                // Checked before anything changes: a refused add leaves the book as it was.
+                l.quantity = l
+                    .quantity
+                    .checked_add(quantity)
+                    .ok_or(BookError::BadQuantity(order_id, quantity))?;
+                level
+            }
+            Entry::Vacant(e) => {
+                let fresh = Level {
+                    price,
+                    quantity,
+                    count: 0,
+                    side,
+                    head: NIL,
+                    tail: NIL,
+                };
+                let level = if self.free_level != NIL {
+                    let level = self.free_level;
+                    self.free_level = self.levels[level as usize].head;
+                    self.levels[level as usize] = fresh;
+                    level
+                } else {
+                    self.levels.push(fresh);
+                    (self.levels.len() - 1) as u32
+                };
+                e.insert(level);
+                level
+            }
+        };
+        let l = &mut self.levels[level as usize];
+        let node = Node {
+            order_id,
+            quantity,
+            prev: l.tail,
+            next: NIL,
+            level,
+        };
+        let n = if self.free_node != NIL {
+            let n = self.free_node;
+            self.free_node = self.nodes[n as usize].next;
+            self.nodes[n as usize] = node;
+            n
+        } else {
+            self.nodes.push(node);
+            (self.nodes.len() - 1) as u32
+        };
+        if l.tail == NIL {
+            l.head = n;
+        } else {
+            self.nodes[l.tail as usize].next = n;
+        }
+        l.tail = n;
+        l.count += 1;
+        slot.insert(n);
         Ok(())
     }
 
-    fn locate(&self, order_id: u64, side: Side, price: i64) -> Result<(), BookError> {
-        match self.index.get(&order_id) {
-            None => Err(BookError::UnknownOrder(order_id)),
-            Some(&(s, p)) if s == side && p == price => Ok(()),
-            Some(_) => Err(BookError::WrongPlace(order_id)),
+    /// The slot of an order that stands on `side` at `price`.
+    fn locate(&self, order_id: u64, side: Side, price: i64) -> Result<u32, BookError> {
+        let &n = self
+            .index
+            .get(&order_id)
+            .ok_or(BookError::UnknownOrder(order_id))?;
+        let l = &self.levels[self.nodes[n as usize].level as usize];
+        if l.side == side && l.price == price {
+            Ok(n)
+        } else {
+            Err(BookError::WrongPlace(order_id))
         }
     }
 
@@ -166,26 +261,17 @@ impl L3Book {
         price: i64,
         quantity: u64,
     ) -> Result<(), BookError> {
-        self.locate(order_id, side, price)?;
+        let n = self.locate(order_id, side, price)?;
         if quantity == 0 {
             return Err(BookError::BadQuantity(order_id, quantity));
         }
-        let level = self
-            .side_mut(side)
-            .get_mut(&price)
-            .ok_or(BookError::UnknownLevel(price))?;
-        let slot = level
-            .orders
-            .iter_mut()
-            .find(|o| o.0 == order_id)
-            .ok_or(BookError::UnknownOrder(order_id))?;
-        let old = slot.1;
-        slot.1 = quantity;
-        level.quantity = level
-            .quantity
-            .checked_sub(old)
-            .and_then(|q| q.checked_add(quantity))
+        let node = &mut self.nodes[n as usize];
+        let l = &mut self.levels[node.level as usize];
+        // The level holds at least this order's open quantity; checked before anything changes.
+        l.quantity = (l.quantity - node.quantity)
+            .checked_add(quantity)
             .ok_or(BookError::BadQuantity(order_id, quantity))?;
+        node.quantity = quantity;
         Ok(())
     }
 
@@ -206,10 +292,9 @@ impl L3Book {
         self.take(side, order_id, price, Some(quantity))
     }
 
-    /// Takes `quantity` (`None`: all) of a resting order off its level, in one walk of the
-    /// side's tree and one scan of the level; the order leaves the book, and an emptied level
-    /// the side, when nothing remains (the publisher does this for every move, cancel and
-    /// fill). Returns what remains.
+    /// Takes `quantity` (`None`: all) of a resting order; the order leaves the book, and an
+    /// emptied level the side, when nothing remains (the publisher does this for every move,
+    /// cancel and fill). Returns what remains.
     fn take(
         &mut self,
         side: Side,
@@ -217,73 +302,62 @@ impl L3Book {
         price: i64,
         quantity: Option<u64>,
     ) -> Result<u64, BookError> {
-        self.locate(order_id, side, price)?;
-        let book = match side {
-            Side::Buy => &mut self.bids,
-            Side::Sell => &mut self.asks,
-        };
-        let Entry::Occupied(mut entry) = book.entry(price) else {
-            return Err(match quantity {
-                None => BookError::UnknownLevel(price),
-                Some(_) => BookError::UnknownOrder(order_id),
-            });
-        };
-        let level = entry.get_mut();
-        let pos = level
-            .orders
-            .iter()
-            .position(|o| o.0 == order_id)
-            .ok_or(BookError::UnknownOrder(order_id))?;
-        let open = level.orders[pos].1;
-        let taken = quantity.unwrap_or(open);
-        if taken == 0 || taken > open {
+        let n = self.locate(order_id, side, price)?;
+        let node = self.nodes[n as usize];
+        let taken = quantity.unwrap_or(node.quantity);
+        if taken == 0 || taken > node.quantity {
             return Err(BookError::BadQuantity(order_id, taken));
         }
-        let remaining = open - taken;
+        let remaining = node.quantity - taken;
+        let level = node.level;
+        let l = &mut self.levels[level as usize];
         // The level holds at least this order's open quantity.
-        level.quantity = level.quantity.saturating_sub(taken);
+        l.quantity -= taken;
         if remaining > 0 {
-            level.orders[pos].1 = remaining;
+            self.nodes[n as usize].quantity = remaining;
             return Ok(remaining);
         }
-        level.orders.remove(pos);
-        if level.orders.is_empty() {
-            entry.remove();
+        if node.prev == NIL {
+            l.head = node.next;
+        } else {
+            self.nodes[node.prev as usize].next = node.next;
         }
+        if node.next == NIL {
+            l.tail = node.prev;
+        } else {
+            self.nodes[node.next as usize].prev = node.prev;
+        }
+        l.count -= 1;
+        if l.count == 0 {
+            l.head = self.free_level;
+            self.free_level = level;
+            match side {
+                Side::Buy => self.bids.remove(&price),
+                Side::Sell => self.asks.remove(&price),
+            };
+        }
+        self.nodes[n as usize].next = self.free_node;
+        self.free_node = n;
         self.index.remove(&order_id);
         Ok(0)
     }
 
     /// The level at a price.
     pub fn level(&self, side: Side, price: i64) -> Option<PriceLevel> {
-        self.side(side).get(&price).map(|l| PriceLevel {
-            price,
-            quantity: l.quantity,
-            order_count: l.orders.len() as u32,
-        })
+        self.side(side).get(&price).map(|&l| self.price_level(l))
     }
 
     /// Up to `n` levels of a side, best first.
     pub fn top_levels(&self, side: Side, n: usize) -> Vec<PriceLevel> {
-        let map = |(p, l): (&i64, &Level)| PriceLevel {
-            price: *p,
-            quantity: l.quantity,
-            order_count: l.orders.len() as u32,
-        };
-        match side {
-            Side::Buy => self.bids.iter().rev().take(n).map(map).collect(),
-            Side::Sell => self.asks.iter().take(n).map(map).collect(),
-        }
+        let mut out = Vec::new();
+        self.top_levels_into(side, n, &mut out);
+        out
     }
 
     /// Writes up to `n` levels of a side, best first, into `out` (cleared first).
     pub fn top_levels_into(&self, side: Side, n: usize, out: &mut Vec<PriceLevel>) {
         out.clear();
-        let map = |(p, l): (&i64, &Level)| PriceLevel {
-            price: *p,
-            quantity: l.quantity,
-            order_count: l.orders.len() as u32,
-        };
+        let map = |(_, &l): (&i64, &u32)| self.price_level(l);
         match side {
             Side::Buy => out.extend(self.bids.iter().rev().take(n).map(map)),
             Side::Sell => out.extend(self.asks.iter().take(n).map(map)),
@@ -292,41 +366,84 @@ impl L3Book {
 
     /// Best bid and offer (no allocation: the publisher asks after every book event).
     pub fn bbo(&self) -> Bbo {
-        let level = |(&price, l): (&i64, &Level)| PriceLevel {
-            price,
-            quantity: l.quantity,
-            order_count: l.orders.len() as u32,
-        };
         Bbo {
-            bid: self.bids.last_key_value().map(level),
-            ask: self.asks.first_key_value().map(level),
+            bid: self
+                .bids
+                .last_key_value()
+                .map(|(_, &l)| self.price_level(l)),
+            ask: self
+                .asks
+                .first_key_value()
+                .map(|(_, &l)| self.price_level(l)),
+        }
+    }
+
+    /// Level slots of a side, best first.
+    fn levels_best_first(&self, side: Side) -> impl Iterator<Item = u32> + '_ {
+        let (buy, sell) = match side {
+            Side::Buy => (Some(self.bids.values().rev()), None),
+            Side::Sell => (None, Some(self.asks.values())),
+        };
+        buy.into_iter()
+            .flatten()
+            .chain(sell.into_iter().flatten())
+            .copied()
+    }
+
+    /// (order id, open quantity) of a level's orders in time priority.
+    fn queue(&self, level: u32) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut n = self.levels[level as usize].head;
+        std::iter::from_fn(move || {
+            if n == NIL {
+                return None;
+            }
+            let node = &self.nodes[n as usize];
+            n = node.next;
+            Some((node.order_id, node.quantity))
+        })
+    }
+
+    /// Calls `f` with every order of a side: best level first, time priority within a level
+    /// (no allocation).
+    pub fn for_each_order(&self, side: Side, mut f: impl FnMut(BookOrder)) {
+        for level in self.levels_best_first(side) {
+            let price = self.levels[level as usize].price;
+            for (order_id, quantity) in self.queue(level) {
+                f(BookOrder {
+                    side,
+                    order_id,
+                    price,
+                    quantity,
+                });
+            }
         }
     }
 
     /// Every order of a side: best level first, time priority within a level.
     pub fn orders(&self, side: Side) -> Vec<BookOrder> {
         let mut out = Vec::new();
-        let mut push = |p: i64, l: &Level| {
-            for &(order_id, quantity) in &l.orders {
-                out.push(BookOrder {
-                    side,
-                    order_id,
-                    price: p,
-                    quantity,
-                });
-            }
-        };
-        match side {
-            Side::Buy => self.bids.iter().rev().for_each(|(p, l)| push(*p, l)),
-            Side::Sell => self.asks.iter().for_each(|(p, l)| push(*p, l)),
-        }
+        self.for_each_order(side, |o| out.push(o));
         out
     }
 }
 
 impl PartialEq for L3Book {
+    /// Same levels with the same totals and the same orders in the same time priority (where
+    /// the slots lie does not matter).
     fn eq(&self, other: &Self) -> bool {
-        self.bids == other.bids && self.asks == other.asks
+        [Side::Buy, Side::Sell].into_iter().all(|side| {
+            self.side(side).len() == other.side(side).len()
+                && self
+                    .levels_best_first(side)
+                    .zip(other.levels_best_first(side))
+                    .all(|(a, b)| {
+                        let (la, lb) = (&self.levels[a as usize], &other.levels[b as usize]);
+                        la.price == lb.price
+                            && la.quantity == lb.quantity
+                            && la.count == lb.count
+                            && self.queue(a).eq(other.queue(b))
+                    })
+        })
     }
 }
 
@@ -444,6 +561,75 @@ mod tests {
             b.add(Side::Sell, i, 200, 1).unwrap();
         }
         assert_eq!(b.add(Side::Sell, 99, 200, 1), Err(BookError::Full(10)));
+    }
+
+    #[test]
+    fn l3_equality_is_orders_in_priority_not_slots() {
+        let mut a = L3Book::new(10);
+        let mut b = L3Book::new(10);
+        a.add(Side::Buy, 1, 100, 5).unwrap();
+        a.add(Side::Buy, 2, 100, 7).unwrap();
+        // b reaches the same book through other slots: a gone order's slot and level reused.
+        b.add(Side::Sell, 9, 100, 1).unwrap();
+        b.delete(Side::Sell, 9, 100).unwrap();
+        b.add(Side::Buy, 1, 100, 5).unwrap();
+        b.add(Side::Buy, 2, 100, 7).unwrap();
+        assert!(a == b);
+        let mut c = L3Book::new(10);
+        c.add(Side::Buy, 2, 100, 7).unwrap();
+        c.add(Side::Buy, 1, 100, 5).unwrap();
+        assert!(a != c, "same orders in another time priority");
+        b.modify(Side::Buy, 2, 100, 6).unwrap();
+        assert!(a != b, "another quantity");
+    }
+
+    #[test]
+    fn l3_deletes_anywhere_in_a_deep_level_and_keeps_the_rest_in_order() {
+        let mut b = L3Book::new(100_000);
+        for id in 0..100_000 {
+            b.add(Side::Sell, id, 500, 1).unwrap();
+        }
+        // From the back, then every other order from the front: each is one unlink.
+        for id in (90_000..100_000).rev() {
+            b.delete(Side::Sell, id, 500).unwrap();
+        }
+        for id in (0..90_000).step_by(2) {
+            assert_eq!(b.execute(Side::Sell, id, 500, 1), Ok(0));
+        }
+        let ids: Vec<u64> = b.orders(Side::Sell).iter().map(|o| o.order_id).collect();
+        assert_eq!(ids, (1..90_000).step_by(2).collect::<Vec<u64>>());
+        assert_eq!(
+            b.level(Side::Sell, 500),
+            Some(PriceLevel {
+                price: 500,
+                quantity: 45_000,
+                order_count: 45_000
+            })
+        );
+        // Freed slots are taken again, at the back of the queue.
+        b.add(Side::Sell, 7_000_000, 500, 3).unwrap();
+        assert_eq!(b.orders(Side::Sell).last().unwrap().order_id, 7_000_000);
+    }
+
+    #[test]
+    fn l3_a_refused_add_or_modify_changes_nothing() {
+        let mut b = L3Book::new(10);
+        b.add(Side::Buy, 1, 100, u64::MAX - 1).unwrap();
+        b.add(Side::Buy, 2, 100, 1).unwrap();
+        let before = b.clone();
+        assert_eq!(
+            b.add(Side::Buy, 3, 100, 1),
+            Err(BookError::BadQuantity(3, 1))
+        );
+        assert_eq!(
+            b.modify(Side::Buy, 2, 100, 2),
+            Err(BookError::BadQuantity(2, 2))
+        );
+        assert!(b == before);
+        assert_eq!(b.order_count(), 2);
+        // The refused id was not kept.
+        assert_eq!(b.delete(Side::Buy, 3, 100), Err(BookError::UnknownOrder(3)));
+        b.add(Side::Buy, 3, 101, 1).unwrap();
     }
 
     /// The naive book: a vector queue per level, scanned.
@@ -593,6 +779,14 @@ mod tests {
             }
             let copy = b.clone();
             proptest::prop_assert!(copy == b);
+            // Equality is about the orders and their priority, not where their slots lie.
+            let mut rebuilt = L3Book::new(MAX);
+            for side in [Side::Buy, Side::Sell] {
+                for o in b.orders(side) {
+                    rebuilt.add(side, o.order_id, o.price, o.quantity).unwrap();
+                }
+            }
+            proptest::prop_assert!(rebuilt == b);
         }
     }
 

@@ -839,14 +839,14 @@ impl MdCore {
         }
         let mut orders: Vec<SnapshotOrder> = Vec::with_capacity(inst.book.order_count());
         for side in [Side::Buy, Side::Sell] {
-            for o in inst.book.orders(side) {
+            inst.book.for_each_order(side, |o| {
                 orders.push(SnapshotOrder {
                     side,
                     order_id: o.order_id,
                     price: o.price,
                     quantity: o.quantity,
-                });
-            }
+                })
+            });
         }
         // Chunking: a chunk is one message of at most message_len_max bytes: 8 header + 41 root
         // + 4 + 21 per level + 4 + 25 per order.
