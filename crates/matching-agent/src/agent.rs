@@ -145,9 +145,12 @@ enum SnapshotJob {
 /// thread that runs the pipeline (the engine thread, or a gateway I/O thread assisting it)
 /// does not stall every `every_events` events with orders waiting. A failure is reported by
 /// the agent's next duty cycle. At most two snapshots wait; a third waits for room (bounded
-/// memory when the disk cannot keep up).
+/// memory when the disk cannot keep up). A written snapshot's buffer comes back to be filled
+/// again, so taking one writes into memory the process has (at most four buffers exist).
 struct SnapshotWriter {
     tx: Option<std::sync::mpsc::SyncSender<SnapshotJob>>,
+    /// Buffers of written snapshots, back for reuse.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
     handle: Option<std::thread::JoinHandle<()>>,
     /// Set with `error` by a failed write; checked without the lock on every duty cycle.
     failed: Arc<AtomicBool>,
@@ -157,6 +160,7 @@ struct SnapshotWriter {
 impl SnapshotWriter {
     fn start() -> Result<SnapshotWriter, AgentError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<SnapshotJob>(2);
+        let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
         let failed = Arc::new(AtomicBool::new(false));
         let error = Arc::new(std::sync::Mutex::new(None));
         let (f, e) = (Arc::clone(&failed), Arc::clone(&error));
@@ -175,6 +179,7 @@ impl SnapshotWriter {
                                 slot.get_or_insert(err);
                                 f.store(true, Ordering::Release);
                             }
+                            let _ = back.send(bytes);
                         }
                         SnapshotJob::Flush(done) => {
                             let _ = done.send(());
@@ -188,6 +193,7 @@ impl SnapshotWriter {
             })?;
         Ok(SnapshotWriter {
             tx: Some(tx),
+            spare,
             handle: Some(handle),
             failed,
             error,
@@ -212,6 +218,13 @@ impl SnapshotWriter {
         if let Some(tx) = &self.tx {
             let _ = tx.send(job);
         }
+    }
+
+    /// The buffer of a snapshot written since, if one came back (emptied).
+    fn spare(&self) -> Option<Vec<u8>> {
+        let mut b = self.spare.try_recv().ok()?;
+        b.clear();
+        Some(b)
     }
 
     /// Waits until every snapshot handed over so far is written (or failed).
@@ -441,13 +454,20 @@ impl MatchingAgent {
         {
             return Ok(());
         }
-        let engine = self.engine.snapshot();
-        let mut bytes = Vec::with_capacity(engine.len() + 36);
+        let mut bytes = self
+            .writer
+            .as_ref()
+            .and_then(SnapshotWriter::spare)
+            .unwrap_or_default();
         bytes.extend_from_slice(SNAPSHOT_MAGIC);
         bytes.extend_from_slice(&self.processed_seq.to_le_bytes());
         bytes.extend_from_slice(&self.outbound.written_seq().to_le_bytes());
-        bytes.extend_from_slice(&(engine.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&engine);
+        let len_at = bytes.len();
+        bytes.extend_from_slice(&0_u64.to_le_bytes());
+        let engine_at = bytes.len();
+        self.engine.snapshot_into(&mut bytes);
+        let engine_len = (bytes.len() - engine_at) as u64;
+        bytes[len_at..engine_at].copy_from_slice(&engine_len.to_le_bytes());
         let crc = crc32fast::hash(&bytes);
         bytes.extend_from_slice(&crc.to_le_bytes());
         let job = SnapshotJob::Write {

@@ -95,6 +95,25 @@ fn snapshot_restore_replay_matches_uninterrupted_run() {
 }
 
 #[test]
+fn snapshot_into_appends_the_snapshot_bytes() {
+    let mut e = Engine::new(config());
+    run_all(&mut e, &random_commands(5, 2_000));
+    let snap = e.snapshot();
+    let mut buf = b"prefix".to_vec();
+    e.snapshot_into(&mut buf);
+    assert_eq!(&buf[..6], b"prefix");
+    assert_eq!(&buf[6..], &snap[..]);
+    // A buffer reused for a smaller state holds exactly that state's bytes.
+    let mut small = Engine::new(config());
+    run_all(&mut small, &random_commands(6, 100));
+    buf.clear();
+    small.snapshot_into(&mut buf);
+    assert!(buf.len() < snap.len());
+    assert_eq!(buf, small.snapshot());
+    assert!(Engine::restore(&buf).is_ok());
+}
+
+#[test]
 fn snapshot_rejects_corruption() {
     let cmds = random_commands(3, 2_000);
     let mut e = Engine::new(config());

@@ -174,6 +174,11 @@ pub struct MdCore {
     scratch: Vec<u8>,
     levels_scratch: Vec<PriceLevel>,
     entries_scratch: Vec<LevelEntry>,
+    /// A snapshot's levels, orders and one chunk's orders, kept from one snapshot to the next
+    /// (a book's orders taken into fresh memory every time cost page faults on this thread).
+    snapshot_levels: Vec<SnapshotLevel>,
+    snapshot_orders: Vec<SnapshotOrder>,
+    chunk_orders: Vec<SnapshotOrder>,
     /// Next instrument the snapshot cycle sends.
     snapshot_cursor: Option<u32>,
     /// Frames of the current batch have been handled (the last frame was not marked
@@ -238,6 +243,9 @@ impl MdCore {
             scratch: vec![0; config.packet_size_max],
             levels_scratch: Vec::with_capacity(config.l2_depth),
             entries_scratch: Vec::with_capacity(2 * config.l2_depth),
+            snapshot_levels: Vec::new(),
+            snapshot_orders: Vec::new(),
+            chunk_orders: Vec::new(),
             instruments,
             time_ns: 0,
             event_time_ns: 0,
@@ -826,7 +834,8 @@ impl MdCore {
             return;
         };
         let def = inst.def;
-        let mut levels: Vec<SnapshotLevel> = Vec::new();
+        let mut levels = std::mem::take(&mut self.snapshot_levels);
+        levels.clear();
         for side in [Side::Buy, Side::Sell] {
             for l in inst.published_l2(side) {
                 levels.push(SnapshotLevel {
@@ -837,7 +846,9 @@ impl MdCore {
                 });
             }
         }
-        let mut orders: Vec<SnapshotOrder> = Vec::with_capacity(inst.book.order_count());
+        let mut orders = std::mem::take(&mut self.snapshot_orders);
+        orders.clear();
+        orders.reserve(inst.book.order_count());
         for side in [Side::Buy, Side::Sell] {
             inst.book.for_each_order(side, |o| {
                 orders.push(SnapshotOrder {
@@ -876,6 +887,7 @@ impl MdCore {
         };
         self.emit(Channel::Snapshot, &MdMsg::InstrumentDefinition(def), sink);
         let mut taken = 0;
+        let mut chunk_orders = std::mem::take(&mut self.chunk_orders);
         for chunk in 0..chunks {
             let mut c = base.clone();
             c.chunk = chunk;
@@ -886,11 +898,23 @@ impl MdCore {
                 per_chunk
             };
             let end = (taken + n).min(orders.len());
-            c.orders.extend_from_slice(&orders[taken..end]);
+            chunk_orders.clear();
+            chunk_orders.extend_from_slice(&orders[taken..end]);
+            c.orders = std::mem::take(&mut chunk_orders);
             taken = end;
-            self.emit(Channel::Snapshot, &MdMsg::Snapshot(c), sink);
+            let msg = MdMsg::Snapshot(c);
+            self.emit(Channel::Snapshot, &msg, sink);
+            if let MdMsg::Snapshot(c) = msg {
+                chunk_orders = c.orders;
+                if chunk == 0 {
+                    levels = c.levels;
+                }
+            }
         }
         assert_eq!(taken, orders.len());
+        self.snapshot_levels = levels;
+        self.snapshot_orders = orders;
+        self.chunk_orders = chunk_orders;
         let time = self.time_ns;
         self.channels[Channel::Snapshot.index()].flush(time, sink, &mut self.stats);
     }
