@@ -752,6 +752,12 @@ fn end_of_batch_marks_the_last_frame_of_each_publication_and_survives_a_reopen()
 
 /// The dirty kilobytes /proc/self/smaps gives for this process's mappings of files in `dir`.
 fn dirty_kb_under(dir: &Path) -> u64 {
+    smaps_kb_under(dir, &["Shared_Dirty:", "Private_Dirty:"])
+}
+
+/// The sum of `fields` (kilobytes) /proc/self/smaps gives for this process's mappings of files
+/// in `dir`.
+fn smaps_kb_under(dir: &Path, fields: &[&str]) -> u64 {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
     let dir = dir.to_str().unwrap_or("/nonexistent");
     let mut dirty = 0;
@@ -767,7 +773,7 @@ fn dirty_kb_under(dir: &Path) -> u64 {
                 .is_some_and(|p| p.starts_with(dir));
             continue;
         }
-        if inside && (first == "Shared_Dirty:" || first == "Private_Dirty:") {
+        if inside && fields.contains(&first) {
             dirty += it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         }
     }
@@ -816,4 +822,31 @@ fn the_writer_has_pages_ahead_of_its_tail_faulted_in_and_no_more() {
             );
         }
     }
+}
+
+#[test]
+fn a_reader_maps_the_pages_it_reads_not_its_whole_segment() {
+    // The writer's mapping of a segment is populated (prepared ahead); a reader that mapped
+    // all of it too stalled its thread for milliseconds at every roll.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.segment_size = 16 << 20;
+    c.index_entries_max = 4096;
+    let (j, mut seq) = Journal::open(c).unwrap();
+    for i in 0..64_u64 {
+        seq.append(1, &i.to_le_bytes().repeat(100)).unwrap();
+    }
+    let before = smaps_kb_under(dir.path(), &["Rss:"]);
+    let mut r = j.reader(1).unwrap();
+    let mut n = 0;
+    while let Some(f) = r.poll().unwrap() {
+        assert_eq!(f.payload.len(), 800);
+        n += 1;
+    }
+    assert_eq!(n, 64);
+    let added = smaps_kb_under(dir.path(), &["Rss:"]) - before;
+    assert!(
+        added <= 1024,
+        "the reader mapped {added} KiB of a 16 MiB segment to read 64 frames"
+    );
 }
