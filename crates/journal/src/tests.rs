@@ -758,8 +758,14 @@ fn dirty_kb_under(dir: &Path) -> u64 {
 /// The sum of `fields` (kilobytes) /proc/self/smaps gives for this process's mappings of files
 /// in `dir`.
 fn smaps_kb_under(dir: &Path, fields: &[&str]) -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
     let dir = dir.to_str().unwrap_or("/nonexistent");
+    smaps_kb_where(|path| path.starts_with(dir), fields)
+}
+
+/// The sum of `fields` (kilobytes) /proc/self/smaps gives for this process's mappings of the
+/// files whose path `select` accepts.
+fn smaps_kb_where(select: impl Fn(&str) -> bool, fields: &[&str]) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
     let mut dirty = 0;
     let mut inside = false;
     for line in smaps.lines() {
@@ -767,10 +773,7 @@ fn smaps_kb_under(dir: &Path, fields: &[&str]) -> u64 {
         let first = it.next().unwrap_or("");
         if first.contains('-') && !first.ends_with(':') {
             // A mapping's header line: range perms offset dev inode [path].
-            inside = line
-                .split_whitespace()
-                .nth(5)
-                .is_some_and(|p| p.starts_with(dir));
+            inside = line.split_whitespace().nth(5).is_some_and(&select);
             continue;
         }
         if inside && fields.contains(&first) {
@@ -836,7 +839,13 @@ fn a_reader_maps_the_pages_it_reads_not_its_whole_segment() {
     for i in 0..64_u64 {
         seq.append(1, &i.to_le_bytes().repeat(100)).unwrap();
     }
-    let before = smaps_kb_under(dir.path(), &["Rss:"]);
+    // Only the segment's own mappings: the helper may be preparing (populating) the next
+    // segment's file meanwhile.
+    let segment = segment_path(dir.path(), 0);
+    let segment = segment.to_str().unwrap();
+    let rss = || smaps_kb_where(|p| p == segment, &["Rss:"]);
+    let before = rss();
+    assert!(before >= 16 << 10, "the writer's mapping is populated");
     let mut r = j.reader(1).unwrap();
     let mut n = 0;
     while let Some(f) = r.poll().unwrap() {
@@ -844,7 +853,7 @@ fn a_reader_maps_the_pages_it_reads_not_its_whole_segment() {
         n += 1;
     }
     assert_eq!(n, 64);
-    let added = smaps_kb_under(dir.path(), &["Rss:"]) - before;
+    let added = rss() - before;
     assert!(
         added <= 1024,
         "the reader mapped {added} KiB of a 16 MiB segment to read 64 frames"

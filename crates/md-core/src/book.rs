@@ -121,7 +121,8 @@ impl L3Book {
             free_node: NIL,
             levels: Vec::new(),
             free_level: NIL,
-            orders_max,
+            // Slots are u32 indices with NIL reserved.
+            orders_max: orders_max.min(NIL as usize),
         }
     }
 
