@@ -177,9 +177,11 @@ const CHUNK_SLOTS: usize = 4096;
 
 /// A growable array in fixed chunks: growing allocates one chunk and never moves what is
 /// stored (a vector or deque of a day's orders copied hundreds of megabytes at each doubling,
-/// a stall of the thread that happened to add the next order).
+/// a stall of the thread that happened to add the next order). A new chunk is only reserved:
+/// its pages are touched as entries are written into it, one page fault every few entries,
+/// instead of all of them (hundreds of kilobytes) by the push that started it.
 pub(crate) struct Chunked<T> {
-    chunks: Vec<Box<[T]>>,
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
@@ -192,32 +194,27 @@ impl<T> Default for Chunked<T> {
     }
 }
 
-impl<T: Default> Chunked<T> {
+impl<T> Chunked<T> {
     pub fn len(&self) -> usize {
         self.len
     }
 
     pub fn push(&mut self, value: T) {
         if self.len == self.chunks.len() * CHUNK_SLOTS {
-            self.chunks
-                .push((0..CHUNK_SLOTS).map(|_| T::default()).collect());
+            self.chunks.push(Vec::with_capacity(CHUNK_SLOTS));
         }
-        let i = self.len;
-        self[i] = value;
+        let last = self.chunks.last_mut().expect("a chunk with room");
+        debug_assert!(last.len() < CHUNK_SLOTS);
+        last.push(value);
         self.len += 1;
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        let len = self.len;
-        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(len)
+        self.chunks.iter_mut().flat_map(|c| c.iter_mut())
     }
 
     pub fn into_values(self) -> impl Iterator<Item = T> {
-        let len = self.len;
-        self.chunks
-            .into_iter()
-            .flat_map(|c| c.into_vec().into_iter())
-            .take(len)
+        self.chunks.into_iter().flatten()
     }
 }
 
@@ -1182,6 +1179,34 @@ impl Report<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_keeps_order_and_reserves_each_chunk_without_filling_it() {
+        let mut c = Chunked::default();
+        let n = 2 * CHUNK_SLOTS + 5;
+        for i in 0..n {
+            c.push(i as u64);
+        }
+        assert_eq!(c.len(), n);
+        for i in [0, 1, CHUNK_SLOTS - 1, CHUNK_SLOTS, 2 * CHUNK_SLOTS + 4] {
+            assert_eq!(c[i], i as u64);
+        }
+        c[CHUNK_SLOTS] = 7;
+        assert_eq!(c[CHUNK_SLOTS], 7);
+        for v in c.iter_mut() {
+            *v += 1;
+        }
+        let all: Vec<u64> = c.into_values().collect();
+        assert_eq!(all.len(), n);
+        assert_eq!((all[0], all[CHUNK_SLOTS], all[n - 1]), (1, 8, n as u64));
+        // The push that starts a chunk reserves it and writes one slot, not all of them.
+        let mut c = Chunked::default();
+        for i in 0..=CHUNK_SLOTS {
+            c.push(i);
+        }
+        let last = c.chunks.last().unwrap();
+        assert_eq!((last.len(), last.capacity()), (1, CHUNK_SLOTS));
+    }
 
     fn order(cl: &str, status: u8) -> Entry {
         Entry::Order(Order {

@@ -729,6 +729,10 @@ mod tests {
             .unwrap();
         let live = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = live.local_addr().unwrap();
+        // The acceptor keeps its connection (and listener) until the client has stopped
+        // polling: a close seen while the client still polls makes it reconnect, and the
+        // listener, not yet dropped, completed that connection (a second Logon, seq 4).
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let acceptor = std::thread::spawn(move || {
             let (stream, _) = live.accept().unwrap();
             let mut p = Peer {
@@ -764,6 +768,7 @@ mod tests {
             p.send(b"1", &[(112, b"done")]);
             let hb = p.recv();
             assert_eq!((get(&hb, 35), get(&hb, 112)), (Some("0"), Some("done")));
+            let _ = released.recv();
         });
         let mut c = ResilientClient::new(ResilientConfig::new(vec![dead, addr], "C1", "EXCH"));
         c.connect(Instant::now() + Duration::from_secs(5)).unwrap();
@@ -780,6 +785,7 @@ mod tests {
             c.seq_nums().1 == 9
         })
         .unwrap();
+        drop(release);
         acceptor.join().unwrap();
         assert_eq!(c.stats.duplicates_unflagged, 1);
         assert_eq!(c.stats.messages_resent, 1);
