@@ -321,6 +321,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                         window: a.window,
                         warmup_cmds: warmup,
                         market_data: None,
+                        market_data_retransmit: Vec::new(),
                         matching: t == Target::Appliance,
                         drain_timeout: Duration::from_secs(30),
                         tls: None,
@@ -365,6 +366,7 @@ fn run_all(a: &RunArgs) -> anyhow::Result<u64> {
                             cfg.tls = Some(loadgen::transport::client_config(&ap.tls_cert)?);
                         }
                         cfg.market_data = Some(ap.market_data);
+                        cfg.market_data_retransmit = ap.market_data_retransmit.clone();
                         _followers = ap.others;
                         _process = Some(ap.process);
                     }

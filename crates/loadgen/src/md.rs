@@ -45,11 +45,14 @@ impl Listener {
     pub fn start(
         group: Ipv4Addr,
         port: u16,
+        retransmit: &[std::net::SocketAddr],
         origin: Instant,
         instruments: usize,
     ) -> anyhow::Result<Listener> {
         let mut cfg = ConsumerConfig::new(FeedGroups::on_group(group, port));
         cfg.from_session_start = true;
+        cfg.retransmit_server = retransmit.first().copied();
+        cfg.retransmit_alternates = retransmit.iter().skip(1).copied().collect();
         let mut consumer = Consumer::open(cfg)?;
         let stop = Arc::new(AtomicBool::new(false));
         let want = Arc::new(std::sync::Mutex::new(None::<Vec<u64>>));

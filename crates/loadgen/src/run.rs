@@ -56,6 +56,10 @@ pub struct RunConfig {
     pub warmup_cmds: usize,
     /// Multicast group and first port of the target's market data, if it publishes any.
     pub market_data: Option<(Ipv4Addr, u16)>,
+    /// The target's market-data retransmission servers (unicast), first the one to ask: the
+    /// listener recovers the packets it missed from them, as a real consumer would (trades are
+    /// only on the incremental feed, so a gap closed by a snapshot loses them).
+    pub market_data_retransmit: Vec<std::net::SocketAddr>,
     /// The target matches orders (fills are checked: both sides, market-data trade counts).
     pub matching: bool,
     /// How long to wait for answers after the last request.
@@ -273,6 +277,7 @@ pub fn run(plan: Arc<Plan>, cfg: &RunConfig) -> anyhow::Result<Outcome> {
         Some((group, port)) => Some(crate::md::Listener::start(
             group,
             port,
+            &cfg.market_data_retransmit,
             shared.origin,
             plan.instruments.len(),
         )?),
@@ -1101,6 +1106,7 @@ mod tests {
                 window: 64,
                 warmup_cmds: 100,
                 market_data: None,
+                market_data_retransmit: Vec::new(),
                 matching: false,
                 drain_timeout: Duration::from_secs(5),
                 tls: None,

@@ -42,6 +42,8 @@ pub struct Appliance {
     /// The certificate the appliance generated for its TLS listener.
     pub tls_cert: PathBuf,
     pub market_data: (Ipv4Addr, u16),
+    /// Its market-data retransmission servers, the serving node's first.
+    pub market_data_retransmit: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -290,6 +292,10 @@ fn start_cluster(
             .join("tls")
             .join("cert.pem"),
         market_data: md,
+        market_data_retransmit: std::iter::once(leader)
+            .chain((0..ports.len()).filter(|&i| i != leader))
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], ports[i].retransmit)))
+            .collect(),
     })
 }
 
@@ -341,6 +347,7 @@ pub fn start_appliance(
         fix_tls,
         tls_cert: dir.join("data").join("tls").join("cert.pem"),
         market_data: md,
+        market_data_retransmit: vec![SocketAddr::from(([127, 0, 0, 1], md.1 + 4))],
     })
 }
 
