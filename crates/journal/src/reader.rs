@@ -38,7 +38,7 @@ impl ReadSegment {
         // Not populated: mapping all of a segment's pages up front (MAP_POPULATE) stalled the
         // reader's thread ~2.7 ms per 64 MiB at every roll (the router's reports, the
         // publisher's packets waited behind it); faulted lazily, each fault maps the 64 KiB
-        // around it (fault-around), ~1 µs every few hundred frames.
+        // around it (fault-around): one fault per 64 KiB read, a few hundred frames.
         // SAFETY: read-only shared mapping; we only read committed frames,
         // which the writer never modifies afterwards.
         let map = unsafe { MmapOptions::new().len(h.segment_size as usize).map(&f) }
